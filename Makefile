@@ -1,0 +1,35 @@
+# tunnel-client developer entry points. Every target sets up what it needs.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: help venv test test-fast demo docs lint clean
+
+help:
+	@echo "make demo    - run the end-to-end demo through the local control plane"
+	@echo "make test    - set up a venv with the test extras and run the whole suite"
+	@echo "make docs    - regenerate docs/configuration.md from the settings registry"
+
+$(VENV)/.installed: setup.cfg setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+test: venv
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: venv
+	$(PY) -m pytest -m 'not slow' $(PYTEST_ARGS)
+
+demo: venv
+	$(PY) -m tunnel_client dev demo
+
+docs: venv
+	$(PY) -m tunnel_client.config.docs > docs/configuration.md
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info

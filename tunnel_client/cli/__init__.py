@@ -1,0 +1,45 @@
+"""The front door: argparse, one module per subcommand, exit codes. No logic lives here."""
+
+import argparse
+import sys
+
+from tunnel_client import __version__
+from tunnel_client.errors import ConfigError, StartupError, TunnelClientError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from tunnel_client.cli import dev, run
+
+    parser = argparse.ArgumentParser(
+        prog="tunnel-client",
+        description="Secure MCP Tunnel client: long-polls the tunnel control plane and "
+                    "forwards MCP JSON-RPC to a private MCP server.",
+        epilog="Run `tunnel-client COMMAND --help` for a command's flags.")
+    parser.add_argument("--version", action="version",
+                        version="tunnel-client %s (python %s)" % (
+                            __version__, sys.version.split()[0]))
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module in (run, dev):
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    try:
+        return args.func(args) or 0
+    except ConfigError as exc:
+        print("configure tunnel-client: %s" % exc, file=sys.stderr)
+        return 1
+    except StartupError as exc:
+        print("start tunnel-client: %s" % exc, file=sys.stderr)
+        return 1
+    except TunnelClientError as exc:
+        print("tunnel-client: %s" % exc, file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130

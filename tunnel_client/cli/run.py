@@ -1,0 +1,40 @@
+"""``tunnel-client run``: the daemon."""
+
+import os
+import signal
+
+from tunnel_client import config
+from tunnel_client.cli import flags
+from tunnel_client.observe.logs import LogSetup
+
+
+def add_parser(sub):
+    parser = sub.add_parser(
+        "run", help="run the tunnel client daemon",
+        description="Long-poll the control plane and forward MCP commands to the configured "
+                    "MCP server(s). Settings come from flags, then the environment, then the "
+                    "YAML file, then defaults.")
+    flags.add_setting_flags(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from tunnel_client.service import Service
+
+    cfg = config.load(flags.collect(args), os.environ)
+    setup = LogSetup(cfg.log.level, cfg.log.format, cfg.log.file,
+                     ring_capacity=cfg.admin_ui.log_buffer_events)
+    service = Service(cfg, setup)
+    install_signal_handlers(service, setup)
+    service.start()
+    service.wait()
+    return service.shutdown()
+
+
+def install_signal_handlers(service, setup):
+    def stop(signum, frame):
+        service.request_stop()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGHUP, lambda signum, frame: setup.reopen())

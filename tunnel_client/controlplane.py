@@ -1,0 +1,391 @@
+"""The control-plane client: poll, respond and metadata, with the protocol's retry rules.
+
+One ``BackoffGate`` is shared by every worker: when the control plane says "slow down"
+(429/5xx/outage) or "not allowed" (401/403) all workers wait, and after the pause a single
+worker probes before the others resume, so ten workers never hammer a service that asked
+for a pause.
+"""
+
+import json
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable, List, Optional, Tuple
+from urllib.parse import quote
+
+import requests
+
+from tunnel_client import CLIENT_NAME, USER_AGENT, __version__, wire
+from tunnel_client.errors import ControlPlaneError
+from tunnel_client.net import Backoff, Route, SessionPool, parse_retry_after
+from tunnel_client.observe.instruments import Instruments
+from tunnel_client.observe.logs import get_logger
+
+log = get_logger("controlplane")
+
+POLL_BACKOFF = Backoff(initial=0.2, maximum=10.0)
+AUTH_BACKOFF = Backoff(initial=15.0, maximum=300.0, jitter=0.1)
+POST_BACKOFF = Backoff(initial=0.2, maximum=10.0)
+POST_ATTEMPTS = 3
+RETRYABLE_POST_STATUSES = (408, 429, 502, 503, 504)
+ERROR_BODY_LIMIT = 64 * 1024
+
+# Mitigations for the contract's stable error codes most operators meet (openapi.json,
+# APIErrorBody.code), in our words.
+MITIGATIONS = {
+    "invalid_tunnel_id_format": "use the exact tunnel ID from the tunnel settings page in "
+                                "control_plane.tunnel_id",
+    "tunnel_active_organization_required": "set control_plane.organization_id "
+                                           "(--control-plane.organization-id)",
+    "tunnel_use_forbidden": "use an API key of a principal that may use this tunnel, or "
+                            "recreate the tunnel in the key's organization or workspace",
+    "tunnel_missing_principals": "use a runtime API key that belongs to the tunnel's "
+                                 "organization or workspace",
+    "tunnel_request_mismatch": "check that control_plane.tunnel_id is the tunnel that issued "
+                               "the command",
+    "rate_limit_exceeded": "reduce MCP request volume; the client backs off automatically",
+    "tunnel_queue_full": "add healthy tunnel-client capacity or reduce MCP concurrency",
+    "tunnel_transport_unavailable": "transient; the client retries",
+    "pending_request_not_found": "none needed for isolated races",
+    "request_body_too_large": "the MCP reply exceeded the service limit; return less data",
+}
+
+
+@dataclass(frozen=True)
+class TunnelMetadata:
+    id: str
+    name: str
+    description: str
+
+
+def parse_api_error(body: bytes) -> Tuple[Optional[str], str, Optional[str]]:
+    """(code, message, type) from ``{"error":{...}}``, top-level fields, or ``detail``."""
+    try:
+        data = json.loads(body[:ERROR_BODY_LIMIT].decode("utf-8", "replace"))
+    except ValueError:
+        text = body[:1024].decode("utf-8", "replace").strip()
+        return None, text, None
+    if isinstance(data, dict):
+        err = data.get("error") if isinstance(data.get("error"), dict) else data
+        message = err.get("message") or data.get("detail") or ""
+        code = err.get("code") if isinstance(err.get("code"), str) else None
+        kind = err.get("type") if isinstance(err.get("type"), str) else None
+        return code, str(message), kind
+    return None, str(data)[:1024], None
+
+
+def api_error(resp: requests.Response, what: str) -> ControlPlaneError:
+    try:
+        body = resp.raw.read(ERROR_BODY_LIMIT, decode_content=True) if resp.raw else b""
+    except Exception:  # the status is what matters; the body is best effort
+        body = b""
+    code, message, _ = parse_api_error(body or b"")
+    mitigation = MITIGATIONS.get(code or "")
+    if resp.status_code == 401 and not mitigation:
+        mitigation = "check control_plane.api_key: the control plane rejected the key"
+    if resp.status_code == 403 and not mitigation:
+        mitigation = "the key lacks the tunnel permission (api.organization.tunnel.use)"
+    text = "%s failed: HTTP %d" % (what, resp.status_code)
+    if code:
+        text += " %s" % code
+    if message:
+        text += ": %s" % message
+    if mitigation:
+        text += " (%s)" % mitigation
+    return ControlPlaneError(text, status=resp.status_code, code=code,
+                             retry_after=parse_retry_after(resp.headers.get("Retry-After")),
+                             mitigation=mitigation,
+                             request_id=resp.headers.get("X-Request-Id"))
+
+
+def transport_error(exc: Exception, what: str) -> ControlPlaneError:
+    failure = wire.classify_exception(exc)
+    return ControlPlaneError("%s failed: %s (%s)" % (what, failure.transport_error_kind,
+                                                     _short(exc)),
+                             transport=True, code=failure.source)
+
+
+def _short(exc: Exception) -> str:
+    text = str(exc)
+    return text if len(text) <= 300 else text[:300] + "..."
+
+
+class BackoffGate:
+    """The shared pause in front of every poll.
+
+    ``wait()`` blocks while paused; after a pause exactly one worker is let through as a
+    probe and the rest wait for its outcome. Failures while already paused extend the pause
+    to any longer Retry-After but do not count again, so one outage seen by ten workers
+    costs one backoff step, not ten.
+    """
+
+    def __init__(self, policy: Backoff = POLL_BACKOFF, auth_policy: Backoff = AUTH_BACKOFF):
+        self.policy = policy
+        self.auth_policy = auth_policy
+        self._cond = threading.Condition()
+        self._paused_until = 0.0
+        self._failures = 0
+        self._probing = False
+        self._closed = False
+        self.reason = ""
+
+    def wait(self, stop: threading.Event) -> bool:
+        """Block until this worker may poll; False when stopping."""
+        with self._cond:
+            while True:
+                if stop.is_set() or self._closed:
+                    return False
+                now = time.monotonic()
+                if now < self._paused_until:
+                    self._cond.wait(self._paused_until - now)
+                    continue
+                if self._failures == 0:
+                    return True
+                if not self._probing:
+                    self._probing = True
+                    return True
+                self._cond.wait()
+
+    def success(self):
+        with self._cond:
+            self._failures = 0
+            self._probing = False
+            self._paused_until = 0.0
+            self.reason = ""
+            self._cond.notify_all()
+
+    def failure(self, error: ControlPlaneError) -> float:
+        """Record a failed poll; returns the pause now in force (seconds)."""
+        with self._cond:
+            now = time.monotonic()
+            already_paused = now < self._paused_until
+            if not already_paused:
+                self._failures += 1
+            policy = self.auth_policy if error.is_auth else self.policy
+            delay = max(policy.delay(self._failures), error.retry_after or 0.0)
+            self._paused_until = max(self._paused_until, now + delay)
+            self._probing = False
+            self.reason = str(error)
+            self._cond.notify_all()
+            return self._paused_until - now
+
+    def pause(self, seconds: float, reason: str):
+        """Pause polling without counting a failure (e.g. Retry-After on a response POST)."""
+        with self._cond:
+            self._paused_until = max(self._paused_until, time.monotonic() + seconds)
+            self.reason = reason
+            self._cond.notify_all()
+
+    def close(self):
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    @property
+    def failures(self) -> int:
+        return self._failures
+
+
+class ControlPlane:
+    """Poll, respond and metadata against ``{base}{url_path}/v1/tunnels/{id}``."""
+
+    def __init__(self, route: Route, tunnel_id: str, api_key: str, *,
+                 poll_timeout: float = 30.0, guardrail: float = 5.0,
+                 connect_timeout: float = 10.0, channels: Optional[List[str]] = None,
+                 organization_id: Optional[str] = None, extra_headers=(),
+                 instance_id: str = "", server_info: Callable[[], str] = lambda: "",
+                 instruments: Optional[Instruments] = None, url_path: str = ""):
+        self.route = route
+        self.tunnel_id = tunnel_id
+        self.poll_timeout = poll_timeout
+        self.poll_window = min(poll_timeout + guardrail, 600.0)
+        self.connect_timeout = connect_timeout
+        self.server_info = server_info
+        self.metrics = instruments or Instruments()
+        self.sessions = SessionPool(route)
+        self.gate = BackoffGate()
+        base = route.target.rstrip("/") + url_path + "/v1/tunnels/" + quote(tunnel_id, safe="")
+        self.metadata_url = base
+        self.response_url = base + "/response"
+        query = ["channel=%s" % quote(c) for c in sorted(channels or ())]
+        query += ["limit=1", "timeout_ms=%d" % int(poll_timeout * 1000)]
+        self.poll_url = base + "/poll?" + "&".join(query)
+        headers = {}
+        for name, value in getattr(extra_headers, "items", extra_headers) or ():
+            if name.lower() == "x-tunnel-client-instance-id":
+                log.warning("ignoring extra header X-Tunnel-Client-Instance-Id; the client "
+                            "sets its own")
+                continue
+            headers[name] = value
+        headers.update({
+            "Authorization": "Bearer " + api_key,
+            "Accept": "application/json",
+            "User-Agent": USER_AGENT,
+            "X-Tunnel-Client-Name": CLIENT_NAME,
+            "X-Tunnel-Client-Version": __version__,
+            "X-Tunnel-Client-Instance-Id": instance_id,
+        })
+        if organization_id:
+            headers["OpenAI-Organization"] = organization_id
+        self._base_headers = headers
+        self._kwargs = route.request_kwargs()
+
+    def _headers(self, extra=None) -> dict:
+        headers = dict(self._base_headers)
+        info = self.server_info()
+        if info:
+            headers["X-Tunnel-MCP-Server-Info"] = info
+        if extra:
+            headers.update(extra)
+        return headers
+
+    # --- poll ----------------------------------------------------------------------------
+
+    def poll(self) -> Tuple[List[wire.Command], List[wire.Skipped]]:
+        """One long-poll with limit=1. Raises ControlPlaneError on any failure."""
+        started = time.monotonic()
+        session = self.sessions.get()
+        try:
+            resp = session.get(self.poll_url, headers=self._headers(), stream=True,
+                               timeout=(self.connect_timeout, self.poll_window), **self._kwargs)
+            received_at = time.monotonic()
+            try:
+                if resp.status_code == 204:
+                    commands, skipped = [], []
+                elif resp.status_code == 200:
+                    commands, skipped = wire.parse_poll_body(resp.content, received_at)
+                else:
+                    raise api_error(resp, "poll")
+            finally:
+                resp.close()
+        except requests.RequestException as exc:
+            error = transport_error(exc, "poll")
+            self._poll_failed(error, started)
+            raise error from None
+        except wire.ProtocolError as exc:
+            error = ControlPlaneError("poll failed: %s" % exc, status=200)
+            self._poll_failed(error, started)
+            raise error from None
+        except ControlPlaneError as error:
+            self._poll_failed(error, started)
+            raise
+        self.metrics.poll_cycles.inc()
+        self.metrics.poll_latency.observe(time.monotonic() - started, error="false")
+        self.metrics.poll_last_success.set(time.time())
+        if commands:
+            self.metrics.polled.inc(len(commands))
+        if len(commands) + len(skipped) > 1:
+            log.error("control-plane returned more commands than requested limit",
+                      extra={"limit": 1, "count": len(commands) + len(skipped)})
+        return commands, skipped
+
+    def _poll_failed(self, error: ControlPlaneError, started: float):
+        kind = "timeout" if error.code == "timeout" else "other"
+        self.metrics.poll_errors.inc(error_kind=kind)
+        self.metrics.poll_latency.observe(time.monotonic() - started, error="true")
+
+    # --- respond -------------------------------------------------------------------------
+
+    def post(self, cmd: wire.Command, reply: wire.Reply, deadline: wire.Deadline) -> str:
+        """POST one reply. Returns ``ok``, ``gone`` (404: already fulfilled or unknown;
+        terminal, never replayed), ``expired`` (deadline passed) or ``failed``.
+
+        Retries with an identical body: transport errors and 408/429/502/503/504 for
+        terminal replies; only 429 and failures before the request was sent for
+        notifications, which must never be duplicated.
+        """
+        body = wire.encode_response(cmd, reply)
+        extra = {"Content-Type": "application/json", "X-Tunnel-Shard-Token": cmd.shard_token}
+        client_request_id = cmd.header("X-Request-Id")
+        if client_request_id:
+            extra["X-Client-Request-Id"] = client_request_id
+        headers = self._headers(extra)
+        is_notify = reply.resp_type == wire.RESP_NOTIFY
+        session = self.sessions.get()
+        fields = {"request_id": cmd.request_id, "resp_type": reply.resp_type,
+                  "resp_code": reply.resp_code}
+        for attempt in range(1, POST_ATTEMPTS + 1):
+            if attempt > 1:
+                self.metrics.post_retries.inc(resp_type=reply.resp_type)
+            if deadline.expired():
+                return self._outcome(reply, "expired")
+            timeout = (self.connect_timeout, deadline.remaining(cap=self.poll_window))
+            retry_after = None
+            try:
+                resp = session.post(self.response_url, data=body, headers=headers,
+                                    timeout=timeout, **self._kwargs)
+            except requests.RequestException as exc:
+                if is_notify and not _failed_before_send(exc):
+                    log.warning("response post failed; not retried because the notification "
+                                "may have been delivered", extra=dict(fields, error=_short(exc)))
+                    return self._outcome(reply, "failed")
+                problem = "%s" % wire.classify_exception(exc).transport_error_kind
+            else:
+                status = resp.status_code
+                retry_after = parse_retry_after(resp.headers.get("Retry-After"))
+                resp.close()
+                if status == 200:
+                    return self._outcome(reply, "ok")
+                if status == 404:
+                    log.warning("response already fulfilled or unknown request",
+                                extra=dict(fields, status=404))
+                    return self._outcome(reply, "gone")
+                retryable = status == 429 if is_notify else status in RETRYABLE_POST_STATUSES
+                if retry_after and status in (429, 503):
+                    self.gate.pause(retry_after, "response POST got %d with Retry-After" % status)
+                if not retryable:
+                    log.error("failed to post response to control plane",
+                              extra=dict(fields, status=status))
+                    return self._outcome(reply, "failed")
+                problem = "HTTP %d" % status
+            if attempt == POST_ATTEMPTS:
+                break
+            delay = max(POST_BACKOFF.delay(attempt), retry_after or 0.0)
+            if deadline.bounded and deadline.remaining() <= delay:
+                return self._outcome(reply, "expired")
+            log.info("response post failed; retrying",
+                     extra=dict(fields, problem=problem, attempt=attempt,
+                                retry_in_ms=int(delay * 1000)))
+            time.sleep(delay)  # bounded backoff between attempts, not synchronisation
+        log.error("failed to post response to control plane",
+                  extra=dict(fields, attempts=POST_ATTEMPTS, problem=problem))
+        return self._outcome(reply, "failed")
+
+    def _outcome(self, reply: wire.Reply, outcome: str) -> str:
+        self.metrics.posts.inc(resp_type=reply.resp_type, outcome=outcome)
+        return outcome
+
+    # --- metadata ------------------------------------------------------------------------
+
+    def metadata(self, timeout: float = 10.0) -> TunnelMetadata:
+        session = self.sessions.get()
+        try:
+            resp = session.get(self.metadata_url, headers=self._headers(), stream=True,
+                               timeout=(self.connect_timeout, timeout), **self._kwargs)
+        except requests.RequestException as exc:
+            raise transport_error(exc, "tunnel metadata fetch") from None
+        with resp:
+            if resp.status_code != 200:
+                raise api_error(resp, "tunnel metadata fetch")
+            try:
+                data = json.loads(resp.content)
+            except ValueError:
+                raise ControlPlaneError("tunnel metadata fetch failed: response is not JSON",
+                                        status=200) from None
+        if not isinstance(data, dict):
+            raise ControlPlaneError("tunnel metadata fetch failed: response is not an object",
+                                    status=200)
+        return TunnelMetadata(str(data.get("id", "")), str(data.get("name", "")),
+                              str(data.get("description", "")))
+
+    def close(self):
+        self.gate.close()
+        self.sessions.close()
+
+
+def _failed_before_send(exc: Exception) -> bool:
+    """True when the request certainly never left (connect failure or connect timeout)."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    names = {type(e).__name__ for e in wire.exception_chain(exc)}
+    return bool(names & {"NewConnectionError", "ConnectTimeoutError", "NameResolutionError"})

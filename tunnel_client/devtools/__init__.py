@@ -1,0 +1,1 @@
+"""Developer tools: the local control plane, an MCP stub server and a tiny client."""

@@ -1,0 +1,49 @@
+"""The one error hierarchy. The CLI maps these to exit codes and one line on stderr."""
+
+
+class TunnelClientError(Exception):
+    """Base class for every error tunnel-client raises on purpose."""
+
+    exit_code = 1
+
+
+class ConfigError(TunnelClientError):
+    """The configuration is invalid; the message names the setting and the fix."""
+
+
+class StartupError(TunnelClientError):
+    """The service could not start (port busy, child cannot be spawned...)."""
+
+
+class ControlPlaneError(TunnelClientError):
+    """A control-plane request failed.
+
+    ``status`` is the HTTP status (None for transport errors), ``code`` the API error code,
+    ``retry_after`` the server's requested pause in seconds (None when absent).
+    """
+
+    def __init__(self, message, status=None, code=None, retry_after=None, mitigation=None,
+                 request_id=None, transport=False):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.retry_after = retry_after
+        self.mitigation = mitigation
+        self.request_id = request_id
+        self.transport = transport
+
+    @property
+    def is_auth(self):
+        return self.status in (401, 403)
+
+
+class McpError(TunnelClientError):
+    """An MCP binding failed in a way that is not a reply to the caller."""
+
+
+class ChildGone(McpError):
+    """The stdio child exited or its pipe closed."""
+
+
+class ChildGaveUp(McpError):
+    """The stdio child could not stay up; the daemon must exit non-zero."""

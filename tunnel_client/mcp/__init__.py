@@ -1,0 +1,1 @@
+"""MCP bindings: one per channel, each turning a Command into Replies."""

@@ -1,0 +1,246 @@
+"""The Streamable HTTP binding: POST each command to the private MCP server.
+
+The command's headers are applied over the operator's static ones (the connector's
+``Authorization``, ``Mcp-Session-Id``, ``Mcp-Protocol-Version``, ``Mcp-Method``...), Host
+is the target's own. Replies are JSON or SSE; notifications become ``jsonrpc_notify``, the
+matching response the terminal ``jsonrpc_response`` with the real status, the target's own
+JSON-RPC errors pass through byte for byte, and everything else is a synthesized
+``-32603`` with provenance. Every call has connect and read timeouts, even without a
+``response_timeout``.
+"""
+
+import json
+from typing import Iterator
+from urllib.parse import urlsplit
+
+import requests
+from requests.structures import CaseInsensitiveDict
+
+from tunnel_client import wire
+from tunnel_client.config.values import BindingSpec, HeaderList, redact_url
+from tunnel_client.mcp.binding import Binding
+from tunnel_client.sse import EventTooLarge, SseParser
+from tunnel_client.net import Route, SessionPool, header_pairs, iter_body, read_limited
+from tunnel_client.observe.health import Check
+from tunnel_client.observe.logs import get_logger
+
+log = get_logger("mcpclient")
+
+ERROR_BODY_LIMIT = 100 * 1024
+MAX_BODY = 64 << 20
+DEFAULT_ACCEPT = "application/json, text/event-stream"
+# Never copied from a command: hop-by-hop headers and what requests computes itself.
+_NOT_FORWARDED = frozenset((
+    "host", "content-length", "content-type", "connection", "keep-alive", "transfer-encoding",
+    "te", "trailer", "upgrade", "proxy-authorization", "proxy-authenticate",
+    "proxy-connection", "accept-encoding"))
+
+
+class HttpBinding(Binding):
+    transport = "http-streamable"
+    proc_affinity = False
+
+    def __init__(self, spec: BindingSpec, route: Route, static_headers: HeaderList = HeaderList(),
+                 connect_timeout: float = 10.0, read_timeout: float = 300.0,
+                 ttl: float = 600.0, pool_size: int = 2):
+        self.channel = spec.channel
+        self.url = spec.url
+        self.route = route
+        self.static_headers = static_headers
+        self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
+        self.ttl = ttl
+        self.sessions = SessionPool(route, pool_size, max_age=ttl)
+        self._kwargs = route.request_kwargs()
+        self._fields = {"channel": self.channel}
+
+    def stop(self):
+        self.sessions.close()
+
+    def health(self) -> Check:
+        return Check(True, "http-streamable %s" % redact_url(self.url))
+
+    def describe(self) -> dict:
+        return {"name": self.channel, "transport_kind": self.transport,
+                "url": redact_url(self.url) + _path(self.url), "route": self.route.describe()}
+
+    # --- requests ------------------------------------------------------------------------
+
+    def _headers(self, cmd: wire.Command) -> CaseInsensitiveDict:
+        headers = CaseInsensitiveDict()
+        for name, value in self.static_headers.items:
+            headers[name] = value
+        for name, values in cmd.headers.items():
+            if name.lower() not in _NOT_FORWARDED:
+                headers[name] = ", ".join(values)
+        headers["Content-Type"] = "application/json"
+        headers["Accept-Encoding"] = "identity"  # stream events as they arrive, uncompressed
+        if "Accept" not in headers:
+            headers["Accept"] = DEFAULT_ACCEPT
+        return headers
+
+    def _timeout(self, deadline: wire.Deadline):
+        read = deadline.remaining(cap=self.read_timeout)
+        return (self.connect_timeout if not deadline.bounded
+                else max(0.001, min(self.connect_timeout, read)), max(0.001, read))
+
+    def handle(self, cmd: wire.Command, deadline: wire.Deadline) -> Iterator[wire.Reply]:
+        if cmd.command_type == wire.CMD_SESSION_TERMINATION:
+            yield self._terminate(cmd, deadline)
+            return
+        if cmd.command_type != wire.CMD_JSONRPC:
+            yield wire.Reply(wire.RESP_OAUTH_DISCOVERY, 501, wire.dumps(
+                {"error": {"message": "oauth discovery is not available",
+                           "type": "invalid_request_error", "code": "unsupported"}}))
+            return
+        msg = cmd.message
+        kind = wire.rpc_kind(msg)
+        rpc_id = msg.get("id") if kind == "request" else None
+        session = self.sessions.get()
+        try:
+            resp = session.post(self.url, data=wire.dumps(msg), headers=self._headers(cmd),
+                                timeout=self._timeout(deadline), stream=True,
+                                allow_redirects=False, **self._kwargs)
+        except requests.RequestException as exc:
+            if deadline.expired():
+                return
+            cause = wire.classify_exception(exc)
+            log.warning("MCP request failed", extra=dict(
+                self._fields, request_id=cmd.request_id, failure_source=cause.source,
+                transport_error_kind=cause.transport_error_kind, error=_short(exc)))
+            yield wire.notify_ack(502) if rpc_id is None else wire.failure(rpc_id, cause)
+            return
+        try:
+            status = resp.status_code
+            headers = wire.sanitize_response_headers(header_pairs(resp))
+            if rpc_id is None:
+                # A notification or a response from the caller: the server's status is the
+                # whole answer (202 Accepted when all is well).
+                _discard(resp, self._reader(deadline))
+                yield wire.notify_ack(status, headers)
+                return
+            if status >= 400:
+                yield self._error_reply(resp, rpc_id, status, headers, deadline)
+                return
+            media = resp.headers.get("Content-Type", "").split(";")[0].strip().lower()
+            if media == "text/event-stream":
+                yield from self._stream(resp, rpc_id, status, headers, deadline, cmd)
+            else:
+                yield self._single(resp, rpc_id, status, headers, deadline)
+        except (requests.RequestException, OSError, EventTooLarge) as exc:
+            if deadline.expired():
+                log.info("command response deadline reached; dropping without posting a "
+                         "response", extra=dict(self._fields, request_id=cmd.request_id))
+                return
+            cause = wire.classify_exception(exc, upstream_response_received=True)
+            if isinstance(exc, EventTooLarge):
+                cause = wire.TunnelFailure("protocol", "response_body_too_large", True)
+            log.warning("MCP response failed", extra=dict(
+                self._fields, request_id=cmd.request_id, failure_source=cause.source,
+                transport_error_kind=cause.transport_error_kind, error=_short(exc)))
+            yield wire.failure(rpc_id, cause)
+        finally:
+            resp.close()
+
+    def _reader(self, deadline: wire.Deadline):
+        read_deadline = deadline.sooner(self.ttl)
+        return lambda: read_deadline.remaining(cap=self.read_timeout)
+
+    def _error_reply(self, resp, rpc_id, status, headers, deadline) -> wire.Reply:
+        try:
+            body, cut = read_limited(resp, ERROR_BODY_LIMIT, self._reader(deadline))
+        except (requests.RequestException, OSError):
+            return wire.failure(rpc_id, wire.TunnelFailure(
+                "target_http", "response_body_unreadable", True, status), headers)
+        if not cut and wire.preservable_error(body, rpc_id):
+            return wire.Reply(wire.RESP_JSONRPC, status, body,
+                              dict(headers, **{"Content-Type": ["application/json"]}))
+        cause = wire.TunnelFailure("target_http", "response_body_too_large", True, status) \
+            if cut else wire.target_http_failure(status, body)
+        return wire.failure(rpc_id, cause, headers)
+
+    def _single(self, resp, rpc_id, status, headers, deadline) -> wire.Reply:
+        body, cut = read_limited(resp, MAX_BODY, self._reader(deadline))
+        if cut:
+            return wire.failure(rpc_id, wire.TunnelFailure("protocol", "response_body_too_large",
+                                                           True), headers)
+        if not body.strip():
+            return wire.failure(rpc_id, wire.protocol_failure("response_body_missing"), headers)
+        try:
+            msg = json.loads(body)
+        except ValueError:
+            return wire.failure(rpc_id, wire.protocol_failure("malformed_json"), headers)
+        if wire.rpc_kind(msg) != "response" or msg.get("id") != rpc_id or \
+                type(msg.get("id")) is not type(rpc_id):
+            return wire.failure(rpc_id, wire.protocol_failure(), headers)
+        return wire.response(_as_utf8(body, msg), status, headers)
+
+    def _stream(self, resp, rpc_id, status, headers, deadline, cmd) -> Iterator[wire.Reply]:
+        parser = SseParser()
+        for chunk in iter_body(resp, self._reader(deadline)):
+            for event in parser.feed(chunk):
+                try:
+                    msg = json.loads(event.data)
+                except ValueError:
+                    yield wire.failure(rpc_id, wire.protocol_failure("malformed_json"), headers)
+                    return
+                kind = wire.rpc_kind(msg)
+                if kind in ("notification", "request"):
+                    # Server-to-client requests travel like notifications: the caller sees
+                    # them in its stream, as it would when talking to the server directly.
+                    yield wire.notify(event.data.encode("utf-8"), status, headers)
+                elif kind == "response" and msg.get("id") == rpc_id and \
+                        type(msg.get("id")) is type(rpc_id):
+                    yield wire.response(event.data.encode("utf-8"), status, headers, sse=True)
+                    return
+                else:
+                    yield wire.failure(rpc_id, wire.protocol_failure(), headers)
+                    return
+        log.warning("MCP stream ended before the response", extra=dict(
+            self._fields, request_id=cmd.request_id))
+        yield wire.failure(rpc_id, wire.TunnelFailure("transport_closed", "unexpected_eof", True),
+                           headers)
+
+    def _terminate(self, cmd: wire.Command, deadline: wire.Deadline) -> wire.Reply:
+        session = self.sessions.get()
+        headers = self._headers(cmd)
+        del headers["Content-Type"]
+        try:
+            resp = session.delete(self.url, headers=headers, timeout=self._timeout(deadline),
+                                  allow_redirects=False, **self._kwargs)
+        except requests.RequestException as exc:
+            log.warning("MCP session termination failed",
+                        extra=dict(self._fields, request_id=cmd.request_id, error=_short(exc)))
+            return wire.session_terminated(502)
+        with resp:
+            return wire.session_terminated(resp.status_code,
+                                           wire.sanitize_response_headers(header_pairs(resp)))
+
+
+def _discard(resp, timeout_for_next_read, limit: int = 64 * 1024):
+    try:
+        read_limited(resp, limit, timeout_for_next_read)
+    except (requests.RequestException, OSError):
+        pass
+
+
+def _as_utf8(body: bytes, msg) -> bytes:
+    """The body as sent when it is plain UTF-8 JSON (it is spliced into our envelope),
+    else re-encoded."""
+    body = body.strip()
+    if body[:3] != b"\xef\xbb\xbf":
+        try:
+            body.decode("utf-8")
+            return body
+        except UnicodeDecodeError:
+            pass
+    return wire.dumps(msg)
+
+
+def _path(url: str) -> str:
+    return urlsplit(url).path
+
+
+def _short(exc: Exception) -> str:
+    text = str(exc)
+    return text if len(text) <= 300 else text[:300] + "..."

@@ -1,0 +1,300 @@
+"""Logging: json or key=value text, context fields on every record, a redaction filter
+as a safety net, a reopenable 0600 file for logrotate, and an in-memory ring for the UI.
+
+Code logs through ``get_logger(component)`` with structured fields in ``extra=``; secrets
+are never passed to a record in the first place (the filter only catches accidents).
+"""
+
+import collections
+import datetime
+import json
+import logging
+import os
+import re
+import threading
+from typing import Dict, Iterable, List, Optional
+
+ROOT = "tunnel_client"
+LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING,
+          "error": logging.ERROR}
+_LEVEL_NAMES = {logging.DEBUG: "DEBUG", logging.INFO: "INFO", logging.WARNING: "WARN",
+                logging.ERROR: "ERROR", logging.CRITICAL: "ERROR"}
+_STANDARD_ATTRS = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
+    "message", "asctime", "component"}
+
+REDACTED = "[REDACTED]"
+
+
+def get_logger(component: str) -> logging.Logger:
+    return logging.getLogger("%s.%s" % (ROOT, component))
+
+
+def level_name(level: int) -> str:
+    for name, value in LEVELS.items():
+        if value == level:
+            return name
+    return "info"
+
+
+# --- redaction ---------------------------------------------------------------------------
+
+_SENSITIVE_KEYS = {"authorization", "cookie", "set_cookie", "x_tunnel_shard_token",
+                   "shard_token", "api_key", "apikey", "access_token", "refresh_token",
+                   "id_token", "client_secret", "password", "secret", "proxy_authorization",
+                   "token"}
+_PATTERNS = [
+    (re.compile(r"(?i)\b(authorization|proxy-authorization)(\"?\s*[:=]\s*\"?)(bearer|basic)?"
+                r"\s*[^\s\",;]+"), lambda m: "%s%s%s" % (
+        m.group(1), m.group(2), (m.group(3) + " " if m.group(3) else "") + REDACTED)),
+    (re.compile(r"(?i)\b(x-tunnel-shard-token|cookie|set-cookie)(\"?\s*[:=]\s*\"?)[^\s\",;]+"),
+     lambda m: m.group(1) + m.group(2) + REDACTED),
+    (re.compile(r"(?i)\bbearer\s+[A-Za-z0-9._~+/=-]{8,}"), lambda m: "Bearer " + REDACTED),
+    (re.compile(r"\bsk-[A-Za-z0-9_-]{8,}"), lambda m: "sk-REDACTED"),
+    (re.compile(r"(?i)([?&;\s\"']|^)(api[_-]?key|apikey|access_token|refresh_token|id_token|"
+                r"client_secret|code|password|secret|token)(\"?\s*[=:]\s*\"?)([^&\s\"',;]+)"),
+     lambda m: m.group(1) + m.group(2) + m.group(3) + REDACTED),
+    (re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*://)[^/\s:@]+:[^/\s@]+@"),
+     lambda m: m.group(1) + REDACTED + "@"),
+]
+
+
+class Redactor:
+    """Scrubs known secret values and secret-looking patterns out of text and fields."""
+
+    def __init__(self):
+        self._secrets: List[str] = []
+        self._lock = threading.Lock()
+
+    def add_secret(self, value: Optional[str]):
+        if value and len(value) >= 6:
+            with self._lock:
+                if value not in self._secrets:
+                    self._secrets.append(value)
+                    self._secrets.sort(key=len, reverse=True)
+
+    def text(self, value: str) -> str:
+        for secret in self._secrets:
+            if secret in value:
+                value = value.replace(secret, REDACTED)
+        for pattern, repl in _PATTERNS:
+            value = pattern.sub(repl, value)
+        return value
+
+    def value(self, key: str, value):
+        if key.lower().replace("-", "_") in _SENSITIVE_KEYS:
+            return REDACTED
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, dict):
+            return {k: self.value(str(k), item) for k, item in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [self.value(key, item) for item in value]
+        return value
+
+
+REDACTOR = Redactor()
+
+
+def record_fields(record: logging.LogRecord) -> Dict[str, object]:
+    return {k: v for k, v in vars(record).items() if k not in _STANDARD_ATTRS}
+
+
+class RedactionFilter(logging.Filter):
+    def filter(self, record):
+        record.msg = REDACTOR.text(record.getMessage())
+        record.args = ()
+        for key, value in record_fields(record).items():
+            setattr(record, key, REDACTOR.value(key, value))
+        return True
+
+
+class ContextFilter(logging.Filter):
+    """Adds the process-wide fields (client_instance_id, tunnel_id) to every record."""
+
+    def __init__(self, **fields):
+        super().__init__()
+        self.fields = fields
+
+    def filter(self, record):
+        record.component = record.name[len(ROOT) + 1:] if record.name.startswith(ROOT + ".") \
+            else record.name
+        for key, value in self.fields.items():
+            if value is not None and not hasattr(record, key):
+                setattr(record, key, value)
+        return True
+
+
+# --- formats -----------------------------------------------------------------------------
+
+
+def _timestamp(record) -> str:
+    when = datetime.datetime.fromtimestamp(record.created, datetime.timezone.utc)
+    return when.strftime("%Y-%m-%dT%H:%M:%S.") + "%03dZ" % (record.msecs,)
+
+
+def _jsonable(value):
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    return str(value)
+
+
+def event(record: logging.LogRecord) -> Dict[str, object]:
+    """The structured form of a record: what JSON logs, the UI and bundles show."""
+    data = {"time": _timestamp(record), "level": _LEVEL_NAMES.get(record.levelno, "INFO"),
+            "msg": record.getMessage(), "component": getattr(record, "component", "")}
+    for key, value in record_fields(record).items():
+        data[key] = _jsonable(value)
+    if record.exc_info and record.exc_info[1] is not None:
+        data["error"] = "%s: %s" % (type(record.exc_info[1]).__name__, record.exc_info[1])
+    return data
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record):
+        return json.dumps(event(record), ensure_ascii=False, separators=(",", ":"))
+
+
+_BARE = re.compile(r"^[A-Za-z0-9_./:@+-]+$")
+
+
+def _logfmt(value) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if not isinstance(value, str):
+        value = json.dumps(_jsonable(value), separators=(",", ":")) \
+            if isinstance(value, (list, dict, tuple)) else str(value)
+    if value and _BARE.match(value):
+        return value
+    return json.dumps(value, ensure_ascii=False)
+
+
+class TextFormatter(logging.Formatter):
+    """``time=... level=INFO component=worker msg="..." key=value`` (logfmt)."""
+
+    def format(self, record):
+        data = event(record)
+        return " ".join("%s=%s" % (k, _logfmt(v)) for k, v in data.items() if v != "")
+
+
+# --- handlers ----------------------------------------------------------------------------
+
+
+class ReopenableFileHandler(logging.StreamHandler):
+    """Appends to a 0600 file; ``reopen()`` (on SIGHUP) follows logrotate's rename."""
+
+    def __init__(self, path: str):
+        self.path = path
+        super().__init__(self._open())
+
+    def _open(self):
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        return os.fdopen(fd, "a", encoding="utf-8")
+
+    def reopen(self):
+        self.acquire()
+        try:
+            old = self.stream
+            self.stream = self._open()
+            old.close()
+        finally:
+            self.release()
+
+    def close(self):
+        self.acquire()
+        try:
+            if self.stream and not self.stream.closed:
+                self.stream.close()
+        finally:
+            self.release()
+        super().close()
+
+
+class RingBuffer(logging.Handler):
+    """The last N structured events, for /api/logs, the live stream and support bundles."""
+
+    def __init__(self, capacity: int = 2000):
+        super().__init__(logging.DEBUG)
+        self.events = collections.deque(maxlen=capacity)
+        self.seq = 0
+        self.changed = threading.Condition()
+
+    def emit(self, record):
+        try:
+            data = event(record)
+        except Exception:  # a log call must never break the caller
+            return
+        with self.changed:
+            self.seq += 1
+            data["seq"] = self.seq
+            self.events.append(data)
+            self.changed.notify_all()
+
+    def since(self, seq: int) -> List[dict]:
+        with self.changed:
+            return [e for e in self.events if e["seq"] > seq]
+
+    def recent(self, limit: int) -> List[dict]:
+        with self.changed:
+            items = list(self.events)
+        return items[-limit:] if limit else items
+
+    def wait(self, seq: int, timeout: float) -> List[dict]:
+        with self.changed:
+            self.changed.wait_for(lambda: self.seq > seq, timeout)
+        return self.since(seq)
+
+
+class LogSetup:
+    """The configured logging of one process; keeps what SIGHUP and the UI need."""
+
+    def __init__(self, level: str = "info", fmt: str = "struct-text",
+                 file: Optional[str] = None, ring_capacity: int = 2000, stream=None,
+                 **context):
+        self.root = logging.getLogger(ROOT)
+        self.root.propagate = False
+        for handler in list(self.root.handlers):
+            self.root.removeHandler(handler)
+            handler.close()
+        formatter = JsonFormatter() if fmt == "json" else TextFormatter()
+        self.file_handler = ReopenableFileHandler(file) if file else None
+        output = self.file_handler or logging.StreamHandler(stream)
+        self.ring = RingBuffer(ring_capacity)
+        self.context = ContextFilter(**context)
+        redaction = RedactionFilter()
+        for handler in (output, self.ring):
+            handler.addFilter(self.context)
+            handler.addFilter(redaction)
+        output.setFormatter(formatter)
+        self.output = output
+        self.root.addHandler(output)
+        self.root.addHandler(self.ring)
+        self.set_level(level)
+
+    def set_level(self, level: str):
+        self.root.setLevel(LEVELS[level])
+
+    @property
+    def level(self) -> str:
+        return level_name(self.root.level)
+
+    def set_context(self, **fields):
+        self.context.fields.update(fields)
+
+    def reopen(self):
+        if self.file_handler:
+            self.file_handler.reopen()
+
+    def close(self):
+        for handler in list(self.root.handlers):
+            self.root.removeHandler(handler)
+            handler.close()
+
+
+def iter_events(setup: Optional[LogSetup]) -> Iterable[dict]:
+    return setup.ring.recent(0) if setup else []

@@ -1,0 +1,234 @@
+"""Wiring and lifecycle: build the parts from a Config, start them, drain, stop.
+
+Startup order: housekeeping, pid file, bindings (stdio children are spawned before the
+first poll), admin listener, workers. Shutdown: stop polling at once, let in-flight
+commands finish within the drain budget, stop children, remove the files we wrote.
+"""
+
+import os
+import secrets
+import threading
+import time
+from typing import List, Optional
+
+from tunnel_client import __version__
+from tunnel_client.config import Config
+from tunnel_client.controlplane import ControlPlane, TunnelMetadata
+from tunnel_client.errors import ControlPlaneError, StartupError
+from tunnel_client.housekeeping import Housekeeping
+from tunnel_client.mcp.binding import Binding
+from tunnel_client.mcp.http import HttpBinding
+from tunnel_client.mcp.router import Router
+from tunnel_client.mcp.stdio import StdioBinding, StdioPolicy, child_environment
+from tunnel_client.net import Backoff, TrustStore, resolve_route
+from tunnel_client.observe.health import Check, PollHealth, Readiness
+from tunnel_client.observe.instruments import Instruments
+from tunnel_client.observe.logs import REDACTOR, get_logger
+from tunnel_client.worker import InFlight, PollLog, Worker
+
+log = get_logger("process")
+
+METADATA_BACKOFF = Backoff(initial=2.0, maximum=300.0)
+
+
+class Service:
+    def __init__(self, cfg: Config, log_setup=None):
+        self.cfg = cfg
+        self.log_setup = log_setup
+        self.instance_id = secrets.token_hex(16)
+        self.started_at = time.time()
+        self.metrics = Instruments()
+        self.stop_event = threading.Event()
+        self.hurry = threading.Event()
+        self.exit_code = 0
+        self.fatal_reason: Optional[str] = None
+        self.metadata: Optional[TunnelMetadata] = None
+        self.metadata_error: Optional[str] = None
+        self.housekeeping = Housekeeping()
+        self.trust = TrustStore(cfg.ca_bundle)
+        self._metadata_attempts = 0
+        _register_secrets(cfg)
+
+        self.bindings: List[Binding] = [self._binding(spec) for spec in cfg.bindings]
+        self.router = Router(self.bindings, cfg.control_plane.poll_channels)
+        cp = cfg.control_plane
+        self.cp_route = resolve_route(
+            "control-plane", cp.base_url, [cp.http_proxy, cfg.http_proxy], cfg.environ,
+            self.trust, (cp.client_cert, cp.client_key) if cp.client_cert else None)
+        self.controlplane = ControlPlane(
+            self.cp_route, cp.tunnel_id, cp.api_key or "", poll_timeout=cp.poll_timeout,
+            guardrail=cp.poll_deadline_guardrail, connect_timeout=cp.connect_timeout,
+            channels=cp.poll_channels, organization_id=cp.organization_id,
+            extra_headers=cp.extra_headers, instance_id=self.instance_id,
+            server_info=self.router.server_info, instruments=self.metrics,
+            url_path=cp.url_path)
+        self.poll_health = PollHealth()
+        self.readiness = Readiness()
+        self.readiness.add("control_plane", self.poll_health.check)
+        for binding in self.router.bindings:
+            self.readiness.add("channel:" + binding.channel, binding.health)
+        self.inflight = InFlight(self.metrics.pool_occupancy)
+        poll_log = PollLog()
+        size = cfg.mcp.max_concurrent_requests
+        self.metrics.pool_capacity.set(size)
+        self.workers = [Worker(i, self.controlplane, self.router, self.stop_event,
+                               self.poll_health, self.inflight, self.metrics, poll_log,
+                               cp.tunnel_id or "") for i in range(size)]
+        self._pid_written = False
+
+    # --- construction --------------------------------------------------------------------
+
+    def _binding(self, spec) -> Binding:
+        cfg = self.cfg
+        if spec.transport == "stdio":
+            stdio = cfg.mcp.stdio
+            return StdioBinding(
+                spec.channel, spec.argv,
+                child_environment(cfg.environ, [cfg.control_plane.api_key],
+                                  stdio.inherit_secrets),
+                StdioPolicy(restart_limit=stdio.restart_limit,
+                            restart_window=stdio.restart_window,
+                            restart_backoff=stdio.restart_backoff,
+                            health_interval=stdio.health_interval,
+                            health_timeout=stdio.health_timeout,
+                            max_line=stdio.max_message_bytes, stop_grace=stdio.stop_grace,
+                            ttl=cfg.mcp.connection_max_ttl),
+                instruments=self.metrics, on_fatal=self.fail)
+        if spec.unix_socket:
+            raise StartupError("channel %s: unix-socket MCP bindings are not supported yet"
+                               % spec.channel)
+        cert = spec.client_cert or cfg.mcp.client_cert
+        key = spec.client_key or cfg.mcp.client_key
+        route = resolve_route("mcp:" + spec.channel, spec.url,
+                              [spec.http_proxy, cfg.mcp.http_proxy, cfg.http_proxy],
+                              cfg.environ, self.trust, (cert, key) if cert else None)
+        return HttpBinding(spec, route, cfg.mcp.extra_headers or None,
+                           connect_timeout=cfg.mcp.connect_timeout,
+                           read_timeout=cfg.mcp.read_timeout,
+                           ttl=cfg.mcp.connection_max_ttl)
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    def start(self):
+        cfg = self.cfg
+        if self.log_setup is not None:
+            self.log_setup.set_context(client_instance_id=self.instance_id,
+                                       tunnel_id=cfg.control_plane.tunnel_id)
+        self.housekeeping.start()
+        self._write_pid_file()
+        started: List[Binding] = []
+        try:
+            for binding in self.router.bindings:
+                binding.start(self.housekeeping)
+                started.append(binding)
+        except BaseException:
+            for binding in started:
+                binding.stop()
+            self._remove_pid_file()
+            raise
+        log.info("control-plane route resolved", extra={"route": self.cp_route.describe()})
+        for binding in self.router.bindings:
+            log.info("mcp channel route resolved", extra={"binding": binding.describe()})
+        self.housekeeping.call_later(0, self._fetch_metadata, "tunnel-metadata")
+        for worker in self.workers:
+            worker.start()
+        log.info("tunnel-client started", extra={
+            "version": __version__, "workers": len(self.workers),
+            "channels": [b.channel for b in self.router.bindings],
+            "config_source": cfg.source.describe()})
+
+    def _fetch_metadata(self):
+        """For diagnostics only; retried with backoff instead of once (Go client: once)."""
+        if self.stop_event.is_set():
+            return None
+        try:
+            self.metadata = self.controlplane.metadata()
+        except ControlPlaneError as exc:
+            self.metadata_error = str(exc)
+            self._metadata_attempts += 1
+            log.warning("tunnel metadata fetch failed",
+                        extra={"error": str(exc), "attempt": self._metadata_attempts})
+            return METADATA_BACKOFF.delay(self._metadata_attempts)
+        self.metadata_error = None
+        log.info("tunnel metadata fetched", extra={"name": self.metadata.name,
+                                                   "description": self.metadata.description})
+        return None
+
+    def fail(self, exc: Exception):
+        """A part of the service cannot go on (e.g. a stdio server that cannot stay up)."""
+        if self.fatal_reason is None:
+            self.fatal_reason = str(exc)
+            self.exit_code = 1
+        self.hurry.set()
+        self.stop_event.set()
+
+    def request_stop(self):
+        if self.stop_event.is_set():
+            log.warning("second stop request; skipping the rest of the drain")
+            self.hurry.set()
+        self.stop_event.set()
+
+    def wait(self):
+        self.stop_event.wait()
+
+    def shutdown(self) -> int:
+        budget = self.cfg.shutdown.drain_timeout
+        busy = self.inflight.count
+        log.info("stopping: polling stopped, draining in-flight commands",
+                 extra={"in_flight": busy, "drain_timeout_s": budget})
+        self.stop_event.set()
+        self.controlplane.gate.close()
+        if not self.inflight.wait_idle(budget, self.hurry):
+            log.warning("drain budget exhausted; abandoning in-flight commands",
+                        extra={"in_flight": self.inflight.count})
+        for binding in self.router.bindings:
+            binding.stop()
+        self.housekeeping.stop()
+        self.controlplane.close()
+        self.trust.close()
+        self._remove_pid_file()
+        if self.fatal_reason:
+            log.error("tunnel-client stopped: %s" % self.fatal_reason)
+        else:
+            log.info("tunnel-client stopped")
+        return self.exit_code
+
+    # --- files ---------------------------------------------------------------------------
+
+    def _write_pid_file(self):
+        path = self.cfg.process.pid_file
+        if not path:
+            return
+        try:
+            with open(path, "w") as handle:
+                handle.write("%d\n" % os.getpid())
+        except OSError as exc:
+            raise StartupError("cannot write pid file %s: %s" % (path, exc.strerror or exc))
+        self._pid_written = True
+        log.info("pid file written", extra={"path": path})
+
+    def _remove_pid_file(self):
+        if self._pid_written:
+            try:
+                os.unlink(self.cfg.process.pid_file)
+            except OSError:
+                pass
+            self._pid_written = False
+
+    # --- status --------------------------------------------------------------------------
+
+    def ready(self) -> Check:
+        return self.readiness.evaluate()
+
+
+_SENSITIVE_HEADER_WORDS = ("auth", "token", "key", "secret", "cookie", "password", "session")
+
+
+def _register_secrets(cfg: Config):
+    """Tell the log redactor the secret values this process holds (a safety net)."""
+    REDACTOR.add_secret(cfg.control_plane.api_key)
+    for headers in (cfg.control_plane.extra_headers, cfg.mcp.extra_headers,
+                    cfg.mcp.discovery_extra_headers):
+        for name, value in headers.items if headers else ():
+            if any(word in name.lower() for word in _SENSITIVE_HEADER_WORDS):
+                REDACTOR.add_secret(value)
