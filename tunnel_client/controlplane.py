@@ -110,13 +110,18 @@ def _short(exc: Exception) -> str:
     return text if len(text) <= 300 else text[:300] + "..."
 
 
+POLL, PROBE = "poll", "probe"
+PROBE_TIMEOUT = 1.0  # a probe is a short poll, so a healthy start releases everyone fast
+
+
 class BackoffGate:
     """The shared pause in front of every poll.
 
-    ``wait()`` blocks while paused; after a pause exactly one worker is let through as a
-    probe and the rest wait for its outcome. Failures while already paused extend the pause
-    to any longer Retry-After but do not count again, so one outage seen by ten workers
-    costs one backoff step, not ten.
+    ``wait()`` blocks while paused. Until a poll has succeeded (at startup, and again after
+    any failure) exactly one worker is let through, as a short *probe* poll; the others wait
+    for its verdict. Failures while already paused extend the pause to any longer
+    Retry-After but do not count again, so one outage seen by ten workers costs one backoff
+    step, not ten, and a wrong key costs one poll per backoff step, not one per worker.
     """
 
     def __init__(self, policy: Backoff = POLL_BACKOFF, auth_policy: Backoff = AUTH_BACKOFF):
@@ -125,30 +130,32 @@ class BackoffGate:
         self._cond = threading.Condition()
         self._paused_until = 0.0
         self._failures = 0
+        self._proven = False
         self._probing = False
         self._closed = False
         self.reason = ""
 
-    def wait(self, stop: threading.Event) -> bool:
-        """Block until this worker may poll; False when stopping."""
+    def wait(self, stop: threading.Event) -> Optional[str]:
+        """Block until this worker may poll: POLL or PROBE; None when stopping."""
         with self._cond:
             while True:
                 if stop.is_set() or self._closed:
-                    return False
+                    return None
                 now = time.monotonic()
                 if now < self._paused_until:
                     self._cond.wait(self._paused_until - now)
                     continue
-                if self._failures == 0:
-                    return True
+                if self._proven and self._failures == 0:
+                    return POLL
                 if not self._probing:
                     self._probing = True
-                    return True
+                    return PROBE
                 self._cond.wait()
 
     def success(self):
         with self._cond:
             self._failures = 0
+            self._proven = True
             self._probing = False
             self._paused_until = 0.0
             self.reason = ""
@@ -158,13 +165,13 @@ class BackoffGate:
         """Record a failed poll; returns the pause now in force (seconds)."""
         with self._cond:
             now = time.monotonic()
-            already_paused = now < self._paused_until
-            if not already_paused:
+            if now >= self._paused_until:
                 self._failures += 1
             policy = self.auth_policy if error.is_auth else self.policy
             delay = max(policy.delay(self._failures), error.retry_after or 0.0)
             self._paused_until = max(self._paused_until, now + delay)
             self._probing = False
+            self._proven = False
             self.reason = str(error)
             self._cond.notify_all()
             return self._paused_until - now
@@ -207,9 +214,10 @@ class ControlPlane:
         base = route.target.rstrip("/") + url_path + "/v1/tunnels/" + quote(tunnel_id, safe="")
         self.metadata_url = base
         self.response_url = base + "/response"
-        query = ["channel=%s" % quote(c) for c in sorted(channels or ())]
-        query += ["limit=1", "timeout_ms=%d" % int(poll_timeout * 1000)]
-        self.poll_url = base + "/poll?" + "&".join(query)
+        query = "".join("channel=%s&" % quote(c) for c in sorted(channels or ()))
+        self.poll_url = "%s/poll?%slimit=1&timeout_ms=%d" % (base, query, int(poll_timeout * 1000))
+        self.probe_url = "%s/poll?%slimit=1&timeout_ms=%d" % (
+            base, query, int(min(poll_timeout, PROBE_TIMEOUT) * 1000))
         headers = {}
         for name, value in getattr(extra_headers, "items", extra_headers) or ():
             if name.lower() == "x-tunnel-client-instance-id":
@@ -241,12 +249,13 @@ class ControlPlane:
 
     # --- poll ----------------------------------------------------------------------------
 
-    def poll(self) -> Tuple[List[wire.Command], List[wire.Skipped]]:
-        """One long-poll with limit=1. Raises ControlPlaneError on any failure."""
+    def poll(self, probe: bool = False) -> Tuple[List[wire.Command], List[wire.Skipped]]:
+        """One long-poll with limit=1 (a short one for a probe). Raises ControlPlaneError."""
         started = time.monotonic()
         session = self.sessions.get()
         try:
-            resp = session.get(self.poll_url, headers=self._headers(), stream=True,
+            resp = session.get(self.probe_url if probe else self.poll_url,
+                               headers=self._headers(), stream=True,
                                timeout=(self.connect_timeout, self.poll_window), **self._kwargs)
             received_at = time.monotonic()
             try:

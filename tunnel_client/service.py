@@ -150,7 +150,7 @@ class Service:
                         extra={"error": str(exc), "attempt": self._metadata_attempts})
             return METADATA_BACKOFF.delay(self._metadata_attempts)
         self.metadata_error = None
-        log.info("tunnel metadata fetched", extra={"name": self.metadata.name,
+        log.info("tunnel metadata fetched", extra={"tunnel_name": self.metadata.name,
                                                    "description": self.metadata.description})
         return None
 

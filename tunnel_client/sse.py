@@ -69,12 +69,10 @@ class SseParser:
         return None
 
     def _dispatch(self) -> Optional[Event]:
-        if not self._data:
-            self._event = ""
-            return None
-        event = Event("\n".join(self._data), self._event or "message", self._id)
+        data = "\n".join(self._data)
+        event = Event(data, self._event or "message", self._id) if data else None
         self._data, self._data_size, self._event = [], 0, ""
-        return event
+        return event  # an event with empty data is a keep-alive: nothing to dispatch
 
     def finish(self) -> List[Event]:
         """At end of stream an unterminated event is discarded, as the spec says."""

@@ -12,7 +12,7 @@ import time
 from typing import Optional
 
 from tunnel_client import wire
-from tunnel_client.controlplane import ControlPlane
+from tunnel_client.controlplane import PROBE, ControlPlane
 from tunnel_client.errors import ControlPlaneError
 from tunnel_client.mcp.router import Router
 from tunnel_client.observe.health import PollHealth
@@ -102,9 +102,12 @@ class Worker(threading.Thread):
 
     def run(self):
         gate = self.cp.gate
-        while gate.wait(self.stop):
+        while True:
+            mode = gate.wait(self.stop)
+            if mode is None:
+                return
             try:
-                commands, skipped = self.cp.poll()
+                commands, skipped = self.cp.poll(probe=mode == PROBE)
             except ControlPlaneError as error:
                 pause = gate.failure(error)
                 self.poll_health.failed(str(error), auth=error.is_auth)

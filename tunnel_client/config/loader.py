@@ -4,6 +4,7 @@ The result is an immutable ``Config``: one frozen dataclass per section, generat
 registry, so ``cfg.control_plane.poll_timeout`` exists because the registry declares it.
 """
 
+import json
 import os
 import re
 import ssl
@@ -166,7 +167,8 @@ def _fail(s: Setting, origin: Origin, raw, problem: ValueError) -> ConfigError:
         return ConfigError("%s%s" % (problem, where))
     shown = ""
     if not s.secret and isinstance(raw, (str, int, float)) and not isinstance(raw, bool):
-        shown = ' "%s"' % raw
+        text = str(raw) if len(str(raw)) <= 200 else str(raw)[:200] + "..."
+        shown = " " + json.dumps(text, ensure_ascii=False)  # quoted, line breaks escaped
     return ConfigError("invalid %s%s%s: %s" % (s.name, shown, where, problem))
 
 
@@ -274,10 +276,10 @@ def _validate(values, origins, bindings, require_runtime):
                           "--mcp.server-url or --mcp.command entry with channel=%s"
                           % (channel, channel))
     _check_pair(values, origins, cp + "client_cert", cp + "client_key", "control-plane")
-    _check_pair(values, origins, "mcp.client_cert", "mcp.client_key", "MCP")
     if values["mcp.client_cert"] and not any(b.transport == "http" for b in bindings):
         raise ConfigError("mcp.client-cert and mcp.client-key require at least one "
                           "http-streamable mcp.server-url binding")
+    _check_pair(values, origins, "mcp.client_cert", "mcp.client_key", "MCP")
     for spec in bindings:
         if spec.client_cert:
             _check_cert_pair(spec.client_cert, spec.client_key,

@@ -402,6 +402,8 @@ class _RelayHandler(Handler):
         if endpoint == "response":
             body = self.read_body(MAX_RESPONSE_BODY)
         record = {"time": time.time(), "headers": dict(self.headers.items()), "path": self.path}
+        if endpoint == "poll":
+            relay.polls.append(record)  # every attempt, authorized or not
         if not self._authorize(tunnel_id, endpoint):
             return
         if endpoint == "metadata":
@@ -411,7 +413,6 @@ class _RelayHandler(Handler):
                                         "description": "Local control plane for trying "
                                                        "tunnel-client on one machine"})
         if endpoint == "poll":
-            relay.polls.append(record)
             relay.last_poll = time.time()
             query = parse_qs(urlsplit(self.path).query)
             try:

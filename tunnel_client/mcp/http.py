@@ -46,7 +46,7 @@ class HttpBinding(Binding):
         self.channel = spec.channel
         self.url = spec.url
         self.route = route
-        self.static_headers = static_headers
+        self.static_headers = static_headers or HeaderList()
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
         self.ttl = ttl

@@ -45,6 +45,7 @@ SECRET_ENV = ("CONTROL_PLANE_API_KEY", "OPENAI_API_KEY", "OPENAI_ADMIN_KEY",
               "CLOUDFLARED_TUNNEL_TOKEN")
 
 _EXPIRED = object()
+_REPLACED = object()
 
 
 @dataclass(frozen=True)
@@ -160,7 +161,13 @@ class StdioBinding(Binding):
             child.stop(self.policy.stop_grace)
 
     def _child_down(self, generation: int, reason: str):
-        """The child of ``generation`` is gone: fail its calls, then restart or give up."""
+        """The child of ``generation`` is gone: fail its calls, then restart or give up.
+
+        One critical section moves the state on, so no call can register with a dead child
+        between "its calls were failed" and "it is restarting".
+        """
+        now = time.monotonic()
+        gave_up = None
         with self._cond:
             if generation != self.generation:
                 return
@@ -171,32 +178,32 @@ class StdioBinding(Binding):
             self.tokens.clear()
             self._ping = None
             stopping = self.state == "stopped"
+            if not stopping:
+                while self.restarts and now - self.restarts[0] > self.policy.restart_window:
+                    self.restarts.popleft()
+                if len(self.restarts) >= self.policy.restart_limit:
+                    self.state = "failed"
+                    self.state_reason = ("stdio server %s and was restarted %d times within "
+                                         "%s; giving up" % (
+                                             reason, len(self.restarts),
+                                             _seconds(self.policy.restart_window)))
+                    gave_up = ChildGaveUp("stdio MCP server for channel %s: %s"
+                                          % (self.channel, self.state_reason))
+                else:
+                    self.restarts.append(now)
+                    self.total_restarts += 1
+                    delay = min(MAX_BACKOFF, self.policy.restart_backoff *
+                                (2 ** (len(self.restarts) - 1)))
+                    self.state = "restarting"
+                    self.state_reason = ("stdio server %s; restart %d of %d within %s in "
+                                         "%.2fs" % (reason, len(self.restarts),
+                                                    self.policy.restart_limit,
+                                                    _seconds(self.policy.restart_window), delay))
+            self._cond.notify_all()
         for waiter in waiters:
             waiter.queue.put(("failure", wire.TunnelFailure("transport_closed", "eof", False)))
         if stopping:
             return
-        now = time.monotonic()
-        with self._cond:
-            while self.restarts and now - self.restarts[0] > self.policy.restart_window:
-                self.restarts.popleft()
-            if len(self.restarts) >= self.policy.restart_limit:
-                self.state = "failed"
-                self.state_reason = ("stdio server %s and was restarted %d times within %s; "
-                                     "giving up" % (reason, len(self.restarts),
-                                                    _seconds(self.policy.restart_window)))
-                self._cond.notify_all()
-                gave_up = ChildGaveUp("stdio MCP server for channel %s: %s"
-                                      % (self.channel, self.state_reason))
-            else:
-                self.restarts.append(now)
-                self.total_restarts += 1
-                delay = min(MAX_BACKOFF, self.policy.restart_backoff *
-                            (2 ** (len(self.restarts) - 1)))
-                self.state = "restarting"
-                self.state_reason = ("stdio server %s; restart %d of %d within %s in %.2fs"
-                                     % (reason, len(self.restarts), self.policy.restart_limit,
-                                        _seconds(self.policy.restart_window), delay))
-                gave_up = None
         if gave_up is not None:
             log.error(str(gave_up), extra=self._fields)
             self.on_fatal(gave_up)
@@ -372,14 +379,19 @@ class StdioBinding(Binding):
         elif msg["method"] == mcp.INITIALIZE and not mcp.is_modern(msg):
             yield from self._initialize(cmd, msg, deadline)
         else:
-            if not mcp.is_modern(msg):
-                problem = self._ensure_handshake(deadline)
-                if problem is _EXPIRED:
+            for _attempt in (1, 2):
+                if not mcp.is_modern(msg):
+                    problem = self._ensure_handshake(deadline)
+                    if problem is _EXPIRED:
+                        return
+                    if problem is not None:
+                        yield wire.failure(msg["id"], problem)
+                        return
+                outcome = yield from self._exchange(cmd, msg, deadline)
+                if outcome is not _REPLACED:
                     return
-                if problem is not None:
-                    yield wire.failure(msg["id"], problem)
-                    return
-            yield from self._exchange(cmd, msg, deadline)
+            yield wire.failure(msg["id"], wire.TunnelFailure("transport_closed", "closed_pipe",
+                                                             False))
 
     def _notification(self, cmd, msg) -> Iterator[wire.Reply]:
         method = msg["method"]
@@ -534,26 +546,30 @@ class StdioBinding(Binding):
                 if forward:
                     self.handshaking_gen = generation
             if not forward:
-                yield from self._exchange(cmd, msg, deadline)
+                outcome = yield from self._exchange(cmd, msg, deadline)
+            else:
+                try:
+                    def on_final(reply):
+                        if "result" in reply:
+                            self._handshake_done(generation, reply["result"], "forwarded")
+                    outcome = yield from self._exchange(cmd, msg, deadline, on_final)
+                finally:
+                    with self._cond:
+                        if self.handshaking_gen == generation:
+                            self.handshaking_gen = 0
+                        self._cond.notify_all()
+            if outcome is not _REPLACED:
                 return
-            try:
-                def on_final(reply):
-                    if "result" in reply:
-                        self._handshake_done(generation, reply["result"], "forwarded")
-                yield from self._exchange(cmd, msg, deadline, on_final)
-            finally:
-                with self._cond:
-                    if self.handshaking_gen == generation:
-                        self.handshaking_gen = 0
-                    self._cond.notify_all()
-            return
         self.metrics.stdio_local_answers.inc(channel=self.channel, method=mcp.INITIALIZE)
         body = wire.dumps({"jsonrpc": "2.0", "id": msg["id"], "result": cached[1]})
         yield wire.response(body, 200)
 
     def _exchange(self, cmd, msg, deadline: wire.Deadline, on_final=None
                   ) -> Iterator[wire.Reply]:
+        """Send one request and yield its replies. Returns _REPLACED when the child died
+        before the request was written and a new child is up: the caller may resend."""
         waiter = _Waiter(msg["id"], cmd.header("Mcp-Session-Id"))
+        token = mcp.progress_token(msg)
         with self._cond:
             problem = self._wait_running(deadline)
             if problem is _EXPIRED:
@@ -562,33 +578,38 @@ class StdioBinding(Binding):
                 yield wire.failure(msg["id"], problem)
                 return
             rpc_id = next(self._ids)
-            token = mcp.progress_token(msg)
             internal_token = None
             if token is not None:
                 internal_token = "tc-%d" % rpc_id
-                waiter.tokens[internal_token] = token
+                waiter.tokens = {internal_token: token}
                 self.tokens[internal_token] = waiter
             self.pending[rpc_id] = waiter
-            child = self.child
+            child, generation = self.child, self.generation
             self.last_activity = time.monotonic()
         line = wire.dumps(mcp.with_id_and_token(msg, rpc_id, internal_token)) + b"\n"
         try:
-            try:
-                child.send(line, timeout=deadline.remaining(cap=WRITE_TIMEOUT))
-            except ChildGone:
-                yield wire.failure(msg["id"], wire.TunnelFailure("transport_closed",
-                                                                 "closed_pipe", False))
+            child.send(line, timeout=deadline.remaining(cap=WRITE_TIMEOUT))
+        except ChildGone:
+            self._forget(rpc_id, internal_token)
+            # Nothing was written, so nothing ran: once the child is replaced the
+            # request can safely go to the new one.
+            if self._await_replacement(generation, deadline):
+                return _REPLACED
+            yield wire.failure(msg["id"], wire.TunnelFailure("transport_closed",
+                                                             "closed_pipe", False))
+            return
+        except TimeoutError:
+            self._forget(rpc_id, internal_token)
+            if deadline.expired():
                 return
-            except TimeoutError:
-                if deadline.expired():
-                    return
-                log.warning("stdio server stopped reading its input; restarting it",
-                            extra=self._fields)
-                with self._cond:
-                    self._kill_reason = "stopped reading its input"
-                child.kill()
-                yield wire.failure(msg["id"], wire.TunnelFailure("timeout", "timeout", False))
-                return
+            log.warning("stdio server stopped reading its input; restarting it",
+                        extra=self._fields)
+            with self._cond:
+                self._kill_reason = "stopped reading its input"
+            child.kill()
+            yield wire.failure(msg["id"], wire.TunnelFailure("timeout", "timeout", False))
+            return
+        try:
             read_deadline = deadline.sooner(self.policy.ttl)
             while True:
                 try:
@@ -616,17 +637,27 @@ class StdioBinding(Binding):
                     yield wire.failure(msg["id"], payload)
                     return
         finally:
-            with self._cond:
-                self.pending.pop(rpc_id, None)
-                if internal_token is not None:
-                    self.tokens.pop(internal_token, None)
+            self._forget(rpc_id, internal_token)
 
-    def _retire(self, rpc_id: int, internal_token, child: ChildProcess):
-        """Forget a request whose caller gave up; its late reply will be dropped."""
+    def _forget(self, rpc_id: int, internal_token):
         with self._cond:
             self.pending.pop(rpc_id, None)
             if internal_token is not None:
                 self.tokens.pop(internal_token, None)
+
+    def _await_replacement(self, generation: int, deadline: wire.Deadline) -> bool:
+        """Wait until the child of ``generation`` has been replaced by a running one."""
+        limit = deadline.sooner(RESTART_WAIT_CAP)
+        with self._cond:
+            while self.generation == generation or self.state != "running":
+                if self.state in ("failed", "stopped") or limit.expired():
+                    return False
+                self._cond.wait(limit.remaining())
+        return True
+
+    def _retire(self, rpc_id: int, internal_token, child: ChildProcess):
+        """Forget a request whose caller gave up; its late reply will be dropped."""
+        self._forget(rpc_id, internal_token)
         try:
             child.send(wire.dumps(mcp.cancelled(rpc_id, "deadline reached")) + b"\n",
                        timeout=1.0)

@@ -12,6 +12,7 @@ import logging
 import os
 import re
 import threading
+import traceback
 from typing import Dict, Iterable, List, Optional
 
 ROOT = "tunnel_client"
@@ -150,6 +151,7 @@ def event(record: logging.LogRecord) -> Dict[str, object]:
         data[key] = _jsonable(value)
     if record.exc_info and record.exc_info[1] is not None:
         data["error"] = "%s: %s" % (type(record.exc_info[1]).__name__, record.exc_info[1])
+        data["traceback"] = "".join(traceback.format_exception(*record.exc_info))[-4000:]
     return data
 
 

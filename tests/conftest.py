@@ -1,0 +1,77 @@
+import os
+import threading
+
+import pytest
+
+from tests.support.daemon import Daemon, stub_command, wait_for  # noqa: F401
+from tunnel_client.devtools.relay import Relay
+
+
+@pytest.fixture
+def relay():
+    server = Relay(response_timeout="20s").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def daemon(relay, request):
+    """Factory: daemon(mcp_command=..., args=[...]) -> a polling Daemon."""
+    started = []
+
+    def start(wait=True, **kwargs):
+        instance = Daemon(relay, **kwargs)
+        started.append(instance)
+        if wait:
+            instance.wait_polling()
+        return instance
+
+    yield start
+    failed = getattr(request.node, "rep_call", None)
+    for instance in started:
+        instance.stop()
+        if failed is not None and failed.failed:
+            print("---- daemon log ----\n" + instance.output()[-20000:])
+        instance.cleanup()
+
+
+@pytest.hookimpl(tryfirst=True, hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    setattr(item, "rep_" + rep.when, rep)
+
+
+@pytest.fixture
+def http_stub():
+    """Factory for in-process Streamable HTTP stub servers; returns the /mcp URL."""
+    from tunnel_client.devtools.stub import StubOptions, make_http_server
+
+    servers = []
+
+    def start(**options):
+        server = make_http_server(StubOptions(**options))
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return "http://127.0.0.1:%d/mcp" % server.port
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def stub_log(tmp_path):
+    path = tmp_path / "stub.jsonl"
+    path.touch()
+    return str(path)
+
+
+def read_stub_log(path):
+    import json
+    with open(path) as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+os.environ.setdefault("NO_PROXY", "*")

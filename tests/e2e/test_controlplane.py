@@ -1,0 +1,126 @@
+"""Control-plane rules against the relay's fault injection: backoff, retries, auth."""
+
+import json
+import os
+import signal
+import time
+
+from tests.conftest import read_stub_log
+from tests.support.calls import final, initialize, posted_bodies, tool_call
+from tests.support.daemon import stub_command, wait_for
+
+
+def poll_times(relay):
+    return [p["time"] for p in relay.polls]
+
+
+def test_429_with_retry_after_pauses_every_worker(relay, daemon):
+    relay.faults.push("poll", "status:429:2")
+    instance = daemon(wait=False, mcp_command=stub_command(), workers=6)
+    wait_for(lambda: len(relay.polls) >= 2, timeout=15, message="a poll after the 429")
+    times = poll_times(relay)
+    assert times[1] - times[0] >= 1.95, "polled %.2fs after Retry-After: 2" % (
+        times[1] - times[0])
+    assert instance.proc.poll() is None
+
+
+def test_503_twice_on_a_response_then_200_gives_three_identical_posts(relay, daemon):
+    daemon(mcp_command=stub_command())
+    final(relay, initialize())
+    relay.faults.push("response", "status:503", "status:503")
+    payload = final(relay, tool_call("echo", 1, input="retried"))
+    assert payload["resp_json"]["result"]["structuredContent"] == {"echoed": "retried"}
+    posts = posted_bodies(relay, payload["request_id"])
+    assert len(posts) == 3
+    assert len({p["body"] for p in posts}) == 1
+    assert len({p["headers"]["X-Tunnel-Shard-Token"] for p in posts}) == 1
+
+
+def test_404_on_a_response_is_final_and_mcp_work_is_not_replayed(relay, daemon, stub_log):
+    instance = daemon(mcp_command=stub_command("--log", stub_log))
+    final(relay, initialize())
+    relay.faults.push("response", "status:404")
+    call = relay.submit(tool_call("echo", 1, input="once"))
+    wait_for(lambda: len(posted_bodies(relay, call.request_id)) == 1, message="the 404'd post")
+    final(relay, tool_call("echo", 2, input="later"))
+    assert len(posted_bodies(relay, call.request_id)) == 1
+    calls = [e for e in read_stub_log(stub_log) if e["method"] == "tools/call"]
+    assert len(calls) == 2
+    assert "response already fulfilled or unknown request" in instance.output()
+
+
+def test_401_is_not_a_tight_loop(relay, daemon):
+    instance = daemon(wait=False, mcp_command=stub_command(), api_key="wrong-key", workers=10)
+    wait_for(lambda: len(relay.polls) >= 1, message="the first poll")
+    started = time.monotonic()
+    # Ten workers, a wrong key, ten seconds: a tight loop would poll hundreds of times.
+    wait_for(lambda: time.monotonic() - started > 10, timeout=12, interval=0.5)
+    assert len(relay.polls) <= 2, poll_times(relay)
+    assert instance.proc.poll() is None
+    events = [e for e in instance.events() if e.get("level") == "ERROR"]
+    assert any("invalid_api_key" in e["msg"] and "api_key" in e["msg"] for e in events)
+    assert "wrong-key" not in instance.output()
+
+
+def test_poll_requests_carry_identity_headers_and_no_secret_in_logs(relay, daemon):
+    instance = daemon(mcp_command=stub_command(), args=[
+        "--control-plane.organization-id", "org_123",
+        "--control-plane.extra-headers", "X-Team: blue",
+        "--control-plane.extra-headers", "X-Tunnel-Client-Instance-Id: forged"])
+    final(relay, initialize())
+    headers = relay.polls[-1]["headers"]
+    assert headers["Authorization"] == "Bearer " + relay.api_key
+    assert headers["Accept"] == "application/json"
+    assert headers["User-Agent"].startswith("tunnel-client-python/")
+    assert headers["X-Tunnel-Client-Name"] == "tunnel-client-python"
+    assert headers["X-Tunnel-Client-Version"]
+    assert headers["X-Tunnel-Client-Instance-Id"] != "forged"
+    assert headers["OpenAI-Organization"] == "org_123"
+    assert headers["X-Team"] == "blue"
+    ids = {p["headers"]["X-Tunnel-Client-Instance-Id"] for p in relay.polls}
+    assert len(ids) == 1
+    assert relay.api_key not in instance.output()
+
+
+def test_x_request_id_of_the_command_is_echoed_as_client_request_id(relay, daemon):
+    daemon(mcp_command=stub_command())
+    payload = final(relay, initialize(), headers={"X-Request-Id": "caller-req-42"})
+    post = posted_bodies(relay, payload["request_id"])[-1]
+    assert post["headers"]["X-Client-Request-Id"] == "caller-req-42"
+
+
+def test_outage_then_recovery(relay, daemon):
+    instance = daemon(mcp_command=stub_command())
+    relay.faults.push("poll", "status:503", "drop", "status:503")
+    wait_for(lambda: "poller recovered; polling operational" in instance.output(), timeout=30,
+             message="recovery after the injected outage")
+    assert not relay.faults.script["poll"], "every injected fault was met"
+    assert "poll failed; backing off" in instance.output()
+    assert final(relay, initialize(), timeout=20)["resp_code"] == 200
+
+
+def test_unknown_command_types_are_skipped_and_polling_goes_on(relay, daemon):
+    instance = daemon(mcp_command=stub_command())
+    relay.submit({"x": 1}, command_type="teleport")
+    payload = final(relay, initialize())
+    assert payload["resp_code"] == 200
+    assert any(e.get("msg") == "control-plane command dropped: unknown command_type" and
+               e.get("command_type") == "teleport" for e in instance.events())
+
+
+def test_sighup_reopens_the_log_file_and_pid_file_lifecycle(relay, daemon, tmp_path):
+    log_path, pid_path = tmp_path / "tc.log", tmp_path / "tc.pid"
+    instance = daemon(mcp_command=stub_command(), args=[
+        "--log.file", str(log_path), "--pid.file", str(pid_path)])
+    wait_for(lambda: pid_path.exists(), message="pid file")
+    assert pid_path.read_text() == "%d\n" % instance.proc.pid
+    assert oct(log_path.stat().st_mode & 0o777) == "0o600"
+    os.rename(log_path, tmp_path / "tc.log.1")
+    instance.signal(signal.SIGHUP)
+    wait_for(lambda: log_path.exists(), message="reopened log file")
+    final(relay, initialize())
+    wait_for(lambda: "command received" in log_path.read_text(), message="new log lines")
+    assert instance.stop() == 0
+    assert not pid_path.exists()
+    lines = [json.loads(line) for line in log_path.read_text().splitlines()]
+    assert lines[-1]["msg"] == "tunnel-client stopped"

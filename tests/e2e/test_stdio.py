@@ -1,0 +1,300 @@
+"""The stdio binding end to end: relay -> tunnel-client run -> stdio MCP server."""
+
+import concurrent.futures
+import json
+import os
+import signal
+import time
+
+import pytest
+
+from tests.conftest import read_stub_log
+from tests.support.calls import exchange, final, initialize, notification, rpc, tool_call
+from tests.support.contract import assert_valid
+from tests.support.daemon import stub_command, wait_for
+
+FAST_RESTART = ["--mcp.stdio.restart-backoff", "50ms"]
+
+
+def result_of(payload):
+    assert payload["resp_type"] == "jsonrpc_response", payload
+    return payload["resp_json"]
+
+
+def stub_pids(log):
+    return sorted({entry["pid"] for entry in read_stub_log(log)})
+
+
+def test_tools_list_and_call_round_trip_with_zero_integer_and_string_ids(relay, daemon):
+    daemon(mcp_command=stub_command())
+    assert result_of(final(relay, initialize(rpc_id=0)))["result"]["serverInfo"]["name"] \
+        == "mcp-stub"
+    for rpc_id in (0, 41, "req-abc"):
+        reply = result_of(final(relay, rpc("tools/list", rpc_id)))
+        assert reply["id"] == rpc_id and type(reply["id"]) is type(rpc_id)
+        assert "echo" in [t["name"] for t in reply["result"]["tools"]]
+        reply = result_of(final(relay, tool_call("echo", rpc_id, input="hi %s" % rpc_id)))
+        assert reply["id"] == rpc_id
+        assert reply["result"]["structuredContent"] == {"echoed": "hi %s" % rpc_id}
+    for record in relay.responses:
+        assert_valid("TunnelResponsePayload", json.loads(record["body"]))
+        assert record["headers"]["X-Tunnel-Shard-Token"].startswith("shard_")
+    for record in relay.polls:
+        assert record["path"].endswith(("limit=1&timeout_ms=2000", "limit=1&timeout_ms=1000"))
+        assert record["headers"]["X-Tunnel-MCP-Server-Info"] == \
+            '{"version":1,"channels":[{"name":"main","proc_affinity":true}]}'
+        assert len(record["headers"]["X-Tunnel-Client-Instance-Id"]) == 32
+
+
+def test_strict_server_is_initialized_without_an_initialize_through_the_tunnel(
+        relay, daemon, stub_log):
+    instance = daemon(mcp_command=stub_command("--strict-init", "--log", stub_log),
+                      args=FAST_RESTART)
+    reply = result_of(final(relay, tool_call("echo", 1, input="a"), timeout=20))
+    assert reply["result"]["structuredContent"] == {"echoed": "a"}
+    first_pid = stub_pids(stub_log)[0]
+    os.kill(first_pid, signal.SIGKILL)
+    wait_for(lambda: len(stub_pids(stub_log)) == 1 and instance.proc.poll() is None,
+             message="daemon alive after the child was killed")
+    reply = result_of(final(relay, tool_call("echo", 2, input="b"), timeout=20))
+    assert reply["result"]["structuredContent"] == {"echoed": "b"}
+    log = read_stub_log(stub_log)
+    assert len(stub_pids(stub_log)) == 2
+    for pid in stub_pids(stub_log):
+        methods = [e["method"] for e in log if e["pid"] == pid]
+        assert methods[:3] == ["initialize", "notifications/initialized", "tools/call"], methods
+
+
+def test_connector_initialize_is_forwarded_once_and_duplicates_come_from_the_cache(
+        relay, daemon, stub_log):
+    daemon(mcp_command=stub_command("--strict-init", "--log", stub_log))
+    first = result_of(final(relay, initialize(rpc_id=1)))
+    assert final(relay, notification("notifications/initialized"))["resp_type"] == "notify_ack"
+    second = result_of(final(relay, initialize(rpc_id="second-session")))
+    assert second["id"] == "second-session"
+    assert second["result"] == first["result"]
+    methods = [e["method"] for e in read_stub_log(stub_log)]
+    assert methods.count("initialize") == 1
+    assert methods.count("notifications/initialized") == 1
+
+
+def test_callers_reusing_the_same_id_concurrently_get_their_own_results(relay, daemon):
+    daemon(mcp_command=stub_command(), workers=8)
+    final(relay, initialize())
+
+    def call(n):
+        reply = result_of(final(relay, tool_call("echo", 1, input="caller-%d" % n)))
+        return n, reply["id"], reply["result"]["structuredContent"]["echoed"]
+
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        results = list(pool.map(call, range(32)))
+    for n, rpc_id, echoed in results:
+        assert rpc_id == 1 and echoed == "caller-%d" % n
+
+
+def test_a_late_reply_to_a_timed_out_request_never_leaks_into_a_later_command(
+        relay, daemon, stub_log):
+    daemon(mcp_command=stub_command("--test-tools", "--log", stub_log), workers=1)
+    final(relay, initialize())
+    slow = relay.submit(tool_call("sleep", 5, seconds=1.5), response_timeout="300ms")
+    wait_for(lambda: any(e["method"] == "tools/call" for e in read_stub_log(stub_log)),
+             message="the slow call reaching the server")
+    assert slow.take(1.0) is None, "an expired command must not be answered"
+    # The next command reuses id 5 and arrives while the late reply is still on its way.
+    reply = result_of(final(relay, tool_call("echo", 5, input="fresh"), timeout=10))
+    assert reply["result"]["structuredContent"] == {"echoed": "fresh"}
+    wait_for(lambda: any(e["method"] == "notifications/cancelled"
+                         for e in read_stub_log(stub_log)), message="a cancellation")
+    assert slow.take(2.5) is None
+    assert slow.answers == 0
+
+
+def test_progress_notifications_reach_the_caller_that_asked_for_them(relay, daemon):
+    daemon(mcp_command=stub_command(), workers=4)
+    final(relay, initialize())
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        a = pool.submit(exchange, relay, tool_call("count", 1, progress="same", to=3,
+                                                   delay_ms=30))
+        b = pool.submit(exchange, relay, tool_call("count", 2, progress="same", to=5,
+                                                   delay_ms=20))
+        for payloads, total in ((a.result(), 3), (b.result(), 5)):
+            notes = [p for p in payloads if p["resp_type"] == "jsonrpc_notify"]
+            assert [n["resp_json"]["params"]["progress"] for n in notes] == \
+                list(range(1, total + 1))
+            assert all(n["resp_json"]["params"]["progressToken"] == "same" for n in notes)
+            assert all(n["resp_json"]["params"]["total"] == total for n in notes)
+            assert payloads[-1]["resp_type"] == "jsonrpc_response"
+            assert payloads[-1]["resp_json"]["result"]["structuredContent"] == {"count": total}
+
+
+def test_child_killed_mid_call_fails_fast_and_the_next_call_succeeds(relay, daemon, stub_log):
+    daemon(mcp_command=stub_command("--log", stub_log), args=FAST_RESTART)
+    final(relay, initialize())
+    call = relay.submit(tool_call("sleep", 9, seconds=30))
+    wait_for(lambda: any(e["method"] == "tools/call" for e in read_stub_log(stub_log)),
+             message="the call reaching the server")
+    killed_at = time.monotonic()
+    os.kill(stub_pids(stub_log)[0], signal.SIGKILL)
+    payload = call.take(5)
+    assert payload is not None and time.monotonic() - killed_at < 1.0
+    error = payload["resp_json"]["error"]
+    assert payload["resp_code"] == 502 and error["code"] == -32603
+    assert error["data"]["tunnel_failure"]["source"] == "transport_closed"
+    assert payload["resp_json"]["id"] == 9
+    reply = result_of(final(relay, tool_call("echo", 10, input="after"), timeout=20))
+    assert reply["result"]["structuredContent"] == {"echoed": "after"}
+
+
+def test_a_child_that_always_exits_makes_the_daemon_exit_non_zero(relay, daemon):
+    instance = daemon(wait=False, mcp_command="python3 -c 'import sys; sys.exit(3)'",
+                      args=["--mcp.stdio.restart-backoff", "20ms",
+                            "--mcp.stdio.restart-limit", "3"])
+    assert instance.wait(30) == 1
+    assert "giving up" in instance.output()
+
+
+def test_a_missing_executable_is_a_one_line_startup_error(relay, daemon):
+    instance = daemon(wait=False, mcp_command="/nonexistent/mcp-server --stdio")
+    assert instance.wait(30) == 1
+    assert "start tunnel-client: stdio MCP command for channel main: executable " \
+           "'/nonexistent/mcp-server' not found" in instance.output()
+
+
+def test_stderr_floods_and_garbage_lines_do_not_stop_the_server(relay, daemon):
+    instance = daemon(mcp_command=stub_command("--test-tools"))
+    final(relay, initialize())
+    assert result_of(final(relay, tool_call("stderr_flood", 1, lines=20000),
+                           timeout=30))["result"]
+    assert result_of(final(relay, tool_call("garbage", 2)))["result"]
+    assert result_of(final(relay, tool_call("echo", 3, input="still here")))["result"][
+        "structuredContent"] == {"echoed": "still here"}
+    output = instance.output()
+    assert "not JSON" in output and "suppressed" in output
+
+
+def test_modern_only_server_gets_no_handshake_and_its_errors_pass_through(
+        relay, daemon, stub_log):
+    daemon(mcp_command=stub_command("--modern-only", "--log", stub_log))
+    meta = {"io.modelcontextprotocol/protocolVersion": "2026-07-28"}
+    discover = result_of(final(relay, rpc("server/discover", 1, _meta=meta)))
+    assert discover["result"]["supportedVersions"] == ["2026-07-28"]
+    reply = result_of(final(relay, tool_call("echo", 2, meta=meta, input="modern")))
+    assert reply["result"]["resultType"] == "complete"
+    # A legacy request gets the server's own error, verbatim, not a synthesized -32603.
+    legacy = result_of(final(relay, tool_call("echo", 3, input="legacy")))
+    assert legacy["error"]["code"] == -32022
+    methods = [e["method"] for e in read_stub_log(stub_log)]
+    assert methods.count("initialize") <= 1, "a rejected handshake must not be retried"
+    assert methods[:2] == ["server/discover", "tools/call"]
+
+
+def test_server_to_client_requests_get_local_answers(relay, daemon):
+    daemon(mcp_command=stub_command("--test-tools"))
+    final(relay, initialize())
+    ping = result_of(final(relay, tool_call("ask_client", 1, method="ping")))
+    assert ping["result"]["structuredContent"]["answer"]["result"] == {}
+    roots = result_of(final(relay, tool_call("ask_client", 2, method="roots/list")))
+    assert roots["result"]["structuredContent"]["answer"]["error"]["code"] == -32601
+
+
+def test_session_termination_on_stdio_is_405_and_the_server_keeps_serving(relay, daemon):
+    daemon(mcp_command=stub_command())
+    payload = final(relay, None, command_type="session_termination",
+                    headers={"Mcp-Session-Id": "s-1"})
+    assert (payload["resp_type"], payload["resp_code"]) == ("session_termination_response", 405)
+    assert "resp_json" not in payload
+    assert result_of(final(relay, tool_call("echo", 1, input="ok")))["result"]
+
+
+def test_zero_timeout_is_dropped_without_contacting_the_server(relay, daemon, stub_log):
+    daemon(mcp_command=stub_command("--log", stub_log))
+    final(relay, initialize())
+    expired = relay.submit(tool_call("echo", 1, input="never"), response_timeout="0s")
+    reply = result_of(final(relay, tool_call("echo", 2, input="after"),
+                            response_timeout="not-a-duration"))
+    assert reply["result"]["structuredContent"] == {"echoed": "after"}
+    assert expired.take(0.5) is None
+    calls = [e for e in read_stub_log(stub_log) if e["method"] == "tools/call"]
+    assert len(calls) == 1
+
+
+def test_pool_size_bounds_concurrent_calls(relay, daemon, stub_log):
+    daemon(mcp_command=stub_command("--log", stub_log), workers=2)
+    final(relay, initialize())
+    calls = [relay.submit(tool_call("sleep", i, seconds=0.4)) for i in range(6)]
+    for call in calls:
+        assert call.take(20)["resp_code"] == 200
+    starts = [e["t"] for e in read_stub_log(stub_log) if e["method"] == "tools/call"]
+    # Each call takes 0.4 s; with two workers no three starts can fall within 0.4 s.
+    starts.sort()
+    assert all(starts[i + 2] - starts[i] >= 0.35 for i in range(len(starts) - 2)), starts
+
+
+def test_sigterm_during_a_call_posts_the_reply_exits_0_and_leaves_no_child(
+        relay, daemon, stub_log):
+    instance = daemon(mcp_command=stub_command("--log", stub_log))
+    final(relay, initialize())
+    call = relay.submit(tool_call("sleep", 1, seconds=1.0))
+    wait_for(lambda: any(e["method"] == "tools/call" for e in read_stub_log(stub_log)),
+             message="the call reaching the server")
+    instance.signal(signal.SIGTERM)
+    payload = call.take(10)
+    assert payload is not None and payload["resp_code"] == 200
+    assert payload["resp_json"]["result"]["structuredContent"] == {"slept": 1.0}
+    assert instance.wait(20) == 0
+    pid = stub_pids(stub_log)[0]
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+
+
+def test_child_environment_does_not_carry_the_api_key(relay, daemon, tmp_path):
+    dump = tmp_path / "env.json"
+    script = tmp_path / "envdump.py"
+    script.write_text("import json, os, sys\n"
+                      "json.dump(dict(os.environ), open(%r, 'w'))\n"
+                      "sys.stdin.read()\n" % str(dump))
+    daemon(mcp_command="python3 %s" % script)
+    wait_for(lambda: dump.exists() and dump.stat().st_size > 0, message="env dump")
+    env = json.loads(dump.read_text())
+    assert "CONTROL_PLANE_API_KEY" not in env
+    assert relay.api_key not in env.values()
+    assert "PATH" in env
+
+
+def test_a_stuck_child_fails_its_health_ping_and_is_replaced(relay, daemon, stub_log):
+    instance = daemon(mcp_command=stub_command("--log", stub_log), args=FAST_RESTART + [
+        "--mcp.stdio.health-interval", "300ms", "--mcp.stdio.health-timeout", "500ms"])
+    final(relay, initialize())
+    first = stub_pids(stub_log)[0]
+    wait_for(lambda: any(e["method"] == "ping" for e in read_stub_log(stub_log)),
+             message="an idle health ping")
+    os.kill(first, signal.SIGSTOP)
+    try:
+        wait_for(lambda: "did not answer a health ping" in instance.output(), timeout=10,
+                 message="the stuck child being noticed")
+    finally:
+        try:
+            os.kill(first, signal.SIGCONT)
+        except ProcessLookupError:
+            pass  # already killed by the supervisor, as it should be
+    reply = result_of(final(relay, tool_call("echo", 1, input="fresh child"), timeout=20))
+    assert reply["result"]["structuredContent"] == {"echoed": "fresh child"}
+    assert len(stub_pids(stub_log)) == 2
+
+
+def test_a_child_ignoring_sigterm_is_killed_after_the_grace(relay, daemon, tmp_path):
+    pid_file = tmp_path / "child.pid"
+    script = tmp_path / "stubborn.py"
+    script.write_text("import os, signal, time\n"
+                      "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+                      "open(%r, 'w').write(str(os.getpid()))\n"
+                      "while True:\n    time.sleep(1)\n" % str(pid_file))
+    instance = daemon(mcp_command="python3 %s" % script,
+                      args=["--mcp.stdio.stop-grace", "200ms"])
+    wait_for(lambda: pid_file.exists() and pid_file.read_text(), message="child pid")
+    child = int(pid_file.read_text())
+    started = time.monotonic()
+    assert instance.stop() == 0
+    assert time.monotonic() - started < 5
+    wait_for(lambda: not os.path.exists("/proc/%d" % child) or
+             open("/proc/%d/stat" % child).read().split()[2] == "Z", message="child gone")

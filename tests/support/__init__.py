@@ -1,0 +1,1 @@
+"""Test plumbing: contract validation, a daemon runner, stub servers."""

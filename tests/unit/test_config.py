@@ -1,0 +1,306 @@
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tunnel_client import config
+from tunnel_client.config.values import split_command
+from tunnel_client.errors import ConfigError
+
+TID = "tunnel_" + "a" * 32
+BASE_ENV = {"HOME": "/nonexistent-home"}
+
+
+def load(flags=None, env=None, **kwargs):
+    environ = dict(BASE_ENV)
+    environ.update(env or {})
+    return config.load(flags or {}, environ, **kwargs)
+
+
+def runtime(flags=None, env=None):
+    env = dict({"CONTROL_PLANE_TUNNEL_ID": TID, "CONTROL_PLANE_API_KEY": "sk-test_key",
+                "MCP_COMMAND": "server --stdio"}, **(env or {}))
+    return load(flags, env)
+
+
+def write(tmp_path, text, name="config.yaml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+def test_defaults_match_the_go_client():
+    cfg = runtime()
+    assert cfg.control_plane.base_url == "https://api.openai.com"
+    assert cfg.control_plane.poll_timeout == 30.0
+    assert cfg.control_plane.poll_deadline_guardrail == 5.0
+    assert cfg.control_plane.max_inflight_requests == 20
+    assert cfg.mcp.max_concurrent_requests == 10
+    assert cfg.mcp.connection_max_ttl == 600.0
+    assert cfg.health.listen_addr == "127.0.0.1:8080"
+    assert cfg.bindings[0].argv == ("server", "--stdio")
+
+
+def test_precedence_is_flags_then_env_then_yaml_then_default(tmp_path):
+    path = write(tmp_path, "control_plane:\n  poll_timeout: 7s\n  url_path: /from-yaml\n"
+                           "log:\n  level: warn\n")
+    cfg = runtime({"--config": path, "--control-plane.poll-timeout": "9s"},
+                  {"CONTROL_PLANE_POLL_TIMEOUT": "8s", "CONTROL_PLANE_URL_PATH": "/from-env"})
+    assert cfg.control_plane.poll_timeout == 9.0
+    assert cfg.origins["control_plane.poll_timeout"].source == "flag"
+    assert cfg.control_plane.url_path == "/from-env"
+    assert cfg.log.level == "warn"
+    assert cfg.origins["log.level"].source == "yaml"
+    assert cfg.origins["log.format"].source == "default"
+
+
+def test_an_empty_env_var_masks_yaml_and_falls_back_to_the_default(tmp_path):
+    path = write(tmp_path, "control_plane:\n  poll_timeout: 7s\n")
+    cfg = runtime({"--config": path}, {"CONTROL_PLANE_POLL_TIMEOUT": ""})
+    assert cfg.control_plane.poll_timeout == 30.0
+
+
+def test_api_key_falls_back_to_openai_api_key():
+    cfg = load({}, {"CONTROL_PLANE_TUNNEL_ID": TID, "OPENAI_API_KEY": "sk-fallback",
+                    "MCP_COMMAND": "x"})
+    assert cfg.control_plane.api_key == "sk-fallback"
+
+
+def test_api_key_flag_must_be_a_reference_and_is_never_echoed(tmp_path):
+    with pytest.raises(ConfigError) as err:
+        runtime({"--control-plane.api-key": "sk-secret-value-123"})
+    assert "env:" in str(err.value) and "sk-secret-value-123" not in str(err.value)
+    key_file = tmp_path / "key"
+    key_file.write_text("sk-from-file\n")
+    assert runtime({"--control-plane.api-key": "file:%s" % key_file}).control_plane.api_key \
+        == "sk-from-file"
+    assert runtime({"--control-plane.api-key": "ENV:MY_KEY"},
+                   {"MY_KEY": " sk-env "}).control_plane.api_key == "sk-env"
+
+
+def test_malformed_key_is_rejected_without_echo():
+    with pytest.raises(ConfigError) as err:
+        runtime(env={"CONTROL_PLANE_API_KEY": "sk bad key"})
+    assert str(err.value).startswith("control plane API key is malformed")
+    assert "sk bad key" not in str(err.value)
+
+
+@pytest.mark.parametrize("env,message", [
+    ({"CONTROL_PLANE_TUNNEL_ID": ""}, "tunnel ID is required; set --control-plane.tunnel-id "
+                                      "or CONTROL_PLANE_TUNNEL_ID"),
+    ({"CONTROL_PLANE_TUNNEL_ID": "tunnel_ABC"}, 'invalid tunnel ID "tunnel_ABC": must match '
+                                                "tunnel_<32 lowercase letters or digits>"),
+    ({"CONTROL_PLANE_API_KEY": ""}, "control plane API key is required; set "
+                                    "--control-plane.api-key (env:/file:) or "
+                                    "CONTROL_PLANE_API_KEY or OPENAI_API_KEY"),
+    ({"MCP_COMMAND": ""}, "main channel is required; set --mcp.server-url or --mcp.command, "
+                          "or MCP_SERVER_URL or MCP_COMMAND"),
+    ({"MCP_COMMAND": "channel=tools,command=x"}, "main channel is required; add channel=main"),
+    ({"CONTROL_PLANE_BASE_URL": "api.openai.com"}, "must include scheme and host"),
+    ({"CONTROL_PLANE_URL_PATH": "proxy"}, "must start with '/'"),
+    ({"CONTROL_PLANE_URL_PATH": "https://x/y"}, "must be a URL path without scheme"),
+    ({"CONTROL_PLANE_MAX_INFLIGHT_REQUESTS": "0"}, "must be greater than zero"),
+    ({"CONTROL_PLANE_MAX_INFLIGHT_REQUESTS": "10001"}, "must be less than or equal to 10000"),
+    ({"CONTROL_PLANE_POLL_DEADLINE_GUARDRAIL": "1m"}, "must be less than 1m"),
+    ({"CONTROL_PLANE_POLL_TIMEOUT": "9m58s"}, "control-plane.poll-timeout plus "
+                                              "control-plane.poll-deadline-guardrail must be "
+                                              "less than or equal to 10m0s"),
+    ({"CONTROL_PLANE_POLL_TIMEOUT": "soon"}, 'invalid control-plane.poll-timeout "soon" (from '
+                                             "CONTROL_PLANE_POLL_TIMEOUT): is not a duration"),
+    ({"CONTROL_PLANE_POLL_CHANNELS": "Main"}, '"Main" is not canonical; use "main"'),
+    ({"CONTROL_PLANE_POLL_CHANNELS": "main,tools"}, 'control-plane.poll-channel "tools" has no '
+                                                    "local handler"),
+    ({"CONTROL_PLANE_POLL_CHANNELS": "harpoon"}, "control-plane.poll-channel harpoon has no "
+                                                 "routable target"),
+    ({"CONTROL_PLANE_ORGANIZATION_ID": "org\nx"}, "cannot contain header line breaks"),
+    ({"CONTROL_PLANE_EXTRA_HEADERS": "Authorization: Bearer x"}, "would override "
+                                                                 "control-plane authentication"),
+    ({"CONTROL_PLANE_EXTRA_HEADERS": "NoColon"}, "invalid header: expected 'Key: Value'"),
+    ({"CONTROL_PLANE_EXTRA_HEADERS": "X-A: 1,x-a: 2"}, "conflicting values for "
+                                                       'case-insensitive HTTP header "x-a"'),
+    ({"CONTROL_PLANE_EXTRA_HEADERS": "Bad Name: 1"}, 'invalid HTTP header name "Bad Name"'),
+    ({"LOG_FORMAT": "xml"}, "is not supported; use one of: struct-text, json"),
+    ({"TUNNEL_CLIENT_HTTP_PROXY": "socks5://p:1080"}, 'proxy URL scheme must be http or https, '
+                                                      'got "socks5"'),
+    ({"MCP_SERVER_URL": "http://a/mcp", "MCP_COMMAND": "x"}, 'duplicate channel "main" from '
+                                                             "mcp.command"),
+    ({"MCP_COMMAND": "channel=harpoon,command=x"}, 'channel "harpoon" is reserved'),
+    ({"MCP_COMMAND": "'unterminated"}, "unterminated quoted string"),
+    ({"MCP_SERVER_URL": "channel=a,url=http://a,bogus=1", "MCP_COMMAND": ""},
+     'unsupported key "bogus"'),
+    ({"MCP_SERVER_URL": "url=http://a,unix-socket=/s,http-proxy=http://p:1", "MCP_COMMAND": ""},
+     "sets both unix-socket and http-proxy"),
+    ({"CONTROL_PLANE_CLIENT_KEY": "/k.pem"}, "client certificate path is required when key "
+                                             "path is set"),
+    ({"MCP_CLIENT_CERT": "/c.pem", "MCP_CLIENT_KEY": "/k.pem"}, "mcp.client-cert and "
+                                                                "mcp.client-key require at "
+                                                                "least one http-streamable"),
+    ({"CA_BUNDLE": "/nonexistent/ca.pem"}, 'invalid ca-bundle "/nonexistent/ca.pem"'),
+    ({"MCP_COMMAND": "env:NOT_SET_ANYWHERE"}, 'environment variable "NOT_SET_ANYWHERE" is '
+                                              "not set"),
+])
+def test_config_errors_name_the_setting_and_the_fix(env, message):
+    with pytest.raises(ConfigError) as err:
+        runtime(env=env)
+    assert message in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_ca_bundle_without_certificates(tmp_path):
+    bundle = tmp_path / "empty.pem"
+    bundle.write_text("nothing here\n")
+    with pytest.raises(ConfigError) as err:
+        runtime(env={"CA_BUNDLE": str(bundle)})
+    assert str(err.value) == 'invalid ca-bundle "%s": PEM bundle contained no certificates' \
+        % bundle
+
+
+def test_yaml_is_strict_and_names_the_unknown_key(tmp_path):
+    path = write(tmp_path, "control_plane:\n  pol_timeout: 30s\n")
+    with pytest.raises(ConfigError) as err:
+        runtime({"--config": path})
+    assert "unknown key control_plane.pol_timeout" in str(err.value)
+    assert "poll_timeout" in str(err.value)
+
+
+@pytest.mark.parametrize("text,message", [
+    ("config_version: 2\n", "unsupported config_version 2"),
+    ("control_plane: [1]\n", "control_plane: expected a mapping"),
+    ("mcp:\n  max_concurrent_requests: ten\n", "mcp.max_concurrent_requests: expected an integer"),
+    ("mcp:\n  commands:\n    - channel: x\n", "'command' is a required property"),
+    ("key: [unclosed\n", "fix the YAML syntax"),
+    ("- just\n- a list\n", "must be a YAML mapping"),
+    ("cloudflared:\n  managed: true\n", "cloudflared settings are not supported"),
+])
+def test_yaml_problems_are_one_line(tmp_path, text, message):
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as err:
+        runtime({"--config": path})
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_yaml_lists_bindings_and_references(tmp_path):
+    path = write(tmp_path, """
+config_version: 1
+control_plane:
+  tunnel_id: %s
+  api_key: env:MY_RUNTIME_KEY
+  extra_headers:
+    X-Team: file:%s
+mcp:
+  server_urls:
+    - url: http://127.0.0.1:9000/mcp
+    - channel: Tools
+      url: env:TOOLS_URL
+  commands:
+    - channel: local
+      command: "python -m srv --name 'a b'"
+cloudflared:
+  managed: false
+""" % (TID, tmp_path / "team.txt"))
+    (tmp_path / "team.txt").write_text("blue\n")
+    cfg = load({"--config": path}, {"MY_RUNTIME_KEY": "sk-k", "TOOLS_URL": "http://t/mcp"})
+    assert cfg.control_plane.api_key == "sk-k"
+    assert cfg.control_plane.extra_headers.as_dict() == {"X-Team": "blue"}
+    assert [(b.channel, b.transport, b.target) for b in cfg.bindings] == [
+        ("main", "http", "http://127.0.0.1:9000/mcp"), ("tools", "http", "http://t/mcp"),
+        ("local", "stdio", "python -m srv --name 'a b'")]
+    assert cfg.binding("local").argv == ("python", "-m", "srv", "--name", "a b")
+
+
+def test_flag_lists_extend_and_env_lists_split():
+    cfg = runtime({"--mcp.server-url": ["channel=b,url=http://b/mcp"],
+                   "--control-plane.poll-channel": ["main", "b"]})
+    assert [b.channel for b in cfg.bindings] == ["b", "main"]
+    assert cfg.control_plane.poll_channels == ("b", "main")
+    cfg = runtime(env={"MCP_COMMAND": "a\nchannel=x,command=b --flag; still b"})
+    assert cfg.binding("x").argv == ("b", "--flag;", "still", "b")
+
+
+def test_hidden_dashed_aliases_apply_only_without_the_canonical_flag():
+    cfg = runtime({"--control-plane-url-path": "/alias"})
+    assert cfg.control_plane.url_path == "/alias"
+    cfg = runtime({"--control-plane-url-path": "/alias", "--control-plane.url-path": "/canon"})
+    assert cfg.control_plane.url_path == "/canon"
+
+
+def test_mtls_switches_the_default_base_url(tmp_path):
+    import trustme
+    ca = trustme.CA()
+    cert = ca.issue_cert("client.example")
+    cert_path, key_path = tmp_path / "c.pem", tmp_path / "k.pem"
+    cert.cert_chain_pems[0].write_to_path(str(cert_path))
+    cert.private_key_pem.write_to_path(str(key_path))
+    cfg = runtime(env={"CONTROL_PLANE_CLIENT_CERT": str(cert_path),
+                       "CONTROL_PLANE_CLIENT_KEY": str(key_path)})
+    assert cfg.control_plane.base_url == "https://mtls.api.openai.com"
+    other = ca.issue_cert("other.example")
+    other.private_key_pem.write_to_path(str(key_path))
+    with pytest.raises(ConfigError) as err:
+        runtime(env={"CONTROL_PLANE_CLIENT_CERT": str(cert_path),
+                     "CONTROL_PLANE_CLIENT_KEY": str(key_path)})
+    assert "certificate and key do not match" in str(err.value)
+
+
+def test_profiles_lookup_and_mutual_exclusion(tmp_path):
+    pdir = tmp_path / "xdg" / "tunnel-client"
+    pdir.mkdir(parents=True)
+    (pdir / "prod.yaml").write_text("control_plane:\n  url_path: /prod\n")
+    cfg = runtime({"--profile": "prod"}, {"XDG_CONFIG_HOME": str(tmp_path / "xdg")})
+    assert cfg.control_plane.url_path == "/prod"
+    assert cfg.source.kind == "profile" and cfg.source.profile == "prod"
+    cfg = runtime({}, {"TUNNEL_CLIENT_PROFILE": "prod", "TUNNEL_CLIENT_PROFILE_DIR": str(pdir)})
+    assert cfg.control_plane.url_path == "/prod"
+    with pytest.raises(ConfigError, match="--config and --profile are mutually exclusive"):
+        runtime({"--config": "/x.yaml", "--profile": "prod"})
+    with pytest.raises(ConfigError, match="TUNNEL_CLIENT_CONFIG and TUNNEL_CLIENT_PROFILE are"):
+        runtime({}, {"TUNNEL_CLIENT_CONFIG": "/x", "TUNNEL_CLIENT_PROFILE": "p"})
+    with pytest.raises(ConfigError, match='invalid profile name "../etc"'):
+        runtime({"--profile": "../etc"})
+    with pytest.raises(ConfigError, match="must end with .yaml"):
+        runtime({"--profile-file": str(pdir / "prod.yml")})
+    with pytest.raises(ConfigError, match="config file path is required when --config is set"):
+        runtime({"--config": ""})
+    with pytest.raises(ConfigError, match="does not exist"):
+        runtime({"--profile": "missing"}, {"XDG_CONFIG_HOME": str(tmp_path / "xdg")})
+
+
+@pytest.mark.parametrize("text,argv", [
+    ("a b  c", ["a", "b", "c"]),
+    ("python -c 'print(1); print(2)'", ["python", "-c", "print(1); print(2)"]),
+    ('say "a \\"quoted\\" word"', ["say", 'a "quoted" word']),
+    ("a\\ b c", ["a b", "c"]),
+    ("cmd ; rm -rf / && x | y", ["cmd", ";", "rm", "-rf", "/", "&&", "x", "|", "y"]),
+    ("x ''", ["x", ""]),
+])
+def test_command_tokenizer_has_no_shell(text, argv):
+    assert split_command(text) == argv
+
+
+@pytest.mark.parametrize("text,message", [("", "command is empty"), ("'a", "unterminated"),
+                                          ('"a', "unterminated"), ("a\\", "unterminated escape")])
+def test_command_tokenizer_errors(text, message):
+    with pytest.raises(ValueError, match=message):
+        split_command(text)
+
+
+def test_cli_config_error_is_one_line_exit_1_without_traceback():
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CONTROL_PLANE", "MCP_"))}
+    env["CONTROL_PLANE_API_KEY"] = "sk-very-secret-key"
+    proc = subprocess.run([sys.executable, "-m", "tunnel_client", "run",
+                           "--control-plane.tunnel-id", TID, "--mcp.command", "x",
+                           "--control-plane.poll-timeout", "banana"],
+                          capture_output=True, text=True, env=env, timeout=30)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().count("\n") == 0
+    assert proc.stderr.startswith("configure tunnel-client: invalid control-plane.poll-timeout")
+    assert "Traceback" not in proc.stderr and "sk-very-secret-key" not in proc.stderr
+
+
+def test_schema_is_draft7_and_loads_with_the_floor_validator():
+    from jsonschema import Draft7Validator
+
+    from tunnel_client.config.schema import SCHEMA
+    Draft7Validator.check_schema(SCHEMA)
+    assert SCHEMA["properties"]["mcp"]["properties"]["stdio"]["additionalProperties"] is False
