@@ -1,15 +1,17 @@
-# tunnel-client developer entry points. Every target sets up what it needs.
+# tunnel-client developer entry points. Every target sets up what it needs on a fresh
+# machine. Area-specific targets (packaging, benchmarks, ...) live in mk/*.mk.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: help venv test test-fast demo docs lint clean
+.PHONY: help venv test test-fast demo docs clean
 
 help:
-	@echo "make demo    - run the end-to-end demo through the local control plane"
-	@echo "make test    - set up a venv with the test extras and run the whole suite"
-	@echo "make docs    - regenerate docs/configuration.md from the settings registry"
+	@echo "make demo           run the end-to-end demo through the local control plane"
+	@echo "make test           set up a venv with the test extras and run the whole suite"
+	@echo "make docs           regenerate docs/configuration.md from the settings registry"
+	@grep -h '^## ' mk/*.mk 2>/dev/null | sed 's/^## /make /' || true
 
 $(VENV)/.installed: setup.cfg setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -33,3 +35,5 @@ docs: venv
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info
+
+-include mk/*.mk

@@ -12,6 +12,7 @@ import time
 from typing import List, Optional
 
 from tunnel_client import __version__
+from tunnel_client.admin.server import AdminServer
 from tunnel_client.config import Config
 from tunnel_client.controlplane import ControlPlane, TunnelMetadata
 from tunnel_client.errors import ControlPlaneError, StartupError
@@ -23,7 +24,9 @@ from tunnel_client.mcp.stdio import StdioBinding, StdioPolicy, child_environment
 from tunnel_client.net import Backoff, TrustStore, resolve_route
 from tunnel_client.observe.health import Check, PollHealth, Readiness
 from tunnel_client.observe.instruments import Instruments
+from tunnel_client.observe import process
 from tunnel_client.observe.logs import REDACTOR, get_logger
+from tunnel_client.observe.systemd import Notifier
 from tunnel_client.worker import InFlight, PollLog, Worker
 
 log = get_logger("process")
@@ -62,7 +65,7 @@ class Service:
             extra_headers=cp.extra_headers, instance_id=self.instance_id,
             server_info=self.router.server_info, instruments=self.metrics,
             url_path=cp.url_path)
-        self.poll_health = PollHealth()
+        self.poll_health = PollHealth(on_first_success=self._first_poll)
         self.readiness = Readiness()
         self.readiness.add("control_plane", self.poll_health.check)
         for binding in self.router.bindings:
@@ -75,6 +78,10 @@ class Service:
                                self.poll_health, self.inflight, self.metrics, poll_log,
                                cp.tunnel_id or "") for i in range(size)]
         self._pid_written = False
+        process.register(self.metrics.registry)
+        self.notifier = Notifier(cfg.environ)
+        self.admin = AdminServer(self, cfg.health.listen_addr, cfg.health.unix_socket,
+                                 cfg.health.url_file, cfg.admin_ui.allow_remote)
 
     # --- construction --------------------------------------------------------------------
 
@@ -126,16 +133,58 @@ class Service:
                 binding.stop()
             self._remove_pid_file()
             raise
+        try:
+            self.admin.start()
+        except BaseException:
+            for binding in started:
+                binding.stop()
+            self._remove_pid_file()
+            raise
         log.info("control-plane route resolved", extra={"route": self.cp_route.describe()})
         for binding in self.router.bindings:
             log.info("mcp channel route resolved", extra={"binding": binding.describe()})
         self.housekeeping.call_later(0, self._fetch_metadata, "tunnel-metadata")
         for worker in self.workers:
             worker.start()
+        if self.notifier.watchdog_interval:
+            self.housekeeping.every(self.notifier.watchdog_interval, self._watchdog,
+                                    "systemd-watchdog")
+        for warning in self.warnings():
+            log.warning(warning)
         log.info("tunnel-client started", extra={
             "version": __version__, "workers": len(self.workers),
             "channels": [b.channel for b in self.router.bindings],
-            "config_source": cfg.source.describe()})
+            "config_source": cfg.source.describe(),
+            "health_url": self.admin.url, "ui_url": self.admin_url and self.admin_url + "/ui"})
+
+    @property
+    def admin_url(self) -> Optional[str]:
+        return self.admin.url
+
+    def _first_poll(self):
+        self.notifier.send("READY=1", "STATUS=" + self.ready().reason)
+
+    def _watchdog(self):
+        # Only pet the watchdog while the workers that do the job are alive.
+        if all(worker.is_alive() for worker in self.workers) and not self.stop_event.is_set():
+            self.notifier.send("WATCHDOG=1", "STATUS=" + self.ready().reason)
+
+    def warnings(self) -> List[str]:
+        found = []
+        if self.cfg.log.http_raw_unsafe:
+            found.append("raw HTTP logging is enabled (log.http_raw_unsafe); payloads may "
+                         "appear in logs")
+        for route in [self.cp_route] + [b.route for b in self.router.bindings
+                                        if getattr(b, "route", None) is not None]:
+            if route.proxy and route.proxy.startswith("https://"):
+                found.append("the proxy for %s uses https://; most corporate proxies speak "
+                             "plain HTTP on their port (use http://proxy:port)" % route.name)
+        return found
+
+    def set_log_level(self, level: str):
+        if self.log_setup is not None:
+            self.log_setup.set_level(level)
+            log.warning("runtime log level updated", extra={"level": level})
 
     def _fetch_metadata(self):
         """For diagnostics only; retried with backoff instead of once (Go client: once)."""
@@ -177,6 +226,7 @@ class Service:
         log.info("stopping: polling stopped, draining in-flight commands",
                  extra={"in_flight": busy, "drain_timeout_s": budget})
         self.stop_event.set()
+        self.notifier.send("STOPPING=1", "STATUS=draining %d in-flight commands" % busy)
         self.controlplane.gate.close()
         if not self.inflight.wait_idle(budget, self.hurry):
             log.warning("drain budget exhausted; abandoning in-flight commands",
@@ -184,6 +234,7 @@ class Service:
         for binding in self.router.bindings:
             binding.stop()
         self.housekeeping.stop()
+        self.admin.stop()
         self.controlplane.close()
         self.trust.close()
         self._remove_pid_file()

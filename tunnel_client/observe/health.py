@@ -24,8 +24,9 @@ class Check:
 class PollHealth:
     """Control-plane poll state as the workers report it (shared by all of them)."""
 
-    def __init__(self, outage_after: float = 60.0):
+    def __init__(self, outage_after: float = 60.0, on_first_success=None):
         self.outage_after = outage_after
+        self.on_first_success = on_first_success
         self._lock = threading.Lock()
         self.last_success: Optional[float] = None  # wall clock
         self.failing_since: Optional[float] = None
@@ -41,7 +42,10 @@ class PollHealth:
             self.last_error = None
             self.auth_error = None
             self.consecutive_failures = 0
-        self.first_success.set()
+            first = not self.first_success.is_set()
+            self.first_success.set()
+        if first and self.on_first_success is not None:
+            self.on_first_success()
 
     def failed(self, message: str, auth: bool = False):
         with self._lock:

@@ -1,0 +1,101 @@
+"""JSON views of a running service for /api/* and the support bundle (pure reads)."""
+
+import json
+import time
+
+from tunnel_client import __version__
+from tunnel_client.config.values import format_duration, redact_url
+from tunnel_client.observe.logs import LEVELS
+
+MAX_LOG_EVENTS = 5000
+
+
+def readiness(service) -> dict:
+    check = service.ready()
+    return {"ready": check.ok, "reason": check.reason,
+            "inputs": [c.as_dict(name) for name, c in service.readiness.inputs()]}
+
+
+def status(service, admin=None) -> dict:
+    cfg = service.cfg
+    cp = cfg.control_plane
+    main = cfg.binding("main")
+    channels = []
+    for binding in service.router.bindings:
+        info = binding.describe()
+        check = binding.health()
+        info.update({"enabled": True, "server_kind": "external", "healthy": check.ok,
+                     "reason": check.reason})
+        channels.append(info)
+    metadata = service.metadata
+    return {
+        "version": __version__,
+        "client_instance_id": service.instance_id,
+        "started_at": service.started_at,
+        "uptime_seconds": round(time.time() - service.started_at, 3),
+        "config_source": cfg.source.describe(),
+        "health_listen_addr": cfg.health.listen_addr,
+        "ui_url": (admin.url + "/ui") if admin is not None and admin.url else None,
+        "control_plane_base_url": cp.base_url,
+        "control_plane_tunnel_id": cp.tunnel_id,
+        "control_plane_poll_timeout": format_duration(cp.poll_timeout),
+        "control_plane_poll_deadline_guardrail": format_duration(cp.poll_deadline_guardrail),
+        "mcp_server_url": redact_url(main.url) if main is not None and main.url else None,
+        "channels": channels,
+        "control_plane_route": service.cp_route.as_dict(),
+        "mcp_routes": [b.route.as_dict() for b in service.router.bindings
+                       if getattr(b, "route", None) is not None],
+        "workers": {"capacity": len(service.workers), "busy": service.inflight.count},
+        "poll": service.poll_health.snapshot(),
+        "readiness": readiness(service),
+        "tunnel_metadata": None if metadata is None else {
+            "id": metadata.id, "name": metadata.name, "description": metadata.description},
+        "tunnel_metadata_error": service.metadata_error,
+        "raw_http_logging_enabled": bool(cfg.log.http_raw_unsafe),
+        "log_level": service.log_setup.level if service.log_setup else cfg.log.level,
+        "warnings": service.warnings(),
+    }
+
+
+def system(service) -> dict:
+    return {"tls": service.trust.describe(),
+            "routes": [service.cp_route.as_dict()] + [
+                b.route.as_dict() for b in service.router.bindings
+                if getattr(b, "route", None) is not None]}
+
+
+def logs(service, limit: int) -> dict:
+    limit = max(1, min(limit, MAX_LOG_EVENTS))
+    ring = service.log_setup.ring if service.log_setup else None
+    return {"events": ring.recent(limit) if ring else []}
+
+
+SUPPORTED_LEVELS = [name for name in LEVELS]
+
+
+def log_level(service) -> dict:
+    return {"level": service.log_setup.level if service.log_setup else "info",
+            "supported_levels": SUPPORTED_LEVELS}
+
+
+def set_log_level(service, body: bytes):
+    """PUT body exactly ``{"level": "debug"}``; anything else is a 400 naming the problem."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return 400, {"error": "body must be JSON like {\"level\": \"debug\"}"}
+    if not isinstance(data, dict) or set(data) != {"level"}:
+        return 400, {"error": "body must be exactly {\"level\": \"<level>\"}"}
+    level = data["level"]
+    if level not in LEVELS:
+        return 400, {"error": 'unsupported log level "%s" (expected one of: %s)'
+                     % (level, ", ".join(SUPPORTED_LEVELS))}
+    service.set_log_level(level)
+    return 200, log_level(service)
+
+
+def metrics_text(service) -> str:
+    metrics = service.metrics
+    metrics.liveness.set(1)
+    metrics.readiness.set(1 if service.ready().ok else 0)
+    return metrics.registry.render()

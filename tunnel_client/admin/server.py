@@ -1,0 +1,260 @@
+"""The admin listener: health, readiness, metrics, JSON APIs and the UI.
+
+``/healthz``, ``/readyz`` and ``/metrics`` answer anyone who can reach the listener (it
+binds loopback by default). The UI and ``/api/*`` answer loopback peers only, unless the
+operator sets ``--allow-remote-ui``.
+"""
+
+import base64
+import errno
+import json
+import os
+import socket
+import socketserver
+import stat
+import tempfile
+import threading
+import time
+from typing import Optional
+from urllib.parse import parse_qs, urlsplit
+
+from tunnel_client.admin import api
+from tunnel_client.errors import StartupError
+from tunnel_client.httpd import Handler, Server, serve_in_thread, split_hostport
+from tunnel_client.observe.logs import get_logger
+
+log = get_logger("health")
+
+STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
+_STATIC_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
+                 ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml"}
+LOOPBACK_ONLY = ("admin UI is restricted to loopback; set --allow-remote-ui to override")
+SSE_PING_INTERVAL = 15.0
+
+
+class _AdminHandler(Handler):
+    server_version = "tunnel-client-admin"
+
+    @property
+    def admin(self) -> "AdminServer":
+        return self.server.context["admin"]
+
+    def _loopback(self) -> bool:
+        peer = self.client_address[0] if isinstance(self.client_address, tuple) else ""
+        return not peer or peer.startswith("127.") or peer in ("::1", "::ffff:127.0.0.1") \
+            or peer.startswith("::ffff:127.")
+
+    def do_GET(self):
+        self._route("GET")
+
+    def do_PUT(self):
+        self._route("PUT")
+
+    def do_POST(self):
+        self._route("POST")
+
+    def do_HEAD(self):
+        self._route("GET")
+
+    def _route(self, method: str):
+        parts = urlsplit(self.path)
+        path, query = parts.path, parse_qs(parts.query)
+        admin = self.admin
+        try:
+            if path == "/healthz" and method == "GET":
+                return self.send_text(200, "live")
+            if path == "/readyz" and method == "GET":
+                check = admin.service.ready()
+                return self.send_text(200 if check.ok else 503, check.reason)
+            if path == "/metrics" and method == "GET":
+                return self.send_body(200, admin.metrics_text().encode("utf-8"),
+                                      "text/plain; version=0.0.4; charset=utf-8")
+            if not (self._loopback() or admin.allow_remote):
+                return self.send_text(403, LOOPBACK_ONLY)
+            return self._guarded(method, path, query)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+
+    def _guarded(self, method, path, query):
+        admin = self.admin
+        if path == "/favicon.ico":
+            return self.send_body(204)
+        if path in ("/", "/ui", "/ui/"):
+            return self._static("index.html")
+        if path.startswith("/assets/"):
+            return self._static(path[len("/assets/"):])
+        if path == "/api/log-level":
+            if method == "GET":
+                return self.send_json(200, api.log_level(admin.service))
+            if method == "PUT":
+                status, body = api.set_log_level(admin.service, self.read_body(4096))
+                return self.send_json(status, body)
+            return self.send_json(405, {"error": "method not allowed"}, {"Allow": "GET, PUT"})
+        if method != "GET":
+            return self.send_json(405, {"error": "method not allowed"}, {"Allow": "GET"})
+        if path == "/api/status":
+            return self.send_json(200, api.status(admin.service, admin))
+        if path == "/api/system":
+            return self.send_json(200, api.system(admin.service))
+        if path == "/api/logs":
+            return self.send_json(200, api.logs(admin.service, _int(query, "limit", 200)))
+        if path == "/api/logs/stream":
+            return self._stream_logs(_int(query, "since", 0))
+        if path == "/api/logs/export":
+            from tunnel_client.admin import bundle
+            name, data = bundle.build(admin.service, admin, _int(query, "minutes", 30))
+            return self.send_body(200, data, "application/gzip", {
+                "Content-Disposition": 'attachment; filename="%s"' % name,
+                "Cache-Control": "no-store"})
+        return self.send_json(404, {"error": "not found: %s" % path})
+
+    def _static(self, name: str):
+        name = os.path.normpath(name).lstrip("/")
+        path = os.path.join(STATIC_DIR, name)
+        if name.startswith("..") or not os.path.isfile(path):
+            return self.send_json(404, {"error": "not found"})
+        with open(path, "rb") as handle:
+            data = handle.read()
+        kind = _STATIC_TYPES.get(os.path.splitext(name)[1], "application/octet-stream")
+        self.send_body(200, data, kind, {"Cache-Control": "no-cache"})
+
+    def _stream_logs(self, since: int):
+        ring = self.admin.service.log_setup.ring if self.admin.service.log_setup else None
+        if ring is None:
+            return self.send_json(404, {"error": "no log buffer"})
+        self.start_stream(200, "text/event-stream")
+        seq = since
+        last_write = time.monotonic()
+        while not self.admin.closing.is_set():
+            events = ring.wait(seq, 1.0)
+            for event in events:
+                seq = event["seq"]
+                self.write_chunk(b"event: log\nid: %d\ndata: %s\n\n" % (
+                    seq, json.dumps(event, separators=(",", ":")).encode("utf-8")))
+                last_write = time.monotonic()
+            if time.monotonic() - last_write >= SSE_PING_INTERVAL:
+                self.write_chunk(b": ping\n\n")
+                last_write = time.monotonic()
+        self.end_stream()
+
+
+def _int(query, name, default):
+    try:
+        return int(query.get(name, [default])[0])
+    except (TypeError, ValueError):
+        return default
+
+
+class _UnixServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    daemon_threads = True
+
+    def __init__(self, path, handler, **context):
+        self.context = context
+        super().__init__(path, handler)
+
+
+class AdminServer:
+    def __init__(self, service, listen_addr: Optional[str], unix_socket: Optional[str] = None,
+                 url_file: Optional[str] = None, allow_remote: bool = False):
+        self.service = service
+        self.listen_addr = listen_addr
+        self.unix_socket = unix_socket
+        self.url_file = url_file
+        self.allow_remote = allow_remote
+        self.closing = threading.Event()
+        self.server = None
+        self.url: Optional[str] = None
+        self._url_written = False
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.listen_addr or self.unix_socket)
+
+    def start(self):
+        if not self.enabled:
+            return
+        if self.unix_socket:
+            self._bind_unix()
+        else:
+            self._bind_tcp()
+        serve_in_thread(self.server, "admin")
+        if self.url_file:
+            self._write_url_file()
+        log.info("health server listening", extra={"url": self.url})
+
+    def _bind_tcp(self):
+        host, port = split_hostport(self.listen_addr)
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+
+        class _Server(Server):
+            address_family = family
+
+        try:
+            self.server = _Server((host, port), _AdminHandler, admin=self)
+        except OSError as exc:
+            hint = "; choose another --health.listen-addr or stop the process using it" \
+                if exc.errno == errno.EADDRINUSE else ""
+            raise StartupError("health listener %s: %s%s" % (
+                self.listen_addr, exc.strerror or exc, hint)) from None
+        bound_host, bound_port = self.server.server_address[:2]
+        if bound_host in ("0.0.0.0", "::", ""):
+            bound_host = "127.0.0.1"
+        self.url = "http://%s:%d" % ("[%s]" % bound_host if ":" in bound_host else bound_host,
+                                     bound_port)
+
+    def _bind_unix(self):
+        path = self.unix_socket
+        if os.path.exists(path):
+            if not stat.S_ISSOCK(os.stat(path).st_mode):
+                raise StartupError("health unix socket %s exists and is not a socket; remove it "
+                                   "or choose another path" % path)
+            probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                probe.connect(path)
+                raise StartupError("health unix socket %s is in use by a running process"
+                                   % path)
+            except (ConnectionRefusedError, FileNotFoundError):
+                os.unlink(path)  # stale socket from a process that is gone
+            finally:
+                probe.close()
+        try:
+            self.server = _UnixServer(path, _AdminHandler, admin=self)
+        except OSError as exc:
+            raise StartupError("health unix socket %s: %s" % (path, exc.strerror or exc)) from None
+        os.chmod(path, 0o660)
+        self.url = "http+unix://" + base64.urlsafe_b64encode(path.encode()).decode().rstrip("=")
+
+    def _write_url_file(self):
+        directory = os.path.dirname(os.path.abspath(self.url_file))
+        fd, tmp = tempfile.mkstemp(prefix=".health-url-", dir=directory)
+        try:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(self.url + "\n")
+            os.chmod(tmp, 0o600)
+            os.replace(tmp, self.url_file)
+        except OSError as exc:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise StartupError("cannot write health URL file %s: %s" % (self.url_file, exc))
+        self._url_written = True
+
+    def metrics_text(self) -> str:
+        return api.metrics_text(self.service)
+
+    def stop(self):
+        self.closing.set()
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+            if self.unix_socket:
+                try:
+                    os.unlink(self.unix_socket)
+                except OSError:
+                    pass
+        if self._url_written:
+            try:
+                os.unlink(self.url_file)
+            except OSError:
+                pass
