@@ -1,0 +1,647 @@
+// tunnel-client admin page: plain JS, no build step, no other origin.
+// Every string from the daemon (log messages above all) is untrusted: it only ever
+// reaches the page as a text node (textContent / createTextNode), never as markup.
+(function () {
+  "use strict";
+
+  var params = new URLSearchParams(window.location.search);
+  // ?interval=ms lets tests (and impatient operators) sample faster; default 2 s.
+  var REFRESH_MS = Math.max(250, parseInt(params.get("interval"), 10) || 2000);
+  var SAMPLES = 90;            // sparkline history (3 min at the default interval)
+  var RATE_WINDOW_MS = 60000;  // "+N in the last minute" on the counters
+  var MAX_EVENTS = 2000;       // log events kept in memory
+  var MAX_ROWS = 500;          // log rows kept in the page
+  var LEVEL_RANK = { debug: 10, info: 20, warn: 30, error: 40 };
+
+  var state = {
+    instance: null,       // client_instance_id: a change means the daemon restarted
+    samples: [],          // [{t, counters..., latSum, latCount, buckets, latency}]
+    events: [],           // log events, oldest first
+    lastSeq: 0,
+    stream: null,
+    streamRetryMs: 1000,
+    levelPending: false,
+    levels: [],
+    lastOk: null,
+  };
+
+  // --- DOM helpers (text only) -----------------------------------------------------
+
+  function $(id) { return document.getElementById(id); }
+
+  // el("td", {class: "x", title: "y"}, "text", childNode, ...): attributes and text only.
+  function el(tag, attrs) {
+    var node = document.createElement(tag);
+    if (attrs) {
+      Object.keys(attrs).forEach(function (name) {
+        if (attrs[name] !== null && attrs[name] !== undefined) {
+          node.setAttribute(name, String(attrs[name]));
+        }
+      });
+    }
+    for (var i = 2; i < arguments.length; i++) { append(node, arguments[i]); }
+    return node;
+  }
+
+  function append(node, child) {
+    if (child === null || child === undefined || child === false) { return; }
+    if (Array.isArray(child)) { child.forEach(function (c) { append(node, c); }); return; }
+    node.appendChild(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+
+  function setText(id, value) {
+    var node = typeof id === "string" ? $(id) : id;
+    if (node) { node.textContent = value === null || value === undefined ? "—" : String(value); }
+  }
+
+  function replaceChildren(node) {
+    while (node.firstChild) { node.removeChild(node.firstChild); }
+    for (var i = 1; i < arguments.length; i++) { append(node, arguments[i]); }
+  }
+
+  function badge(ok, yes, no) {
+    return el("span", { class: "badge " + (ok ? "badge-ok" : "badge-bad") }, ok ? yes : no);
+  }
+
+  // --- formatting ----------------------------------------------------------------------
+
+  function pad(n, width) { n = String(n); while (n.length < (width || 2)) { n = "0" + n; } return n; }
+
+  function clock(date, millis) {
+    var text = pad(date.getHours()) + ":" + pad(date.getMinutes()) + ":" + pad(date.getSeconds());
+    return millis ? text + "." + pad(date.getMilliseconds(), 3) : text;
+  }
+
+  function absolute(epochSeconds) {
+    var date = new Date(epochSeconds * 1000);
+    var today = new Date();
+    var day = date.getFullYear() + "-" + pad(date.getMonth() + 1) + "-" + pad(date.getDate());
+    return (date.toDateString() === today.toDateString() ? "" : day + " ") + clock(date);
+  }
+
+  function duration(seconds) {
+    seconds = Math.max(0, Math.round(seconds));
+    if (seconds < 60) { return seconds + " s"; }
+    if (seconds < 3600) { return Math.floor(seconds / 60) + " min " + (seconds % 60) + " s"; }
+    if (seconds < 86400) { return Math.floor(seconds / 3600) + " h " + Math.floor(seconds % 3600 / 60) + " min"; }
+    return Math.floor(seconds / 86400) + " d " + Math.floor(seconds % 86400 / 3600) + " h";
+  }
+
+  function ago(epochSeconds) {
+    if (!epochSeconds) { return null; }
+    return absolute(epochSeconds) + " (" + duration(Date.now() / 1000 - epochSeconds) + " ago)";
+  }
+
+  function millis(value) {
+    if (value === null || value === undefined || !isFinite(value)) { return "—"; }
+    if (value >= 1000) { return (value / 1000).toFixed(value >= 10000 ? 0 : 1) + " s"; }
+    return (value >= 10 ? Math.round(value) : value.toFixed(1)) + " ms";
+  }
+
+  function bytes(value) {
+    if (value === null || value === undefined) { return null; }
+    var units = ["B", "KiB", "MiB", "GiB"];
+    var i = 0;
+    while (value >= 1024 && i < units.length - 1) { value /= 1024; i++; }
+    return value.toFixed(i ? 1 : 0) + " " + units[i];
+  }
+
+  function levelOf(event) {
+    var name = String(event.level || "info").toLowerCase();
+    if (name === "warning") { name = "warn"; }
+    if (name === "critical") { name = "error"; }
+    return LEVEL_RANK[name] ? name : "info";
+  }
+
+  // --- HTTP ------------------------------------------------------------------------------
+
+  function request(path, options) {
+    var controller = new AbortController();
+    var timer = setTimeout(function () { controller.abort(); }, 8000);
+    options = Object.assign({ cache: "no-store", signal: controller.signal }, options || {});
+    return fetch(path, options).finally(function () { clearTimeout(timer); });
+  }
+
+  function getJSON(path) {
+    return request(path).then(function (reply) {
+      if (!reply.ok) { throw new Error(path + " answered " + reply.status); }
+      return reply.json();
+    });
+  }
+
+  function getText(path) {
+    return request(path).then(function (reply) {
+      if (!reply.ok) { throw new Error(path + " answered " + reply.status); }
+      return reply.text();
+    });
+  }
+
+  // --- Prometheus text -------------------------------------------------------------------
+
+  var SAMPLE_LINE = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)/;
+  var LABEL = /([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g;
+
+  function parseMetrics(text) {
+    var samples = [];
+    text.split("\n").forEach(function (line) {
+      if (!line || line.charAt(0) === "#") { return; }
+      var match = SAMPLE_LINE.exec(line);
+      if (!match) { return; }
+      var labels = {};
+      var label;
+      LABEL.lastIndex = 0;
+      while ((label = LABEL.exec(match[2] || "")) !== null) {
+        labels[label[1]] = label[2].replace(/\\n/g, "\n").replace(/\\(.)/g, "$1");
+      }
+      samples.push({ name: match[1], labels: labels, value: parseFloat(match[3]) });
+    });
+    return samples;
+  }
+
+  function total(samples, name, keep) {
+    var sum = 0;
+    var seen = false;
+    samples.forEach(function (s) {
+      if (s.name === name && (!keep || keep(s.labels))) { sum += s.value; seen = true; }
+    });
+    return seen ? sum : null;
+  }
+
+  // The handling time the tunnel client controls; other latency types include queueing.
+  function handlingLatency(labels) {
+    return labels.latency_type === undefined || labels.latency_type === "poll_to_response";
+  }
+
+  function takeSample(metrics, status) {
+    var m = parseMetrics(metrics);
+    var buckets = {};
+    m.forEach(function (s) {
+      if (s.name === "command_end_to_end_latency_milliseconds_bucket" && handlingLatency(s.labels)) {
+        buckets[s.labels.le] = (buckets[s.labels.le] || 0) + s.value;
+      }
+    });
+    var postOutcome = function (names) {
+      return function (labels) { return names.indexOf(labels.outcome) >= 0; };
+    };
+    return {
+      t: Date.now(),
+      polled: total(m, "commands_polled_total") || 0,
+      posted: total(m, "response_posts_total", postOutcome(["ok", "gone"])) || 0,
+      pollErrors: total(m, "commands_poll_errors_total") || 0,
+      postErrors: total(m, "response_posts_total", postOutcome(["failed", "expired"])) || 0,
+      restarts: total(m, "mcp_stdio_restarts_total") || 0,
+      busy: status.workers ? status.workers.busy : total(m, "dispatcher_worker_pool_occupancy"),
+      capacity: status.workers ? status.workers.capacity : total(m, "dispatcher_worker_pool_capacity"),
+      latSum: total(m, "command_end_to_end_latency_milliseconds_sum", handlingLatency) || 0,
+      latCount: total(m, "command_end_to_end_latency_milliseconds_count", handlingLatency) || 0,
+      buckets: buckets,
+      rss: total(m, "process_resident_memory_bytes"),
+      cpu: total(m, "process_cpu_seconds_total"),
+      fds: total(m, "process_open_fds"),
+      threads: total(m, "process_threads"),
+      latency: null,
+    };
+  }
+
+  function addSample(sample) {
+    var previous = state.samples[state.samples.length - 1];
+    if (previous && sample.latCount < previous.latCount) { state.samples = []; previous = null; }
+    if (previous && sample.latCount > previous.latCount) {
+      sample.latency = (sample.latSum - previous.latSum) / (sample.latCount - previous.latCount);
+    }
+    state.samples.push(sample);
+    if (state.samples.length > SAMPLES) { state.samples.shift(); }
+  }
+
+  // The quantile of the commands seen in the sampled window, from histogram bucket deltas.
+  function windowQuantile(q) {
+    var first = state.samples[0];
+    var last = state.samples[state.samples.length - 1];
+    if (!first || !last || last.latCount <= first.latCount) { return null; }
+    var bounds = Object.keys(last.buckets).filter(function (le) { return le !== "+Inf"; })
+      .map(function (le) { return { le: le, bound: parseFloat(le) }; })
+      .sort(function (a, b) { return a.bound - b.bound; });
+    var count = last.latCount - first.latCount;
+    for (var i = 0; i < bounds.length; i++) {
+      var seen = last.buckets[bounds[i].le] - (first.buckets[bounds[i].le] || 0);
+      if (seen >= q * count) { return bounds[i].bound; }
+    }
+    return Infinity;
+  }
+
+  // --- rendering: status -------------------------------------------------------------
+
+  function renderHeader(status) {
+    var meta = status.tunnel_metadata;
+    setText("tunnel-name", meta && meta.name ? meta.name : "Tunnel");
+    setText("tunnel-id", status.control_plane_tunnel_id || (meta && meta.id));
+    var ready = status.readiness && status.readiness.ready;
+    var node = $("readiness-badge");
+    node.className = "badge " + (ready ? "badge-ok" : "badge-bad");
+    node.textContent = ready ? "ready" : "not ready";
+    document.title = (ready ? "" : "(not ready) ") + "tunnel-client · " +
+      (meta && meta.name ? meta.name : status.control_plane_tunnel_id || "");
+    setText("footer-version", "tunnel-client " + status.version);
+  }
+
+  function renderReadiness(status) {
+    var readiness = status.readiness || { ready: false, reason: "unknown", inputs: [] };
+    var stateNode = $("readiness-state");
+    stateNode.className = "state " + (readiness.ready ? "state-ok" : "state-bad");
+    stateNode.textContent = readiness.ready ? "Ready" : "Not ready";
+    setText("readiness-reason", readiness.ready && readiness.reason === "ready" ? "" : readiness.reason);
+    var rows = (readiness.inputs || []).map(function (input) {
+      return el("tr", { "data-input": input.name, class: input.ok ? "" : "row-bad" },
+        el("td", null, el("code", null, input.name)),
+        el("td", null, badge(input.ok, "ok", "failing")),
+        el("td", { class: "wrap" }, input.reason || ""),
+        el("td", { class: "nowrap", title: input.since ? new Date(input.since * 1000).toISOString() : "" },
+          input.since ? ago(input.since) : "—"));
+    });
+    replaceChildren(document.querySelector("#readiness-inputs tbody"), rows);
+
+    var poll = status.poll || {};
+    setText("poll-last-success", poll.last_success ? ago(poll.last_success) : "never");
+    setText("poll-failures", poll.consecutive_failures === undefined ? null :
+      poll.consecutive_failures + (poll.failing_since ? " (failing since " + absolute(poll.failing_since) + ")" : ""));
+    var pollError = $("poll-last-error");
+    pollError.className = poll.auth_error ? "text-bad" : "";
+    setText(pollError, poll.auth_error || poll.last_error || "none");
+
+    var warnings = (status.warnings || []).slice();
+    if (status.tunnel_metadata_error) {
+      warnings.push("tunnel metadata: " + status.tunnel_metadata_error);
+    }
+    if (status.raw_http_logging_enabled) {
+      warnings.push("raw HTTP logging is enabled: logs may contain request bodies");
+    }
+    var list = $("warnings");
+    list.hidden = warnings.length === 0;
+    replaceChildren(list, warnings.map(function (w) { return el("li", null, String(w)); }));
+  }
+
+  function renderChannels(status) {
+    var rows = (status.channels || []).map(function (ch) {
+      var stdio = ch.transport_kind === "stdio";
+      var processLines = stdio ? [
+        ch.pid ? "pid " + ch.pid : "no process",
+        [ch.generation !== undefined ? "generation " + ch.generation : "",
+          ch.restarts !== undefined ? ch.restarts + " restart" + (ch.restarts === 1 ? "" : "s") : ""]
+          .filter(Boolean).join(" · "),
+        ch.handshake ? "handshake " + ch.handshake : "",
+      ].filter(Boolean) : ["—"];
+      return el("tr", { "data-channel": ch.name, class: ch.healthy ? "" : "row-bad" },
+        el("td", null, el("strong", null, ch.name)),
+        el("td", null, stdio ? "stdio" : (ch.transport_kind || "?")),
+        el("td", { class: "channel-health" }, badge(ch.healthy, "healthy", "unhealthy"),
+          ch.state ? el("span", { class: "muted" }, " " + ch.state) : null),
+        el("td", { class: "wrap" }, el("code", { class: "channel-target" }, stdio ? ch.command : ch.url)),
+        el("td", { class: "nowrap" }, processLines.map(function (line) { return el("div", null, line); })),
+        el("td", { class: "wrap" }, ch.reason || ""));
+    });
+    if (!rows.length) { rows = [el("tr", null, el("td", { colspan: 6 }, "No channels configured."))]; }
+    replaceChildren(document.querySelector("#channels tbody"), rows);
+  }
+
+  function renderDetails(status, sample) {
+    var route = status.control_plane_route || {};
+    var facts = [
+      ["Version", status.version],
+      ["Instance id", status.client_instance_id],
+      ["Started", status.started_at ? absolute(status.started_at) + " (up " + duration(status.uptime_seconds) + ")" : null],
+      ["Configuration", status.config_source],
+      ["Control plane", status.control_plane_base_url],
+      ["Control-plane route", route.route_mode ? route.route_mode + (route.proxy_url ? " via " + route.proxy_url : "") +
+        (route.proxy_source ? " (" + route.proxy_source + ")" : "") : null],
+      ["Poll timeout", status.control_plane_poll_timeout],
+      ["MCP server URL", status.mcp_server_url],
+      ["Workers", status.workers ? status.workers.capacity : null],
+      ["Daemon log level", status.log_level],
+      ["Admin UI", status.ui_url],
+      ["Memory (RSS)", bytes(sample.rss)],
+      ["CPU time", sample.cpu === null ? null : sample.cpu.toFixed(1) + " s"],
+      ["Open files / threads", sample.fds === null ? null : sample.fds + " / " + sample.threads],
+    ];
+    (status.mcp_routes || []).forEach(function (r) {
+      facts.push(["Route " + r.name, r.target + " — " + r.route_mode + (r.proxy_url ? " via " + r.proxy_url : "")]);
+    });
+    var items = [];
+    facts.forEach(function (fact) {
+      if (fact[1] === null || fact[1] === undefined || fact[1] === "") { return; }
+      items.push(el("dt", null, fact[0]), el("dd", null, String(fact[1])));
+    });
+    replaceChildren($("details"), items);
+  }
+
+  // --- rendering: counters and sparkline ---------------------------------------------
+
+  function rateSince(key) {
+    var last = state.samples[state.samples.length - 1];
+    var base = null;
+    for (var i = state.samples.length - 1; i >= 0; i--) {
+      if (last.t - state.samples[i].t > RATE_WINDOW_MS) { break; }
+      base = state.samples[i];
+    }
+    if (!base || base === last || last[key] === null || base[key] === null) { return null; }
+    return last[key] - base[key];
+  }
+
+  function setTile(id, value, note, alarm) {
+    var tile = $(id);
+    tile.setAttribute("data-value", value === null ? "" : String(value));
+    tile.classList.toggle("tile-alarm", !!alarm);
+    setText(tile.querySelector(".tile-value"), value === null ? "—" : value);
+    setText(tile.querySelector(".tile-rate"), note || "");
+  }
+
+  function perMinute(key) {
+    var delta = rateSince(key);
+    return delta === null ? "" : "+" + delta + " in the last min";
+  }
+
+  function renderCounters() {
+    var s = state.samples[state.samples.length - 1];
+    setTile("counter-polled", s.polled, perMinute("polled"));
+    setTile("counter-posted", s.posted, perMinute("posted"));
+    var recentErrors = (rateSince("pollErrors") || 0) + (rateSince("postErrors") || 0);
+    setTile("counter-errors", s.pollErrors + s.postErrors,
+      "poll " + s.pollErrors + " · post " + s.postErrors, recentErrors > 0);
+    setTile("counter-restarts", s.restarts, perMinute("restarts"), (rateSince("restarts") || 0) > 0);
+    setTile("counter-inflight", s.busy, s.capacity === null ? "" : "of " + s.capacity + " workers",
+      s.capacity && s.busy >= s.capacity);
+  }
+
+  var SVG_NS = "http://www.w3.org/2000/svg";
+
+  function svg(tag, attrs) {
+    var node = document.createElementNS(SVG_NS, tag);
+    Object.keys(attrs).forEach(function (name) { node.setAttribute(name, String(attrs[name])); });
+    return node;
+  }
+
+  function renderSparkline() {
+    var chart = $("latency-spark");
+    var width = 600, height = 64, top = 4;
+    var values = state.samples.map(function (s) { return s.latency; });
+    var max = values.reduce(function (m, v) { return v !== null && v > m ? v : m; }, 0);
+    var scale = Math.max(max * 1.15, 1);
+    var step = width / (SAMPLES - 1);
+    var offset = SAMPLES - values.length;  // newest sample at the right edge
+    var nodes = [svg("line", { x1: 0, y1: height - 0.5, x2: width, y2: height - 0.5, class: "spark-axis" })];
+    var run = [];
+    var flush = function () {
+      if (run.length === 1) {
+        nodes.push(svg("circle", { cx: run[0][0], cy: run[0][1], r: 2.5, class: "spark-dot" }));
+      } else if (run.length > 1) {
+        nodes.push(svg("polyline", { points: run.map(function (p) { return p.join(","); }).join(" "),
+          class: "spark-line" }));
+      }
+      run = [];
+    };
+    values.forEach(function (v, i) {
+      if (v === null) { flush(); return; }
+      var x = ((offset + i) * step).toFixed(1);
+      var y = (height - (v / scale) * (height - top)).toFixed(1);
+      run.push([x, y]);
+    });
+    flush();
+    replaceChildren(chart, nodes);
+    var latest = null;
+    for (var i = values.length - 1; i >= 0; i--) { if (values[i] !== null) { latest = values[i]; break; } }
+    setText("latency-last", millis(latest));
+    setText("latency-max", max ? millis(max) : "—");
+    var p95 = windowQuantile(0.95);
+    setText("latency-p95", p95 === null ? "—" : p95 === Infinity ? "> largest bucket" : "≤ " + millis(p95));
+    chart.setAttribute("data-points", String(values.filter(function (v) { return v !== null; }).length));
+    setText("latency-hint", "One point per " + (REFRESH_MS / 1000) + " s sample with commands; gaps are idle samples.");
+  }
+
+  // --- refresh loop -------------------------------------------------------------------
+
+  function showBanner(text) {
+    var banner = $("banner");
+    banner.hidden = !text;
+    banner.textContent = text || "";
+    document.body.classList.toggle("stale", !!text);
+  }
+
+  function refresh() {
+    return Promise.all([getJSON("/api/status"), getText("/metrics")]).then(function (replies) {
+      var status = replies[0];
+      if (state.instance !== status.client_instance_id) {
+        var restarted = state.instance !== null;
+        state.instance = status.client_instance_id;
+        state.samples = [];
+        if (restarted) { resetLogs(); }
+      }
+      var sample = takeSample(replies[1], status);
+      addSample(sample);
+      renderHeader(status);
+      renderReadiness(status);
+      renderChannels(status);
+      renderCounters();
+      renderSparkline();
+      renderDetails(status, sample);
+      if (!state.levelPending) { markLevel(status.log_level); }
+      state.lastOk = new Date();
+      setText("last-refresh", "updated " + clock(state.lastOk));
+      showBanner(null);
+    }).catch(function (error) {
+      showBanner("Cannot reach the tunnel-client admin API (" + error.message + "). Retrying; " +
+        (state.lastOk ? "the data below is from " + clock(state.lastOk) + "." : "no data yet."));
+      var node = $("readiness-badge");
+      node.className = "badge badge-unknown";
+      node.textContent = "unreachable";
+    }).then(function () {
+      setTimeout(refresh, REFRESH_MS);
+    });
+  }
+
+  // --- logs ---------------------------------------------------------------------------
+
+  var HIDDEN_FIELDS = { seq: 1, time: 1, level: 1, msg: 1, message: 1, component: 1,
+    client_instance_id: 1, tunnel_id: 1, traceback: 1 };
+
+  function fieldsText(event) {
+    return Object.keys(event).filter(function (k) { return !HIDDEN_FIELDS[k]; }).map(function (k) {
+      var v = event[k];
+      return k + "=" + (typeof v === "string" ? (/^[^\s"=]+$/.test(v) ? v : JSON.stringify(v)) : JSON.stringify(v));
+    }).join(" ");
+  }
+
+  function passes(event) {
+    if (LEVEL_RANK[levelOf(event)] < LEVEL_RANK[$("log-filter-level").value]) { return false; }
+    var needle = $("log-filter-text").value.trim().toLowerCase();
+    if (!needle) { return true; }
+    var hay = [event.msg, event.message, event.component, fieldsText(event)].join(" ").toLowerCase();
+    return hay.indexOf(needle) >= 0;
+  }
+
+  function logRow(event) {
+    var level = levelOf(event);
+    var when = event.time ? new Date(event.time) : null;
+    var row = el("div", { class: "log-row lvl-" + level, "data-seq": event.seq, tabindex: 0,
+      title: "Click for the full event" },
+      el("span", { class: "log-time", title: event.time || "" },
+        when && !isNaN(when) ? clock(when, true) : String(event.time || "")),
+      el("span", { class: "log-level" }, level.toUpperCase()),
+      el("span", { class: "log-comp" }, String(event.component || "")),
+      el("span", { class: "log-msg" }, String(event.msg !== undefined ? event.msg : event.message || "")),
+      el("span", { class: "log-fields" }, fieldsText(event)));
+    var toggle = function () {
+      var open = row.querySelector(".log-json");
+      if (open) { row.removeChild(open); return; }
+      row.appendChild(el("pre", { class: "log-json" }, JSON.stringify(event, null, 2)));
+    };
+    row.addEventListener("click", function (e) {
+      if (window.getSelection && String(window.getSelection())) { return; }  // selecting text
+      if (e.target.closest && e.target.closest(".log-json")) { return; }
+      toggle();
+    });
+    row.addEventListener("keydown", function (e) {
+      if (e.key === "Enter" || e.key === " ") { e.preventDefault(); toggle(); }
+    });
+    return row;
+  }
+
+  function renderLogs() {
+    var list = $("log-list");
+    var rows = [];
+    for (var i = state.events.length - 1; i >= 0 && rows.length < MAX_ROWS; i--) {
+      if (passes(state.events[i])) { rows.push(logRow(state.events[i])); }
+    }
+    replaceChildren(list, rows);
+    $("log-empty").hidden = rows.length > 0;
+  }
+
+  function addEvent(event) {
+    if (typeof event.seq === "number") {
+      if (event.seq <= state.lastSeq) { return; }  // already shown (reconnect overlap)
+      state.lastSeq = event.seq;
+    }
+    state.events.push(event);
+    if (state.events.length > MAX_EVENTS) { state.events.shift(); }
+    if (!passes(event)) { return; }
+    var list = $("log-list");
+    list.insertBefore(logRow(event), list.firstChild);  // newest first
+    while (list.childNodes.length > MAX_ROWS) { list.removeChild(list.lastChild); }
+    $("log-empty").hidden = true;
+  }
+
+  function setStreamState(name, text) {
+    $("logs").setAttribute("data-stream", name);
+    var node = $("stream-state");
+    node.className = "stream-state stream-" + name;
+    node.textContent = text;
+  }
+
+  function openStream() {
+    if (state.stream) { state.stream.close(); }
+    var stream = new EventSource("/api/logs/stream?since=" + state.lastSeq);
+    state.stream = stream;
+    stream.onopen = function () {
+      state.streamRetryMs = 1000;
+      setStreamState("open", "live");
+    };
+    stream.addEventListener("log", function (message) {
+      try { addEvent(JSON.parse(message.data)); } catch (ignored) { /* malformed event */ }
+    });
+    stream.onerror = function () {
+      // Reconnect ourselves so the resume point is the last event we really have.
+      stream.close();
+      if (state.stream !== stream) { return; }
+      state.stream = null;
+      setStreamState("retrying", "reconnecting…");
+      setTimeout(openStream, state.streamRetryMs);
+      state.streamRetryMs = Math.min(state.streamRetryMs * 2, 15000);
+    };
+  }
+
+  function loadLogs() {
+    setStreamState("connecting", "connecting…");
+    return getJSON("/api/logs?limit=" + MAX_ROWS).then(function (data) {
+      (data.events || []).forEach(function (event) {
+        if (typeof event.seq === "number" && event.seq <= state.lastSeq) { return; }
+        state.events.push(event);
+        if (typeof event.seq === "number") { state.lastSeq = event.seq; }
+      });
+      renderLogs();
+    }).catch(function () {
+      renderLogs();  // the stream below still delivers new events
+    }).then(openStream);
+  }
+
+  function resetLogs() {
+    if (state.stream) { state.stream.close(); state.stream = null; }
+    state.events = [];
+    state.lastSeq = 0;
+    loadLogs();
+  }
+
+  // --- daemon log level ---------------------------------------------------------------
+
+  function markLevel(level) {
+    var buttons = document.querySelectorAll("#level-buttons button");
+    Array.prototype.forEach.call(buttons, function (button) {
+      button.setAttribute("aria-pressed", button.getAttribute("data-level") === level ? "true" : "false");
+    });
+  }
+
+  function setLevel(level) {
+    state.levelPending = true;
+    setText("level-message", "setting " + level + "…");
+    $("level-message").className = "level-message";
+    request("/api/log-level", {
+      method: "PUT",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ level: level }),
+    }).then(function (reply) {
+      return reply.json().then(function (data) {
+        if (!reply.ok) { throw new Error(data.error || "answered " + reply.status); }
+        markLevel(data.level);
+        setText("level-message", "daemon now logs " + data.level + " and above");
+      });
+    }).catch(function (error) {
+      $("level-message").className = "level-message text-bad";
+      setText("level-message", "could not change the level: " + error.message);
+    }).then(function () {
+      state.levelPending = false;
+    });
+  }
+
+  function buildLevelButtons(info) {
+    state.levels = info.supported_levels || ["debug", "info", "warn", "error"];
+    replaceChildren($("level-buttons"), state.levels.map(function (level) {
+      var button = el("button", { type: "button", class: "seg", "data-level": level,
+        "aria-pressed": "false", title: "Record " + level + " and above" }, level);
+      button.addEventListener("click", function () { setLevel(level); });
+      return button;
+    }));
+    markLevel(info.level);
+  }
+
+  function loadLevel() {
+    return getJSON("/api/log-level").then(buildLevelButtons).catch(function (error) {
+      setText("level-message", "log level unavailable: " + error.message);
+    });
+  }
+
+  // --- wiring -------------------------------------------------------------------------
+
+  function start() {
+    $("bundle-minutes").addEventListener("change", function (e) {
+      $("bundle-link").setAttribute("href", "/api/logs/export?minutes=" + encodeURIComponent(e.target.value));
+    });
+    $("log-filter-level").addEventListener("change", renderLogs);
+    $("log-filter-text").addEventListener("input", renderLogs);
+    loadLevel();
+    loadLogs();
+    refresh();
+  }
+
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", start);
+  } else {
+    start();
+  }
+})();
