@@ -9,7 +9,7 @@ ARTIFACTS = os.path.join(ROOT, "artifacts", "browser")
 
 
 @pytest.fixture
-def browser():
+def browser(request):
     """Headless chromium at 1024 px wide; skips when Debian's packages are missing."""
     missing = missing_tools()
     if missing:
@@ -17,4 +17,12 @@ def browser():
                     % " and ".join(missing))
     instance = Browser(width=1024, height=900)
     yield instance
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed:
+        try:
+            for entry in instance.console():
+                print("console %s: %s" % (entry.get("level"), entry.get("message")))
+        except Exception as exc:  # diagnostics only; the test already failed
+            print("console unavailable: %s" % exc)
+        print("---- chromedriver log ----\n" + instance.log_text())
     instance.quit()

@@ -131,9 +131,12 @@ class Browser:
 
     # --- output ----------------------------------------------------------------------------
 
+    def console(self) -> List[dict]:
+        """Console entries since the last call (chromedriver drains its buffer)."""
+        return self._call("POST", "/se/log", {"type": "browser"}) or []
+
     def console_errors(self) -> List[str]:
-        entries = self._call("POST", "/se/log", {"type": "browser"}) or []
-        return [entry.get("message", "") for entry in entries
+        return [entry.get("message", "") for entry in self.console()
                 if entry.get("level") == "SEVERE"]
 
     def set_size(self, width: int, height: int):
