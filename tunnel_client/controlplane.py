@@ -111,7 +111,7 @@ def _short(exc: Exception) -> str:
 
 
 POLL, PROBE = "poll", "probe"
-PROBE_TIMEOUT = 1.0  # a probe is a short poll, so a healthy start releases everyone fast
+PROBE_TIMEOUT = 0.001  # a probe only needs a verdict: timeout_ms=1, the contract's minimum
 
 
 class BackoffGate:
@@ -201,7 +201,8 @@ class ControlPlane:
                  connect_timeout: float = 10.0, channels: Optional[List[str]] = None,
                  organization_id: Optional[str] = None, extra_headers=(),
                  instance_id: str = "", server_info: Callable[[], str] = lambda: "",
-                 instruments: Optional[Instruments] = None, url_path: str = ""):
+                 instruments: Optional[Instruments] = None, url_path: str = "",
+                 auth_backoff: float = AUTH_BACKOFF.initial):
         self.route = route
         self.tunnel_id = tunnel_id
         self.poll_timeout = poll_timeout
@@ -210,14 +211,16 @@ class ControlPlane:
         self.server_info = server_info
         self.metrics = instruments or Instruments()
         self.sessions = SessionPool(route)
-        self.gate = BackoffGate()
+        self.gate = BackoffGate(auth_policy=Backoff(initial=auth_backoff,
+                                                    maximum=max(auth_backoff, 300.0),
+                                                    jitter=AUTH_BACKOFF.jitter))
         base = route.target.rstrip("/") + url_path + "/v1/tunnels/" + quote(tunnel_id, safe="")
         self.metadata_url = base
         self.response_url = base + "/response"
         query = "".join("channel=%s&" % quote(c) for c in sorted(channels or ()))
         self.poll_url = "%s/poll?%slimit=1&timeout_ms=%d" % (base, query, int(poll_timeout * 1000))
         self.probe_url = "%s/poll?%slimit=1&timeout_ms=%d" % (
-            base, query, int(min(poll_timeout, PROBE_TIMEOUT) * 1000))
+            base, query, max(1, int(min(poll_timeout, PROBE_TIMEOUT) * 1000)))
         headers = {}
         for name, value in getattr(extra_headers, "items", extra_headers) or ():
             if name.lower() == "x-tunnel-client-instance-id":

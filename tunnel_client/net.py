@@ -280,6 +280,13 @@ class SessionPool:
                 self._all.append(session)
         return session
 
+    def reset(self):
+        """Drop this thread's session (and its pooled connections)."""
+        session = getattr(self._local, "session", None)
+        if session is not None:
+            self._local.session = None
+            self._discard(session)
+
     def _discard(self, session):
         with self._lock:
             if session in self._all:

@@ -64,8 +64,9 @@ class Service:
             channels=cp.poll_channels, organization_id=cp.organization_id,
             extra_headers=cp.extra_headers, instance_id=self.instance_id,
             server_info=self.router.server_info, instruments=self.metrics,
-            url_path=cp.url_path)
-        self.poll_health = PollHealth(on_first_success=self._first_poll)
+            url_path=cp.url_path, auth_backoff=cp.auth_backoff)
+        self.poll_health = PollHealth(cfg.health.poll_failure_grace,
+                                      on_first_success=self._first_poll)
         self.readiness = Readiness()
         self.readiness.add("control_plane", self.poll_health.check)
         for binding in self.router.bindings:
@@ -112,7 +113,9 @@ class Service:
         return HttpBinding(spec, route, cfg.mcp.extra_headers or None,
                            connect_timeout=cfg.mcp.connect_timeout,
                            read_timeout=cfg.mcp.read_timeout,
-                           ttl=cfg.mcp.connection_max_ttl)
+                           ttl=cfg.mcp.connection_max_ttl,
+                           probe_interval=cfg.mcp.http_probe_interval,
+                           discovery_headers=cfg.mcp.discovery_extra_headers)
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -146,9 +149,6 @@ class Service:
         self.housekeeping.call_later(0, self._fetch_metadata, "tunnel-metadata")
         for worker in self.workers:
             worker.start()
-        if self.notifier.watchdog_interval:
-            self.housekeeping.every(self.notifier.watchdog_interval, self._watchdog,
-                                    "systemd-watchdog")
         for warning in self.warnings():
             log.warning(warning)
         log.info("tunnel-client started", extra={
@@ -162,7 +162,11 @@ class Service:
         return self.admin.url
 
     def _first_poll(self):
+        """systemd hears READY=1 only once the tunnel really works, then the watchdog."""
         self.notifier.send("READY=1", "STATUS=" + self.ready().reason)
+        if self.notifier.watchdog_interval:
+            self.housekeeping.every(self.notifier.watchdog_interval, self._watchdog,
+                                    "systemd-watchdog")
 
     def _watchdog(self):
         # Only pet the watchdog while the workers that do the job are alive.

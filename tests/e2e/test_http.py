@@ -10,6 +10,12 @@ from tests.support.contract import assert_valid, tunnel_failure_errors
 from tests.support.servers import Scripted, result, sse
 
 
+def forwarded(server):
+    """What the server received on behalf of callers (health probes left out)."""
+    return [r for r in server.requests
+            if not (r["json"] or {}).get("id") == "tunnel-client-probe"]
+
+
 @pytest.fixture
 def scripted():
     servers = []
@@ -59,7 +65,7 @@ def test_command_headers_win_over_static_ones_and_host_is_the_targets(relay, dae
         "Authorization": "Bearer connector", "Mcp-Session-Id": "sess",
         "Mcp-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/list",
         "Last-Event-ID": "5", "Host": "public.example"})
-    headers = server.requests[-1]["headers"]
+    headers = forwarded(server)[-1]["headers"]
     assert headers["authorization"] == "Bearer connector"
     assert headers["x-static"] == "from-config"
     assert headers["mcp-session-id"] == "sess" and headers["mcp-method"] == "tools/list"
@@ -154,7 +160,7 @@ def test_session_termination_sends_delete_with_the_session_headers(relay, daemon
                     headers={"Mcp-Session-Id": "s-9", "Authorization": "Bearer c",
                              "Mcp-Protocol-Version": "2025-06-18"})
     assert (payload["resp_type"], payload["resp_code"]) == ("session_termination_response", 204)
-    request = server.requests[-1]
+    request = forwarded(server)[-1]
     assert request["method"] == "DELETE"
     assert request["headers"]["mcp-session-id"] == "s-9"
     assert request["headers"]["authorization"] == "Bearer c"
@@ -184,7 +190,7 @@ def test_unsupported_channel_never_reaches_main(relay, daemon, scripted):
     assert payload["resp_code"] == 400
     assert payload["resp_json"] == {"jsonrpc": "2.0", "id": 3, "error": {
         "code": -32603, "message": 'Bad Request: unsupported channel "other"'}}
-    assert server.requests == []
+    assert forwarded(server) == []
 
 
 def test_channels_route_to_their_own_bindings(relay, daemon, scripted, http_stub):

@@ -40,7 +40,7 @@ def test_tools_list_and_call_round_trip_with_zero_integer_and_string_ids(relay, 
         assert_valid("TunnelResponsePayload", json.loads(record["body"]))
         assert record["headers"]["X-Tunnel-Shard-Token"].startswith("shard_")
     for record in relay.polls:
-        assert record["path"].endswith(("limit=1&timeout_ms=2000", "limit=1&timeout_ms=1000"))
+        assert record["path"].endswith(("limit=1&timeout_ms=2000", "limit=1&timeout_ms=1"))
         assert record["headers"]["X-Tunnel-MCP-Server-Info"] == \
             '{"version":1,"channels":[{"name":"main","proc_affinity":true}]}'
         assert len(record["headers"]["X-Tunnel-Client-Instance-Id"]) == 32

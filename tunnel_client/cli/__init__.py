@@ -8,7 +8,7 @@ from tunnel_client.errors import ConfigError, StartupError, TunnelClientError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from tunnel_client.cli import dev, run
+    from tunnel_client.cli import dev, health, run
 
     parser = argparse.ArgumentParser(
         prog="tunnel-client",
@@ -19,7 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
                         version="tunnel-client %s (python %s)" % (
                             __version__, sys.version.split()[0]))
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in (run, dev):
+    for module in (run, health, dev):
         module.add_parser(sub)
     return parser
 
@@ -30,16 +30,19 @@ def main(argv=None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
+    daemon = args.command == "run"
     try:
         return args.func(args) or 0
     except ConfigError as exc:
-        print("configure tunnel-client: %s" % exc, file=sys.stderr)
+        prefix = "configure tunnel-client" if daemon else "tunnel-client %s" % args.command
+        print("%s: %s" % (prefix, exc), file=sys.stderr)
         return 1
     except StartupError as exc:
-        print("start tunnel-client: %s" % exc, file=sys.stderr)
+        prefix = "start tunnel-client" if daemon else "tunnel-client %s" % args.command
+        print("%s: %s" % (prefix, exc), file=sys.stderr)
         return 1
     except TunnelClientError as exc:
-        print("tunnel-client: %s" % exc, file=sys.stderr)
+        print("tunnel-client %s: %s" % (args.command, exc), file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         return 130

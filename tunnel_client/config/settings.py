@@ -324,6 +324,11 @@ SETTINGS = SELECTORS + (
             "Extra headers on every control-plane request ('Key: Value'; values may be "
             "env:VAR or file:PATH).", expect="'Key: Value' items", schema=_HEADER_MAP,
             multiple=True, env_split=r"[,;]", metavar="'K: V'", secret=True),
+    Setting("control_plane.auth_backoff", "CONTROL_PLANE_AUTH_BACKOFF",
+            "--control-plane.auth-backoff", duration(positive=True), 15.0,
+            "First pause after the control plane rejects the key (401/403); doubles up to 5m. "
+            "One probe poll per pause, not one per worker.", expect=DUR, metavar="DURATION",
+            ours=True),
     Setting("control_plane.connect_timeout", "CONTROL_PLANE_CONNECT_TIMEOUT",
             "--control-plane.connect-timeout", duration(positive=True), 10.0,
             "TCP/TLS connect timeout for control-plane requests.", expect=DUR,
@@ -355,6 +360,11 @@ SETTINGS = SELECTORS + (
     Setting("health.url_file", "HEALTH_URL_FILE", "--health.url-file", path, None,
             "Write the admin base URL here (0600, atomically; removed at exit).",
             expect="a path", aliases=("--health-url-file",), metavar="PATH"),
+    Setting("health.poll_failure_grace", "HEALTH_POLL_FAILURE_GRACE",
+            "--health.poll-failure-grace", duration(), 60.0,
+            "How long polls may keep failing (transport errors, 5xx) before /readyz reports "
+            "the control plane as down; 401/403 count at once.", expect=DUR,
+            metavar="DURATION", ours=True),
     Setting("admin_ui.allow_remote", "ALLOW_REMOTE_UI", "--allow-remote-ui", boolean, False,
             "Serve the UI and /api to non-loopback peers.", expect="true or false",
             schema=_BOOL),
@@ -428,6 +438,9 @@ SETTINGS = SELECTORS + (
             "Longest silence allowed while waiting for an HTTP MCP server's bytes, even "
             "when the command has no response_timeout.", expect=DUR, metavar="DURATION",
             ours=True),
+    Setting("mcp.http_probe_interval", "MCP_HTTP_PROBE_INTERVAL", "--mcp.http-probe-interval",
+            duration(), 30.0, "Re-check an idle HTTP MCP server this often so /readyz notices "
+            "when it goes away (0 disables).", expect=DUR, metavar="DURATION", ours=True),
     Setting("mcp.stdio.restart_limit", "MCP_STDIO_RESTART_LIMIT", "--mcp.stdio.restart-limit",
             integer(0, 1000), 5, "Restarts of a stdio server allowed within restart_window "
             "before the daemon gives up and exits non-zero.", expect="an integer 0..1000",

@@ -10,6 +10,8 @@ JSON-RPC errors pass through byte for byte, and everything else is a synthesized
 """
 
 import json
+import threading
+import time
 from typing import Iterator
 from urllib.parse import urlsplit
 
@@ -19,6 +21,7 @@ from requests.structures import CaseInsensitiveDict
 from tunnel_client import wire
 from tunnel_client.config.values import BindingSpec, HeaderList, redact_url
 from tunnel_client.mcp.binding import Binding
+from tunnel_client.mcp.protocol import default_initialize_params
 from tunnel_client.sse import EventTooLarge, SseParser
 from tunnel_client.net import Route, SessionPool, header_pairs, iter_body, read_limited
 from tunnel_client.observe.health import Check
@@ -42,7 +45,8 @@ class HttpBinding(Binding):
 
     def __init__(self, spec: BindingSpec, route: Route, static_headers: HeaderList = HeaderList(),
                  connect_timeout: float = 10.0, read_timeout: float = 300.0,
-                 ttl: float = 600.0, pool_size: int = 2):
+                 ttl: float = 600.0, pool_size: int = 2, probe_interval: float = 30.0,
+                 discovery_headers: HeaderList = HeaderList()):
         self.channel = spec.channel
         self.url = spec.url
         self.route = route
@@ -51,18 +55,127 @@ class HttpBinding(Binding):
         self.read_timeout = read_timeout
         self.ttl = ttl
         self.sessions = SessionPool(route, pool_size, max_age=ttl)
+        self.probe_interval = probe_interval
+        self.discovery_headers = discovery_headers or HeaderList()
         self._kwargs = route.request_kwargs()
         self._fields = {"channel": self.channel}
+        self._lock = threading.Lock()
+        self.probe_status = "pending"  # pending | ok | auth-required | timeout | failed
+        self.probe_error = ""
+        self.probe_since = time.time()
+        self._last_reply = 0.0
+        self._stopped = False
+
+    def start(self, housekeeping):
+        housekeeping.call_later(0, self._probe_job, "mcp-probe-" + self.channel)
 
     def stop(self):
+        self._stopped = True
         self.sessions.close()
 
+    # --- health --------------------------------------------------------------------------
+
     def health(self) -> Check:
-        return Check(True, "http-streamable %s" % redact_url(self.url))
+        with self._lock:
+            status, error, since = self.probe_status, self.probe_error, self.probe_since
+        target = redact_url(self.url)
+        if status == "ok":
+            return Check(True, "http-streamable %s reachable" % target, since)
+        if status == "auth-required":
+            return Check(True, "ready (mcp initialize requires auth: %s)" % error, since)
+        if status == "timeout":
+            return Check(True, "ready (mcp startup probe timed out: %s)" % error, since)
+        if status == "pending":
+            return Check(False, "mcp startup probe pending", since)
+        return Check(False, "channel %s: MCP server %s unreachable: %s" % (
+            self.channel, target, error), since)
+
+    def _set_probe(self, status: str, error: str = ""):
+        with self._lock:
+            changed = status != self.probe_status
+            if changed:
+                self.probe_since = time.time()
+            self.probe_status, self.probe_error = status, error
+        if changed and status != "pending":
+            level = log.info if status in ("ok", "auth-required") else log.warning
+            level("MCP server probe: %s" % status,
+                  extra=dict(self._fields, probe_error=error, url=redact_url(self.url)))
+
+    def _probe_job(self):
+        if self._stopped:
+            return None
+        idle = time.monotonic() - self._last_reply
+        if self.probe_status != "ok" or idle >= self.probe_interval:
+            self.probe(initialize=self.probe_status == "pending")
+        return self.probe_interval or None
+
+    def probe(self, initialize: bool = True, timeout: float = 2.0) -> str:
+        """Is the server there? At start an MCP initialize (to tell "requires auth" from
+        "broken"), later a session-less ping. Any HTTP answer below 500 means reachable:
+        a modern server rejecting initialize is alive, not broken."""
+        body = {"jsonrpc": "2.0", "id": "tunnel-client-probe",
+                "method": "initialize" if initialize else "ping"}
+        if initialize:
+            body["params"] = default_initialize_params()
+        headers = CaseInsensitiveDict()
+        for name, value in self.static_headers.items + self.discovery_headers.items:
+            headers[name] = value
+        headers.update({"Content-Type": "application/json", "Accept": DEFAULT_ACCEPT})
+        resp, cause = self._probe_post(wire.dumps(body), headers, timeout)
+        if resp is None:
+            first = self.probe_status == "pending"
+            self._set_probe("timeout" if cause.source == "timeout" and first else "failed",
+                            "%s (%s)" % (cause.transport_error_kind, cause.source))
+            return self.probe_status
+        with resp:
+            session = resp.headers.get("Mcp-Session-Id")
+            if resp.status_code == 401:
+                self._set_probe("auth-required", "HTTP 401")
+            elif resp.status_code >= 500:
+                self._set_probe("failed", "HTTP %d" % resp.status_code)
+            else:
+                self._set_probe("ok")
+        if session:
+            self._end_probe_session(session, headers, timeout)
+        return self.probe_status
+
+    def _probe_post(self, body: bytes, headers, timeout: float):
+        """(response, None) or (None, failure). A pooled connection the server dropped says
+        nothing about the server, so that case is asked again on a fresh connection."""
+        for attempt in (1, 2):
+            try:
+                return self.sessions.get().post(
+                    self.url, data=body, headers=headers, timeout=(timeout, timeout),
+                    stream=True, allow_redirects=False, **self._kwargs), None
+            except requests.RequestException as exc:
+                cause = wire.classify_exception(exc)
+                if attempt == 2 or cause.source != "transport_closed":
+                    return None, cause
+                self.sessions.reset()
+
+    def _end_probe_session(self, session: str, headers, timeout: float):
+        headers = CaseInsensitiveDict(headers)
+        headers["Mcp-Session-Id"] = session
+        del headers["Content-Type"]
+        try:
+            self.sessions.get().delete(self.url, headers=headers, timeout=(timeout, timeout),
+                                       **self._kwargs).close()
+        except requests.RequestException:
+            pass
+
+    def _observed(self, reachable: bool, error: str = ""):
+        """Real traffic is the best probe: a reply proves the server is there."""
+        if reachable:
+            self._last_reply = time.monotonic()
+            if self.probe_status != "ok":
+                self._set_probe("ok")
+        elif self.probe_status != "failed":
+            self._set_probe("failed", error)
 
     def describe(self) -> dict:
         return {"name": self.channel, "transport_kind": self.transport,
-                "url": redact_url(self.url) + _path(self.url), "route": self.route.describe()}
+                "url": redact_url(self.url) + _path(self.url), "route": self.route.describe(),
+                "probe_status": self.probe_status, "probe_error": self.probe_error}
 
     # --- requests ------------------------------------------------------------------------
 
@@ -105,11 +218,14 @@ class HttpBinding(Binding):
             if deadline.expired():
                 return
             cause = wire.classify_exception(exc)
+            if cause.source in ("connect", "dns", "tls"):
+                self._observed(False, "%s (%s)" % (cause.transport_error_kind, cause.source))
             log.warning("MCP request failed", extra=dict(
                 self._fields, request_id=cmd.request_id, failure_source=cause.source,
                 transport_error_kind=cause.transport_error_kind, error=_short(exc)))
             yield wire.notify_ack(502) if rpc_id is None else wire.failure(rpc_id, cause)
             return
+        self._observed(resp.status_code < 500, "HTTP %d" % resp.status_code)
         try:
             status = resp.status_code
             headers = wire.sanitize_response_headers(header_pairs(resp))

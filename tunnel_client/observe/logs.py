@@ -43,18 +43,26 @@ _SENSITIVE_KEYS = {"authorization", "cookie", "set_cookie", "x_tunnel_shard_toke
                    "shard_token", "api_key", "apikey", "access_token", "refresh_token",
                    "id_token", "client_secret", "password", "secret", "proxy_authorization",
                    "token"}
+_SECRET_NAMES = (r"api[_-]?key|apikey|access_token|refresh_token|id_token|client_secret|"
+                 r"code|password|passwd|secret|token|shard_token")
 _PATTERNS = [
-    (re.compile(r"(?i)\b(authorization|proxy-authorization)(\"?\s*[:=]\s*\"?)(bearer|basic)?"
-                r"\s*[^\s\",;]+"), lambda m: "%s%s%s" % (
-        m.group(1), m.group(2), (m.group(3) + " " if m.group(3) else "") + REDACTED)),
+    # Authorization / Proxy-Authorization header values, with or without a scheme.
+    (re.compile(r"(?i)\b(authorization|proxy-authorization)(\"?\s*[:=]\s*\"?)"
+                r"(?:(bearer|basic)\s+)?[^\s\",;]+"),
+     lambda m: "%s%s%s%s" % (m.group(1), m.group(2), m.group(3) + " " if m.group(3) else "",
+                             REDACTED)),
     (re.compile(r"(?i)\b(x-tunnel-shard-token|cookie|set-cookie)(\"?\s*[:=]\s*\"?)[^\s\",;]+"),
      lambda m: m.group(1) + m.group(2) + REDACTED),
     (re.compile(r"(?i)\bbearer\s+[A-Za-z0-9._~+/=-]{8,}"), lambda m: "Bearer " + REDACTED),
     (re.compile(r"\bsk-[A-Za-z0-9_-]{8,}"), lambda m: "sk-REDACTED"),
-    (re.compile(r"(?i)([?&;\s\"']|^)(api[_-]?key|apikey|access_token|refresh_token|id_token|"
-                r"client_secret|code|password|secret|token)(\"?\s*[=:]\s*\"?)([^&\s\"',;]+)"),
-     lambda m: m.group(1) + m.group(2) + m.group(3) + REDACTED),
-    (re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*://)[^/\s:@]+:[^/\s@]+@"),
+    # key=value in URLs, forms and logfmt text.
+    (re.compile(r"(?i)([?&;\s]|^)(%s)=([^&\s\"',;]+)" % _SECRET_NAMES),
+     lambda m: "%s%s=%s" % (m.group(1), m.group(2), REDACTED)),
+    # JSON string members ("code": -32603 is a number and stays).
+    (re.compile(r'(?i)"(%s|authorization)"(\s*:\s*)"(?:[^"\\]|\\.)*"' % _SECRET_NAMES),
+     lambda m: '"%s"%s"%s"' % (m.group(1), m.group(2), REDACTED)),
+    # URL userinfo.
+    (re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*://)[^/\s:@\"]+:[^/\s@\"]+@"),
      lambda m: m.group(1) + REDACTED + "@"),
 ]
 
