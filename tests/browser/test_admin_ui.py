@@ -119,6 +119,8 @@ def test_admin_ui_shows_live_state_and_changes_the_log_level(relay, daemon, brow
         browser.click('#bundle-minutes option[value="60"]')
         assert browser.attribute("#bundle-link", "href") == "/api/logs/export?minutes=60"
         browser.click('#bundle-minutes option[value="30"]')
+        bundle = api(base, browser.attribute("#bundle-link", "href"))
+        assert bundle.status_code == 200 and bundle.content[:2] == b"\x1f\x8b"  # gzip
 
         # Legible at 1024 px: nothing wider than the window; no script or CSP errors.
         assert browser.execute("return document.documentElement.scrollWidth <= "
