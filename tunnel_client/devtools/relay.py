@@ -24,7 +24,7 @@ from typing import Deque, Dict, List, Optional
 from urllib.parse import parse_qs, urlsplit
 
 from tunnel_client import wire
-from tunnel_client.httpd import BodyTooLarge, Handler, Server, is_loopback_host, serve_in_thread
+from tunnel_client.httpd import BodyTooLarge, Handler, Server, is_loopback_host
 
 DEFAULT_TUNNEL_ID = "tunnel_22222222222222222222222222222222"
 MAX_POLL_WAIT = 30.0
@@ -47,14 +47,18 @@ _BLOCKED_PREFIXES = ("x-forwarded-", "x-openai-", "x-envoy-", "x-custom-cf-witne
 _HOP_BY_HOP = frozenset(("connection", "keep-alive", "transfer-encoding", "te", "trailer",
                          "upgrade", "content-length"))
 
+# The contract's ResponsePayloadType; oauth_discovery_response only answers an
+# oauth_discovery command (an extension the contract does not list).
 _RESP_TYPES = ("jsonrpc_response", "jsonrpc_notify", "notify_ack",
-               "session_termination_response", "oauth_discovery_response")
+               "session_termination_response")
+_EXTENSION_RESP_TYPES = {"oauth_discovery": "oauth_discovery_response"}
 _RESPONSE_FIELDS = {"request_id", "channel", "resp_json", "resp_headers", "resp_code",
                     "resp_type"}
 
 
-def api_error(message: str, code: Optional[str], kind: str = "invalid_request_error") -> dict:
-    return {"error": {"message": message, "type": kind, "param": None, "code": code}}
+def api_error(message: str, code: Optional[str], kind: str = "invalid_request_error",
+              param: Optional[str] = None) -> dict:
+    return {"error": {"message": message, "type": kind, "param": param, "code": code}}
 
 
 @dataclass
@@ -137,7 +141,8 @@ class Relay:
                  response_timeout: Optional[str] = "30s", caller_timeout: Optional[float] = None,
                  faults: Optional[Faults] = None, allow_remote: bool = False,
                  name: str = "local tunnel-client relay", record: int = 10000,
-                 max_poll_wait: float = MAX_POLL_WAIT):
+                 max_poll_wait: float = MAX_POLL_WAIT,
+                 max_response_body: int = MAX_RESPONSE_BODY):
         self.tunnel_id = tunnel_id
         self.api_key = api_key or "tcdev_" + secrets.token_urlsafe(24).replace("-", "_")
         self.keys: Dict[str, bool] = {self.api_key: True}  # key -> may use this tunnel
@@ -148,6 +153,7 @@ class Relay:
         self.allow_remote = allow_remote
         self.name = name
         self.max_poll_wait = max_poll_wait
+        self.max_response_body = max_response_body
         self._queue: Deque[dict] = collections.deque()
         self._queue_cond = threading.Condition()
         self._calls: Dict[str, Call] = {}
@@ -165,7 +171,9 @@ class Relay:
 
     def start(self) -> "Relay":
         self.server = Server(self._address, _RelayHandler, relay=self)
-        serve_in_thread(self.server, "relay")
+        # A short poll interval so stop() returns at once (tests start and stop hundreds).
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
+                         name="relay", daemon=True).start()
         return self
 
     def stop(self):
@@ -265,16 +273,31 @@ class Relay:
 
     def accept_response(self, payload: dict, shard_token: Optional[str]):
         """Returns (status, body) as the service would answer the POST."""
-        problem = validate_response_payload(payload)
+        if not shard_token:
+            return 400, api_error("the X-Tunnel-Shard-Token header is required: echo the "
+                                  "shard_token of the polled command", None,
+                                  param="X-Tunnel-Shard-Token")
+        extension = payload.get("resp_type") in _EXTENSION_RESP_TYPES.values() \
+            if isinstance(payload, dict) else False
+        problem = validate_response_payload(payload, allow_extensions=extension)
         if problem:
             return 400, api_error("invalid response payload: %s" % problem, None)
+        channel = payload.get("channel")
+        if channel is not None and wire.normalize_channel(channel) != channel:
+            return 400, api_error("invalid channel name %r" % channel, "invalid_channel_format",
+                                  param="channel")
         with self._calls_lock:
             call = self._calls.get(payload["request_id"])
-            if call is None or call.done:
-                return 404, api_error("pending request not found", "pending_request_not_found")
-            if shard_token != call.shard_token:
-                return 400, api_error("X-Tunnel-Shard-Token does not match the request",
-                                      "tunnel_request_mismatch")
+            # A wrong shard token names a shard that holds no such request.
+            if call is None or call.done or shard_token != call.shard_token:
+                return 404, api_error("pending request not found: it was already answered, "
+                                      "expired, or never existed on this shard",
+                                      "pending_request_not_found")
+            if extension and _EXTENSION_RESP_TYPES.get(
+                    call.command["command_type"]) != payload["resp_type"]:
+                return 400, api_error("resp_type %s does not answer a %s command" % (
+                    payload["resp_type"], call.command["command_type"]), None,
+                    param="resp_type")
             final = payload.get("resp_type", "jsonrpc_response") != "jsonrpc_notify"
             call.answers += 1
             if final:
@@ -283,7 +306,7 @@ class Relay:
         return 200, {"status": "ok"}
 
 
-def validate_response_payload(payload) -> Optional[str]:
+def validate_response_payload(payload, allow_extensions: bool = False) -> Optional[str]:
     """The contract's TunnelResponsePayload rules, by hand (no schema file at runtime)."""
     if not isinstance(payload, dict):
         return "body must be a JSON object"
@@ -294,8 +317,9 @@ def validate_response_payload(payload) -> Optional[str]:
         return "request_id must be a string"
     if not isinstance(payload.get("resp_code"), int) or isinstance(payload["resp_code"], bool):
         return "resp_code must be an integer"
-    if payload.get("resp_type", "jsonrpc_response") not in _RESP_TYPES:
-        return "resp_type %r is not one of %s" % (payload.get("resp_type"), ", ".join(_RESP_TYPES))
+    types = _RESP_TYPES + (tuple(_EXTENSION_RESP_TYPES.values()) if allow_extensions else ())
+    if payload.get("resp_type", "jsonrpc_response") not in types:
+        return "resp_type %r is not one of %s" % (payload.get("resp_type"), ", ".join(types))
     if payload.get("channel") is not None and not isinstance(payload["channel"], str):
         return "channel must be a string or null"
     if payload.get("resp_json") is not None and not isinstance(payload["resp_json"], dict):
@@ -313,6 +337,26 @@ class _RelayHandler(Handler):
     @property
     def relay(self) -> Relay:
         return self.server.context["relay"]
+
+    def handle(self):
+        try:
+            super().handle()
+        except (ConnectionResetError, BrokenPipeError):
+            pass  # the peer hung up on a keep-alive connection: nothing to answer
+
+    def _read_body(self, limit: int) -> bytes:
+        """The request body; a malformed Content-Length is the caller's error, not ours."""
+        length = self.headers.get("Content-Length")
+        if length is not None and not length.strip().isdigit():
+            self.close_connection = True
+            raise _BadRequest("Content-Length must be a non-negative integer")
+        try:
+            return self.read_body(limit)
+        except ValueError as exc:  # a broken chunked encoding
+            if isinstance(exc, BodyTooLarge):
+                raise
+            self.close_connection = True
+            raise _BadRequest("malformed request body: %s" % exc) from None
 
     # --- dispatch ------------------------------------------------------------------------
 
@@ -342,6 +386,8 @@ class _RelayHandler(Handler):
             self.send_json(404, api_error("no such route: %s %s" % (method, path), None))
         except BodyTooLarge as exc:
             self.send_json(413, api_error(str(exc), "request_body_too_large"))
+        except _BadRequest as exc:
+            self.send_json(400, api_error(str(exc), None))
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
 
@@ -358,12 +404,11 @@ class _RelayHandler(Handler):
             self.send_json(401, api_error("Incorrect API key provided", "invalid_api_key"))
             return False
         if not relay.keys[key] or tunnel_id != relay.tunnel_id:
+            # An unknown tunnel looks the same as a forbidden one: the contract lists no
+            # 404 here, and existence is not disclosed to keys that may not use it.
             status = 403 if endpoint == "metadata" else 401
-            if tunnel_id != relay.tunnel_id and relay.keys[key]:
-                self.send_json(404, api_error("tunnel %s not found" % tunnel_id,
-                                              "tunnel_not_found"))
-                return False
-            self.send_json(status, api_error("the caller does not have tunnel use permission",
+            self.send_json(status, api_error("the caller does not have tunnel use permission "
+                                             "for tunnel %s" % tunnel_id,
                                              "tunnel_use_forbidden"))
             return False
         return True
@@ -400,7 +445,7 @@ class _RelayHandler(Handler):
             return self.send_json(405, api_error("method not allowed", None),
                                   {"Allow": expected})
         if endpoint == "response":
-            body = self.read_body(MAX_RESPONSE_BODY)
+            body = self._read_body(relay.max_response_body)
         record = {"time": time.time(), "headers": dict(self.headers.items()), "path": self.path}
         if endpoint == "poll":
             relay.polls.append(record)  # every attempt, authorized or not
@@ -414,16 +459,12 @@ class _RelayHandler(Handler):
                                                        "tunnel-client on one machine"})
         if endpoint == "poll":
             relay.last_poll = time.time()
-            query = parse_qs(urlsplit(self.path).query)
-            try:
-                limit = int(query.get("limit", ["1"])[0])
-                timeout_ms = int(query.get("timeout_ms", ["500"])[0])
-            except ValueError:
-                return self.send_json(400, api_error("limit and timeout_ms must be integers",
-                                                     None))
-            if not 1 <= limit <= wire.MAX_POLL_LIMIT or timeout_ms < 1:
-                return self.send_json(400, api_error("limit must be 1..25 and timeout_ms >= 1",
-                                                     None))
+            query = parse_qs(urlsplit(self.path).query, keep_blank_values=True)
+            limit = _query_int(query, "limit", 1, 1, wire.MAX_POLL_LIMIT)
+            timeout_ms = _query_int(query, "timeout_ms", 500, 1, None)
+            for name, value in (("limit", limit), ("timeout_ms", timeout_ms)):
+                if isinstance(value, str):
+                    return self.send_json(400, api_error(value, None, param=name))
             if self._fault("poll"):
                 return
             commands = relay.take_commands(limit, min(timeout_ms / 1000.0, relay.max_poll_wait),
@@ -483,7 +524,7 @@ class _RelayHandler(Handler):
                                                      "missing_mcp_session_id"))
             call = relay.submit(None, channel, headers, "session_termination")
             return self._answer(call, sse=False, notification=True)
-        body = self.read_body(MAX_CALLER_BODY)
+        body = self._read_body(MAX_CALLER_BODY)
         try:
             message = json.loads(body)
         except ValueError:
@@ -551,6 +592,25 @@ class _RelayHandler(Handler):
             self.end_stream()
         else:
             self.send_json(504, message)
+
+
+class _BadRequest(ValueError):
+    pass
+
+
+def _query_int(query, name: str, default: int, low: int, high: Optional[int]):
+    """The integer value of a query parameter, or a message saying what is wrong with it."""
+    values = query.get(name)
+    if not values or values[-1] in ("", "null"):
+        return default
+    text = values[-1].strip()
+    if not text.lstrip("-").isdigit():
+        return "%s must be an integer, got %r" % (name, values[-1][:40])
+    value = int(text)
+    if value < low or (high is not None and value > high):
+        return "%s must be %s, got %d" % (
+            name, ">= %d" % low if high is None else "between %d and %d" % (low, high), value)
+    return value
 
 
 def forwardable_headers(headers) -> Dict[str, List[str]]:
