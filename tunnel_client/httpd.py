@@ -34,9 +34,19 @@ class Handler(BaseHTTPRequestHandler):
         for name, value in (headers or {}).items():
             for item in (value if isinstance(value, (list, tuple)) else [value]):
                 self.send_header(name, item)
-        self._headers_buffer.append(b"\r\n")
-        self._headers_buffer.append(body)
-        self.flush_headers()
+        self.end_headers_with(body)
+
+    def end_headers_with(self, body: bytes):
+        """end_headers() and the body in one write (see the module docstring)."""
+        self._pending_body = body
+        self.end_headers()
+
+    def flush_headers(self):
+        body = getattr(self, "_pending_body", b"")
+        if body:
+            self._headers_buffer.append(body)
+            self._pending_body = b""
+        super().flush_headers()
 
     def send_json(self, status: int, obj, headers=None):
         self.send_body(status, json.dumps(obj, separators=(",", ":")).encode("utf-8"),

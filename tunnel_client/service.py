@@ -188,7 +188,7 @@ class Service:
     def set_log_level(self, level: str):
         if self.log_setup is not None:
             self.log_setup.set_level(level)
-            log.warning("runtime log level updated", extra={"level": level})
+            log.warning("runtime log level updated", extra={"new_level": level})
 
     def _fetch_metadata(self):
         """For diagnostics only; retried with backoff instead of once (Go client: once)."""

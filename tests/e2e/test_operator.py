@@ -303,3 +303,18 @@ def test_systemd_notify_ready_watchdog_stopping_in_order(relay, daemon, tmp_path
         assert "STATUS=ready" in messages[0]
     finally:
         sock.close()
+
+
+def test_ui_and_api_refuse_foreign_host_names_and_cannot_be_framed(relay, daemon, url_file):
+    instance = daemon(mcp_command=stub_command(), args=["--health.url-file", url_file])
+    base = admin_base(instance, url_file)
+    rebound = requests.get(base + "/api/status", headers={"Host": "attacker.example"},
+                           timeout=2)
+    assert rebound.status_code == 403 and "DNS rebinding" in rebound.text
+    assert requests.get(base + "/readyz", headers={"Host": "attacker.example"},
+                        timeout=2).status_code in (200, 503)
+    page = requests.get(base + "/ui", timeout=2)
+    assert page.status_code == 200
+    assert page.headers["X-Frame-Options"] == "DENY"
+    assert "frame-ancestors 'none'" in page.headers["Content-Security-Policy"]
+    assert page.headers["X-Content-Type-Options"] == "nosniff"

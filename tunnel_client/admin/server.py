@@ -20,7 +20,8 @@ from urllib.parse import parse_qs, urlsplit
 
 from tunnel_client.admin import api
 from tunnel_client.errors import StartupError
-from tunnel_client.httpd import Handler, Server, serve_in_thread, split_hostport
+from tunnel_client.httpd import (Handler, Server, is_loopback_host, serve_in_thread,
+                                 split_hostport)
 from tunnel_client.observe.logs import get_logger
 
 log = get_logger("health")
@@ -29,11 +30,29 @@ STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
 _STATIC_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
                  ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml"}
 LOOPBACK_ONLY = ("admin UI is restricted to loopback; set --allow-remote-ui to override")
+BAD_HOST = ("admin UI answers only loopback host names (DNS rebinding protection); browse to "
+            "127.0.0.1 or localhost, or set --allow-remote-ui")
+# Sent with every UI and API answer: no framing (clickjacking of the level buttons), no
+# content sniffing, and the page's own policy enforced by the server too.
+SECURITY_HEADERS = {
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; "
+                               "img-src 'self'; connect-src 'self'; base-uri 'none'; "
+                               "form-action 'none'; frame-ancestors 'none'",
+    "Referrer-Policy": "no-referrer",
+}
 SSE_PING_INTERVAL = 15.0
 
 
 class _AdminHandler(Handler):
     server_version = "tunnel-client-admin"
+
+    def end_headers(self):
+        if urlsplit(self.path).path not in ("/healthz", "/readyz", "/metrics"):
+            for name, value in SECURITY_HEADERS.items():
+                self.send_header(name, value)
+        super().end_headers()
 
     @property
     def admin(self) -> "AdminServer":
@@ -69,8 +88,11 @@ class _AdminHandler(Handler):
             if path == "/metrics" and method == "GET":
                 return self.send_body(200, admin.metrics_text().encode("utf-8"),
                                       "text/plain; version=0.0.4; charset=utf-8")
-            if not (self._loopback() or admin.allow_remote):
-                return self.send_text(403, LOOPBACK_ONLY)
+            if not admin.allow_remote:
+                if not self._loopback():
+                    return self.send_text(403, LOOPBACK_ONLY)
+                if not is_loopback_host(self.headers.get("Host", "localhost")):
+                    return self.send_text(403, BAD_HOST)
             return self._guarded(method, path, query)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True

@@ -107,6 +107,7 @@ class StdioBinding(Binding):
         self.generation = 0
         self.state = "new"  # new | running | restarting | failed | stopped
         self.state_reason = "not started"
+        self.state_since = time.time()
         self.pending: Dict[int, _Waiter] = {}
         self.tokens: Dict[str, _Waiter] = {}
         self.init_params: Optional[dict] = None
@@ -147,6 +148,7 @@ class StdioBinding(Binding):
             if self.state in ("new", "restarting"):
                 self.state = "running"
                 self.state_reason = "running"
+                self.state_since = time.time()
             self.last_activity = time.monotonic()
             self._cond.notify_all()
         self.metrics.stdio_generation.set(generation, channel=self.channel)
@@ -181,6 +183,7 @@ class StdioBinding(Binding):
             if not stopping:
                 while self.restarts and now - self.restarts[0] > self.policy.restart_window:
                     self.restarts.popleft()
+                self.state_since = time.time()
                 if len(self.restarts) >= self.policy.restart_limit:
                     self.state = "failed"
                     self.state_reason = ("stdio server %s and was restarted %d times within "
@@ -232,8 +235,10 @@ class StdioBinding(Binding):
         with self._cond:
             if self.state == "running":
                 return Check(True, "stdio server running (pid %s, generation %d)"
-                             % (self.child.pid if self.child else "?", self.generation))
-            return Check(False, "channel %s: %s" % (self.channel, self.state_reason))
+                             % (self.child.pid if self.child else "?", self.generation),
+                             self.state_since)
+            return Check(False, "channel %s: %s" % (self.channel, self.state_reason),
+                         self.state_since)
 
     def describe(self) -> dict:
         with self._cond:

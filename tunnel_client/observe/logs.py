@@ -156,7 +156,9 @@ def event(record: logging.LogRecord) -> Dict[str, object]:
     data = {"time": _timestamp(record), "level": _LEVEL_NAMES.get(record.levelno, "INFO"),
             "msg": record.getMessage(), "component": getattr(record, "component", "")}
     for key, value in record_fields(record).items():
-        data[key] = _jsonable(value)
+        # A field named like a core key must not overwrite it (a "level" field would
+        # relabel the event); it is kept under field_<name>.
+        data["field_" + key if key in data else key] = _jsonable(value)
     if record.exc_info and record.exc_info[1] is not None:
         data["error"] = "%s: %s" % (type(record.exc_info[1]).__name__, record.exc_info[1])
         data["traceback"] = "".join(traceback.format_exception(*record.exc_info))[-4000:]
