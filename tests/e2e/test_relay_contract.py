@@ -9,7 +9,7 @@ import requests
 
 from tests.support.calls import final, initialize, tool_call
 from tests.support.contract import assert_valid, contract
-from tests.support.daemon import stub_command
+from tests.support.daemon import stub_command, wait_for
 from tunnel_client.devtools.relay import Relay
 
 OTHER_TUNNEL = "tunnel_" + "3" * 32
@@ -368,3 +368,19 @@ def raw_request(relay, method, target, headers):
                 break
             chunks.append(data)
     return b"".join(chunks)
+
+
+def test_a_command_is_never_handed_to_a_poller_that_hung_up(service):
+    relay, session = service
+    host, port = relay.server.server_address[:2]
+    gone = socket.create_connection((host, port), timeout=5)
+    gone.sendall(("GET /v1/tunnels/%s/poll?timeout_ms=5000 HTTP/1.1\r\nHost: %s:%d\r\n"
+                  "Authorization: Bearer %s\r\n\r\n" % (relay.tunnel_id, host, port,
+                                                        relay.api_key)).encode())
+    wait_for(lambda: len(relay.polls) == 1, timeout=5, message="the long poll")
+    gone.close()
+    call = relay.submit(tool_call("echo", 1, input="kept"))
+    resp = session.get(url(relay, "/poll"), params={"timeout_ms": 3000}, timeout=10)
+    assert resp.status_code == 200
+    assert [c["request_id"] for c in resp.json()["commands"]] == [call.request_id]
+    assert call.deliveries == 1

@@ -17,10 +17,12 @@ import json
 import random
 import re
 import secrets
+import select
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Deque, Dict, List, Optional
+from typing import Callable, Deque, Dict, List, Optional
 from urllib.parse import parse_qs, urlsplit
 
 from tunnel_client import wire
@@ -246,11 +248,19 @@ class Relay:
 
     # --- the service side ----------------------------------------------------------------
 
-    def take_commands(self, limit: int, wait: float, channels: List[str]) -> List[dict]:
+    def take_commands(self, limit: int, wait: float, channels: List[str],
+                      alive: Optional[Callable[[], bool]] = None) -> List[dict]:
+        """Up to ``limit`` queued commands, waiting up to ``wait`` seconds for one. ``alive``
+        says whether the poller is still there: a poller that hung up gets nothing, so no
+        command is handed to a connection nobody reads."""
         end = time.monotonic() + wait
         with self._queue_cond:
             while True:
                 taken = []
+                if alive is not None and any(
+                        not channels or c["channel"] in channels for c in self._queue) \
+                        and not alive():
+                    return []
                 for command in list(self._queue):
                     if channels and command["channel"] not in channels:
                         continue
@@ -270,6 +280,16 @@ class Relay:
                 with self._queue_cond:
                     self._queue.append(command)
         return taken
+
+    def requeue(self, commands: List[dict]):
+        """Put commands a poller never received back at the head of the queue."""
+        with self._queue_cond:
+            self._queue.extendleft(reversed(commands))
+            self._queue_cond.notify_all()
+        for command in commands:
+            call = self._calls.get(command["request_id"])
+            if call is not None:
+                call.deliveries -= 1
 
     def accept_response(self, payload: dict, shard_token: Optional[str]):
         """Returns (status, body) as the service would answer the POST."""
@@ -468,11 +488,15 @@ class _RelayHandler(Handler):
             if self._fault("poll"):
                 return
             commands = relay.take_commands(limit, min(timeout_ms / 1000.0, relay.max_poll_wait),
-                                           query.get("channel", []))
+                                           query.get("channel", []), self._peer_connected)
             request_id = {"X-Request-Id": "poll_" + secrets.token_hex(6)}
             if not commands:
                 return self.send_body(204, b"", headers=request_id)
-            return self.send_json(200, {"commands": commands}, request_id)
+            try:
+                return self.send_json(200, {"commands": commands}, request_id)
+            except OSError:
+                relay.requeue(commands)
+                raise
         record["body"] = body
         relay.responses.append(record)
         if self._fault("response"):
@@ -484,6 +508,14 @@ class _RelayHandler(Handler):
         status, answer = relay.accept_response(payload,
                                                self.headers.get("X-Tunnel-Shard-Token"))
         self.send_json(status, answer)
+
+    def _peer_connected(self) -> bool:
+        """False once the peer closed its end (readable with nothing to read)."""
+        try:
+            readable, _, _ = select.select([self.connection], [], [], 0)
+            return not readable or self.connection.recv(1, socket.MSG_PEEK) != b""
+        except OSError:
+            return False
 
     # --- caller side ---------------------------------------------------------------------
 
