@@ -28,6 +28,9 @@ from urllib.parse import urlsplit
 LEGACY_VERSIONS = ("2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25")
 MODERN_VERSION = "2026-07-28"
 VERSION_KEY = "io.modelcontextprotocol/protocolVersion"
+# 2026-07-28 results of these methods must say how long a client may cache them.
+CACHEABLE_METHODS = frozenset(("prompts/list", "resources/list", "resources/read",
+                               "resources/templates/list", "server/discover", "tools/list"))
 
 TOOLS = [
     {"name": "echo", "description": "Echo the input text back.",
@@ -125,6 +128,9 @@ class StubServer:
             return None
         if modern:
             result = dict(result, resultType="complete")
+            if method in CACHEABLE_METHODS:
+                result.setdefault("ttlMs", 0)
+                result.setdefault("cacheScope", "private")
         return {"jsonrpc": "2.0", "id": rpc_id, "result": result}
 
     def _initialize(self, rpc_id, params):
@@ -161,6 +167,8 @@ class StubServer:
         if method == "resources/list":
             return {"resources": [{"uri": "stub://readme", "name": "readme",
                                    "mimeType": "text/plain"}]}
+        if method == "resources/templates/list":
+            return {"resourceTemplates": []}
         if method == "resources/read":
             if params.get("uri") != "stub://readme":
                 raise _RpcError(-32002, "Resource not found: %s" % params.get("uri"))
