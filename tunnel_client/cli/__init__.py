@@ -8,7 +8,7 @@ from tunnel_client.errors import ConfigError, StartupError, TunnelClientError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from tunnel_client.cli import dev, health, run
+    from tunnel_client.cli import dev, doctor, health, help, init, profiles, run
 
     parser = argparse.ArgumentParser(
         prog="tunnel-client",
@@ -19,7 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
                         version="tunnel-client %s (python %s)" % (
                             __version__, sys.version.split()[0]))
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in (run, health, dev):
+    for module in (run, doctor, health, init, profiles, help, dev):
         module.add_parser(sub)
     return parser
 

@@ -20,6 +20,7 @@ from tunnel_client.wire import HARPOON_CHANNEL, MAIN_CHANNEL
 DEFAULT_BASE_URL = "https://api.openai.com"
 MTLS_BASE_URL = "https://mtls.api.openai.com"
 MAX_POLL_WINDOW = 600.0
+DEFERRABLE = ("control_plane.api_key",)
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,7 @@ class _ConfigBase:
     source: profiles.ConfigSource
     origins: Mapping[str, Origin]
     environ: Mapping[str, str] = field(repr=False)
+    problems: Mapping[str, str]  # errors deferred to doctor (require_runtime=False)
 
     def binding(self, channel: str) -> Optional[v.BindingSpec]:
         for spec in self.bindings:
@@ -203,12 +205,19 @@ def load(flags: Optional[Mapping[str, Any]] = None,
 
     values: Dict[str, Any] = {}
     origins: Dict[str, Origin] = {}
+    problems: Dict[str, str] = {}
     for s in SETTINGS:
         if not s.yaml:
             continue
         raw, origin = _raw_value(s, flags, environ, document, source.path or "")
-        values[s.key] = parse_setting(s, raw, origin, environ)
         origins[s.key] = origin
+        try:
+            values[s.key] = parse_setting(s, raw, origin, environ)
+        except ConfigError as exc:
+            if require_runtime or s.key not in DEFERRABLE:
+                raise
+            # doctor reports a key it cannot resolve as its own check, not as a broken file
+            values[s.key], problems[s.key] = None, str(exc)
 
     bindings = _bindings(values)
     _validate(values, origins, bindings, require_runtime)
@@ -226,7 +235,8 @@ def load(flags: Optional[Mapping[str, Any]] = None,
         sections[name] = cls(**kwargs)
     top = {s.attr: values[s.key] for s in _TOP_SETTINGS}
     top.update({name: sections[name] for name in _TOP_SECTIONS})
-    return Config(bindings=bindings, source=source, origins=origins, environ=environ, **top)
+    return Config(bindings=bindings, source=source, origins=origins, environ=environ,
+                  problems=problems, **top)
 
 
 def _bindings(values: Mapping[str, Any]) -> Tuple[v.BindingSpec, ...]:

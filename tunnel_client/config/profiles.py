@@ -92,3 +92,68 @@ def select(flags: Mapping[str, Optional[str]], environ: Mapping[str, str]) -> Co
         raise ConfigError('profile file "%s" must end with .yaml' % value)
     check_profile_name(os.path.basename(value)[:-len(".yaml")])
     return ConfigSource("profile_file", _expand(value, environ), selected_by=label)
+
+
+# --- the profile store -------------------------------------------------------------------
+
+
+def list_profiles(directory: str):
+    """[(name, path)] of valid profile files, sorted."""
+    try:
+        names = sorted(os.listdir(directory))
+    except OSError:
+        return []
+    found = []
+    for entry in names:
+        if entry.endswith(".yaml") and PROFILE_NAME_RE.match(entry[:-5]):
+            found.append((entry[:-5], os.path.join(directory, entry)))
+    return found
+
+
+def validate_text(text: str, environ: Mapping[str, str]) -> Optional[str]:
+    """Raise ConfigError when the YAML is not a valid configuration. A reference to an
+    environment variable that is not set yet is fine at this point: its name comes back
+    as a note for the operator."""
+    import tempfile
+
+    from tunnel_client.config.loader import load
+
+    handle = tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False)
+    try:
+        handle.write(text)
+        handle.close()
+        try:
+            load({"--config": handle.name}, dict(environ), require_runtime=False)
+        except ConfigError as exc:
+            message = str(exc).replace(handle.name, "the profile")
+            if 'environment variable "' in message and "is not set" in message:
+                return message
+            raise ConfigError(message) from None
+        return None
+    finally:
+        os.unlink(handle.name)
+
+
+def write_profile(directory: str, name: str, text: str, force: bool = False) -> str:
+    """Write ``<dir>/<name>.yaml`` mode 0600 in a 0700 directory, atomically; never
+    overwrite without ``force``."""
+    import tempfile
+
+    check_profile_name(name)
+    path = os.path.join(directory, name + ".yaml")
+    if os.path.exists(path) and not force:
+        raise ConfigError('profile "%s" already exists; pass --force to replace it' % name)
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix="." + name + "-", suffix=".yaml", dir=directory)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+    except OSError:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    return path

@@ -1,0 +1,192 @@
+"""The control plane, live, hop by hop: DNS, TCP (to the proxy or the target), CONNECT,
+TLS, then an authenticated metadata GET through exactly the code the daemon uses. A
+failure names the hop, so "the proxy refused CONNECT" never reads as "the API is down"."""
+
+import base64
+import socket
+import ssl
+import time
+from typing import List, Optional, Tuple
+from urllib.parse import unquote, urlsplit
+
+from tunnel_client import wire
+from tunnel_client.config.values import redact_url
+from tunnel_client.doctor.report import CRIT, OK, WARN, Check
+from tunnel_client.errors import ControlPlaneError
+from tunnel_client.net import Route
+
+
+class HopFailed(Exception):
+    def __init__(self, hop: str, message: str, fix: str = ""):
+        super().__init__(message)
+        self.hop, self.fix = hop, fix
+
+
+def _connect_via_proxy(sock: socket.socket, proxy, host: str, port: int, timeout: float):
+    request = "CONNECT %s:%d HTTP/1.1\r\nHost: %s:%d\r\n" % (host, port, host, port)
+    if proxy.username:
+        token = base64.b64encode(("%s:%s" % (unquote(proxy.username),
+                                             unquote(proxy.password or ""))).encode()).decode()
+        request += "Proxy-Authorization: Basic %s\r\n" % token
+    sock.settimeout(timeout)
+    sock.sendall((request + "\r\n").encode())
+    head = b""
+    while b"\r\n\r\n" not in head and len(head) < 16384:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        head += chunk
+    status_line = head.split(b"\r\n", 1)[0].decode("latin-1", "replace")
+    parts = status_line.split(" ", 2)
+    status = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
+    if status == 407:
+        raise HopFailed("CONNECT", "proxy %s requires authentication (407)" % redact_url(
+            proxy.geturl()), "put the proxy credentials in the proxy URL "
+            "(http://user:password@proxy:port) or ask for an allow rule")
+    if not 200 <= status < 300:
+        raise HopFailed("CONNECT", "proxy %s refused CONNECT to %s:%d: %s" % (
+            redact_url(proxy.geturl()), host, port, status_line or "no answer"),
+            "ask the proxy administrators to allow CONNECT to %s:%d" % (host, port))
+
+
+def probe_hops(route: Route, timeout: float, cert_warn_days: int) -> List[str]:
+    """Walk DNS, TCP, CONNECT and TLS for the route's target; evidence lines on success."""
+    target = urlsplit(route.target)
+    host, port = target.hostname, target.port or (443 if target.scheme == "https" else 80)
+    proxy = urlsplit(route.proxy) if route.proxy else None
+    dial_host = proxy.hostname if proxy else host
+    dial_port = (proxy.port or (443 if proxy.scheme == "https" else 80)) if proxy else port
+    evidence = ["route: %s" % route.describe()]
+    try:
+        addresses = socket.getaddrinfo(dial_host, dial_port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise HopFailed("DNS", "cannot resolve %s: %s" % (dial_host, exc.strerror or exc),
+                        "check the host name and the machine's DNS resolver") from None
+    evidence.append("DNS: %s -> %s" % (dial_host, addresses[0][4][0]))
+    what = "proxy" if proxy else "control plane"
+    try:
+        sock = socket.create_connection((dial_host, dial_port), timeout=timeout)
+    except OSError as exc:
+        raise HopFailed("TCP", "TCP connect to %s %s:%d failed: %s" % (
+            what, dial_host, dial_port, _reason(exc)),
+            "check firewall rules to %s:%d" % (dial_host, dial_port)) from None
+    try:
+        evidence.append("TCP: connected to %s %s:%d" % (what, dial_host, dial_port))
+        if proxy and proxy.scheme == "https":
+            sock = ssl.create_default_context().wrap_socket(sock, server_hostname=dial_host)
+        if proxy and target.scheme == "https":
+            _connect_via_proxy(sock, proxy, host, port, timeout)
+            evidence.append("CONNECT: proxy opened a tunnel to %s:%d" % (host, port))
+        if target.scheme == "https":
+            evidence += _tls(sock, route, host, timeout, cert_warn_days)
+    finally:
+        sock.close()
+    return evidence
+
+
+def _tls(sock, route: Route, host: str, timeout: float, warn_days: int) -> List[str]:
+    context = ssl.create_default_context(cafile=route.verify if isinstance(route.verify, str)
+                                         else None)
+    if route.cert:
+        context.load_cert_chain(*route.cert)
+    sock.settimeout(timeout)
+    try:
+        tls = context.wrap_socket(sock, server_hostname=host)
+    except ssl.SSLCertVerificationError as exc:
+        unknown = "unable to get local issuer" in str(exc) or "self-signed" in str(exc) or \
+            "self signed" in str(exc)
+        raise HopFailed("TLS", "certificate verify failed for %s: %s%s" % (
+            host, exc.verify_message, " (unknown certificate authority)" if unknown else ""),
+            "set ca_bundle (--ca-bundle / CA_BUNDLE) to the PEM of your organisation's CA; "
+            "a TLS-inspecting proxy re-signs traffic with it" if unknown else
+            "check the host name and the server's certificate") from None
+    except (ssl.SSLError, OSError) as exc:
+        raise HopFailed("TLS", "TLS handshake with %s failed: %s" % (host, _reason(exc)),
+                        "check the proxy and TLS settings") from None
+    peer = tls.getpeercert() or {}
+    evidence = ["TLS: %s, certificate for %s verified" % (tls.version(), host)]
+    not_after = peer.get("notAfter")
+    if not_after:
+        days = (ssl.cert_time_to_seconds(not_after) - time.time()) / 86400
+        evidence.append("TLS: server certificate expires in %d days" % days)
+        if days < warn_days:
+            evidence.append("WARN: server certificate expires in %d days" % days)
+    tls.close()
+    return evidence
+
+
+def _reason(exc: Exception) -> str:
+    failure = wire.classify_exception(exc)
+    return "%s (%s)" % (failure.transport_error_kind, getattr(exc, "strerror", None) or exc)
+
+
+def control_plane_check(cfg, controlplane, route: Route, timeout: float,
+                        cert_warn_days: int) -> Check:
+    cp = cfg.control_plane
+    why = ("the daemon can only serve the tunnel if the control plane accepts this key for "
+           "this tunnel, through this network path")
+    try:
+        evidence = probe_hops(route, timeout, cert_warn_days)
+    except HopFailed as exc:
+        return Check("control_plane", CRIT, "%s: %s" % (exc.hop, exc), why,
+                     ["route: %s" % route.describe()], [exc.fix] if exc.fix else [])
+    try:
+        meta = controlplane.metadata(timeout=timeout)
+    except ControlPlaneError as exc:
+        return _metadata_failure(cp, exc, why, evidence)
+    evidence.append("HTTP: GET /v1/tunnels/%s -> 200 (%s)" % (cp.tunnel_id, meta.name))
+    status = WARN if any(line.startswith("WARN:") for line in evidence) else OK
+    return Check("control_plane", status, "tunnel %s (%s) reachable and key accepted, %s" % (
+        meta.name or meta.id, cp.tunnel_id, route.describe()), why, evidence)
+
+
+def _metadata_failure(cp, exc: ControlPlaneError, why: str, evidence) -> Check:
+    code = exc.code or ""
+    if exc.transport:
+        return Check("control_plane", CRIT, "HTTP: %s" % exc, why, evidence,
+                     ["check the proxy and firewall path to %s" % cp.base_url])
+    if code in ("tunnel_use_forbidden", "tunnel_missing_principals") or (
+            exc.status == 403 and code != "tunnel_active_organization_required"):
+        # The control plane does not reveal whether a tunnel exists to a key that may not
+        # use it, so both causes are named.
+        return Check("control_plane", CRIT, "key lacks permission to use tunnel %s, or that "
+                     "tunnel does not exist (HTTP %d %s)" % (cp.tunnel_id, exc.status,
+                                                            code or "forbidden"), why, evidence,
+                     ["check control_plane.tunnel_id against the tunnel settings page",
+                      "use a runtime key of a principal that may use this tunnel "
+                      "(api.organization.tunnel.use)"])
+    if code == "tunnel_active_organization_required":
+        return Check("control_plane", CRIT, "the tunnel needs an organization id (HTTP %d)"
+                     % exc.status, why, evidence, ["set control_plane.organization_id"])
+    if exc.status == 401:
+        return Check("control_plane", CRIT, "key rejected (HTTP 401 %s)" % (
+            code or "unauthorized"), why, evidence,
+            ["check CONTROL_PLANE_API_KEY (or control_plane.api_key): the control plane does "
+             "not recognise it"])
+    if exc.status == 404:
+        return Check("control_plane", CRIT, "tunnel %s not found (HTTP 404%s)" % (
+            cp.tunnel_id, " " + code if code else ""), why, evidence,
+            ["check control_plane.tunnel_id against the tunnel settings page"])
+    if exc.status == 429 or (exc.status or 0) >= 500:
+        return Check("control_plane", WARN, "control plane answered HTTP %d: %s" % (
+            exc.status, exc), why, evidence, ["transient; the daemon backs off and retries"])
+    return Check("control_plane", CRIT, str(exc), why, evidence)
+
+
+def mcp_http_check(binding, timeout: float) -> Check:
+    """Reach the main HTTP MCP server exactly as the daemon would (same route)."""
+    status = binding.probe(initialize=True, timeout=timeout)
+    evidence = ["route: %s" % binding.route.describe()]
+    why = "every command for this channel goes to this server"
+    if status == "ok":
+        return Check("mcp_server", OK, "%s answered" % redact_url(binding.url), why, evidence)
+    if status == "auth-required":
+        return Check("mcp_server", OK, "%s answered 401: it requires OAuth, which callers "
+                     "bring" % redact_url(binding.url), why, evidence)
+    return Check("mcp_server", CRIT, "%s unreachable: %s" % (redact_url(binding.url),
+                                                             binding.probe_error), why,
+                 evidence, ["start the MCP server or fix mcp.server_urls"])
+
+
+def hop_parts(route: Route) -> Tuple[str, Optional[str]]:
+    return route.target, route.proxy
