@@ -358,6 +358,12 @@ class _RelayHandler(Handler):
     def relay(self) -> Relay:
         return self.server.context["relay"]
 
+    _status: Optional[int] = None
+
+    def send_response(self, code, message=None):
+        self._status = code
+        super().send_response(code, message)
+
     def handle(self):
         try:
             super().handle()
@@ -400,7 +406,12 @@ class _RelayHandler(Handler):
                 return self._caller(method, match.group(1), match.group(2) or "main")
             match = _PATH_RE.match(path)
             if match:
-                return self._service(method, match.group(1), match.group(2) or "")
+                self._record = None
+                try:
+                    return self._service(method, match.group(1), match.group(2) or "")
+                finally:
+                    if self._record is not None:  # what the poller or responder was told
+                        self._record["status"] = self._status
             if path in ("/readyz", "/healthz") and method == "GET":
                 return self.send_json(200, {"status": "ok"})
             self.send_json(404, api_error("no such route: %s %s" % (method, path), None))
@@ -467,6 +478,7 @@ class _RelayHandler(Handler):
         if endpoint == "response":
             body = self._read_body(relay.max_response_body)
         record = {"time": time.time(), "headers": dict(self.headers.items()), "path": self.path}
+        self._record = record
         if endpoint == "poll":
             relay.polls.append(record)  # every attempt, authorized or not
         if not self._authorize(tunnel_id, endpoint):
