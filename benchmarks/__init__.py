@@ -1,0 +1,1 @@
+"""Measured (not timed-in-tests) performance of tunnel-client: see benchmarks/README.md."""

@@ -1,0 +1,43 @@
+# Benchmarks and the chaos soak (benchmarks/README.md). Numbers are printed and saved under
+# benchmarks/results/ (gitignored); nothing here asserts timing except the soak's books.
+## bench            load benchmark, stdio and HTTP: c in 1,8,64 x 1 KiB..1 MiB (BENCH_ARGS=...)
+## bench-quick      a short load benchmark (c in 1,16 x 1 KiB), about a minute
+## bench-idle       idle CPU, wakeups and RSS of a daemon with 10 workers (IDLE_SECONDS=60)
+## bench-startup    --version, doctor --offline, spawn to first poll and first answer
+## bench-profile    where the daemon's CPU goes under load, with py-spy (PROFILE_ARGS=...)
+## bench-report     the targets table from the latest saved runs
+## soak             chaos soak with zero-loss accounting (SOAK_MINUTES=1.5 SOAK_SEED=8)
+BENCH_ARGS ?=
+IDLE_SECONDS ?= 60
+PROFILE_ARGS ?=
+SOAK_MINUTES ?= 1.5
+SOAK_SEED ?= 8
+
+.PHONY: bench bench-quick bench-idle bench-startup bench-profile bench-report soak
+
+bench: venv
+	$(PY) -m benchmarks.load $(BENCH_ARGS)
+
+bench-quick: venv
+	$(PY) -m benchmarks.load --quick $(BENCH_ARGS)
+
+bench-idle: venv
+	$(PY) -m benchmarks.idle --seconds $(IDLE_SECONDS)
+
+bench-startup: venv
+	$(PY) -m benchmarks.startup
+
+# py-spy is a benchmark-only tool: it goes into the venv here, never into setup.cfg.
+$(VENV)/.bench-tools: $(VENV)/.installed
+	$(PY) -m pip install --quiet py-spy
+	touch $@
+
+bench-profile: $(VENV)/.bench-tools
+	$(PY) -m benchmarks.profile $(PROFILE_ARGS)
+
+bench-report: venv
+	$(PY) -m benchmarks.report
+
+soak: venv
+	TUNNEL_CLIENT_SOAK_MINUTES=$(SOAK_MINUTES) TUNNEL_CLIENT_SOAK_SEED=$(SOAK_SEED) \
+		$(PY) -m pytest tests/soak -s $(PYTEST_ARGS)
