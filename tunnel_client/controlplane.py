@@ -17,7 +17,8 @@ import requests
 
 from tunnel_client import CLIENT_NAME, USER_AGENT, __version__, wire
 from tunnel_client.errors import ControlPlaneError
-from tunnel_client.net import Backoff, Route, SessionPool, parse_retry_after
+from tunnel_client.net import (Backoff, Route, SessionPool, describe_failure,
+                               parse_retry_after)
 from tunnel_client.observe.instruments import Instruments
 from tunnel_client.observe.logs import get_logger
 
@@ -80,6 +81,11 @@ def api_error(resp: requests.Response, what: str) -> ControlPlaneError:
     except Exception:  # the status is what matters; the body is best effort
         body = b""
     code, message, _ = parse_api_error(body or b"")
+    if resp.status_code == 407:
+        # A plain-HTTP target through a proxy gets the proxy's 407 as its answer.
+        return ControlPlaneError("%s failed: the proxy rejected the credentials (407 Proxy "
+                                 "Authentication Required); check the user and password in "
+                                 "the proxy URL" % what, status=407, transport=True)
     mitigation = MITIGATIONS.get(code or "")
     if resp.status_code == 401 and not mitigation:
         mitigation = "check control_plane.api_key: the control plane rejected the key"
@@ -98,10 +104,10 @@ def api_error(resp: requests.Response, what: str) -> ControlPlaneError:
                              request_id=resp.headers.get("X-Request-Id"))
 
 
-def transport_error(exc: Exception, what: str) -> ControlPlaneError:
+def transport_error(exc: Exception, what: str, route: Optional[Route] = None
+                    ) -> ControlPlaneError:
     failure = wire.classify_exception(exc)
-    return ControlPlaneError("%s failed: %s (%s)" % (what, failure.transport_error_kind,
-                                                     _short(exc)),
+    return ControlPlaneError("%s failed: %s" % (what, describe_failure(exc, route)),
                              transport=True, code=failure.source)
 
 
@@ -271,7 +277,7 @@ class ControlPlane:
             finally:
                 resp.close()
         except requests.RequestException as exc:
-            error = transport_error(exc, "poll")
+            error = transport_error(exc, "poll", self.route)
             self._poll_failed(error, started)
             raise error from None
         except wire.ProtocolError as exc:
@@ -375,7 +381,7 @@ class ControlPlane:
             resp = session.get(self.metadata_url, headers=self._headers(), stream=True,
                                timeout=(self.connect_timeout, timeout), **self._kwargs)
         except requests.RequestException as exc:
-            raise transport_error(exc, "tunnel metadata fetch") from None
+            raise transport_error(exc, "tunnel metadata fetch", self.route) from None
         with resp:
             if resp.status_code != 200:
                 raise api_error(resp, "tunnel metadata fetch")

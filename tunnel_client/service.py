@@ -22,6 +22,7 @@ from tunnel_client.mcp.http import HttpBinding
 from tunnel_client.mcp.router import Router
 from tunnel_client.mcp.stdio import StdioBinding, StdioPolicy, child_environment
 from tunnel_client.net import Backoff, TrustStore, resolve_route
+from tunnel_client.net.proxycheck import ProxyHealth
 from tunnel_client.observe.health import Check, PollHealth, Readiness
 from tunnel_client.observe.instruments import Instruments
 from tunnel_client.observe import process
@@ -69,6 +70,10 @@ class Service:
                                       on_first_success=self._first_poll)
         self.readiness = Readiness()
         self.readiness.add("control_plane", self.poll_health.check)
+        self.startup_wait_error: Optional[str] = None
+        self.readiness.add("mcp_startup_wait", lambda: Check(
+            False, "mcp startup wait failed: %s" % self.startup_wait_error)
+            if self.startup_wait_error else Check(True, "no wait pending"))
         for binding in self.router.bindings:
             self.readiness.add("channel:" + binding.channel, binding.health)
         self.inflight = InFlight(self.metrics.pool_occupancy)
@@ -80,6 +85,10 @@ class Service:
                                cp.tunnel_id or "") for i in range(size)]
         self._pid_written = False
         process.register(self.metrics.registry)
+        self.proxy_health = ProxyHealth(
+            [self.cp_route] + [b.route for b in self.router.bindings
+                               if getattr(b, "route", None) is not None],
+            self.metrics.registry)
         self.notifier = Notifier(cfg.environ)
         self.admin = AdminServer(self, cfg.health.listen_addr, cfg.health.unix_socket,
                                  cfg.health.url_file, cfg.admin_ui.allow_remote)
@@ -102,14 +111,12 @@ class Service:
                             max_line=stdio.max_message_bytes, stop_grace=stdio.stop_grace,
                             ttl=cfg.mcp.connection_max_ttl),
                 instruments=self.metrics, on_fatal=self.fail)
-        if spec.unix_socket:
-            raise StartupError("channel %s: unix-socket MCP bindings are not supported yet"
-                               % spec.channel)
         cert = spec.client_cert or cfg.mcp.client_cert
         key = spec.client_key or cfg.mcp.client_key
         route = resolve_route("mcp:" + spec.channel, spec.url,
                               [spec.http_proxy, cfg.mcp.http_proxy, cfg.http_proxy],
-                              cfg.environ, self.trust, (cert, key) if cert else None)
+                              cfg.environ, self.trust, (cert, key) if cert else None,
+                              spec.unix_socket)
         return HttpBinding(spec, route, cfg.mcp.extra_headers or None,
                            connect_timeout=cfg.mcp.connect_timeout,
                            read_timeout=cfg.mcp.read_timeout,
@@ -147,8 +154,18 @@ class Service:
         for binding in self.router.bindings:
             log.info("mcp channel route resolved", extra={"binding": binding.describe()})
         self.housekeeping.call_later(0, self._fetch_metadata, "tunnel-metadata")
-        for worker in self.workers:
-            worker.start()
+        interval = cfg.proxy.check_interval
+        if interval and self.proxy_health.routes:
+            self.housekeeping.call_later(0, lambda: (self.proxy_health.run_once(), interval)[1],
+                                         "proxy-health")
+        main = self.router.route("main")
+        if cfg.mcp.startup_wait_timeout > 0 and isinstance(main, HttpBinding):
+            # Polling starts once the sidecar's MCP listener accepts (or the wait runs out):
+            # commands polled earlier would only fail.
+            threading.Thread(target=self._wait_then_start_workers, args=(main,),
+                             name="startup-wait", daemon=True).start()
+        else:
+            self._start_workers()
         for warning in self.warnings():
             log.warning(warning)
         log.info("tunnel-client started", extra={
@@ -156,6 +173,23 @@ class Service:
             "channels": [b.channel for b in self.router.bindings],
             "config_source": cfg.source.describe(),
             "health_url": self.admin.url, "ui_url": self.admin_url and self.admin_url + "/ui"})
+
+    def _start_workers(self):
+        for worker in self.workers:
+            worker.start()
+
+    def _wait_then_start_workers(self, binding: HttpBinding):
+        error = binding.wait_until_listening(self.cfg.mcp.startup_wait_timeout,
+                                             self.stop_event)
+        if self.stop_event.is_set():
+            return
+        if error:
+            self.startup_wait_error = error
+            log.warning("MCP startup wait failed; starting the poller anyway",
+                        extra={"error": error})
+        else:
+            log.info("MCP server is listening; starting the poller")
+        self._start_workers()
 
     @property
     def admin_url(self) -> Optional[str]:
@@ -170,7 +204,8 @@ class Service:
 
     def _watchdog(self):
         # Only pet the watchdog while the workers that do the job are alive.
-        if all(worker.is_alive() for worker in self.workers) and not self.stop_event.is_set():
+        started = [worker for worker in self.workers if worker.ident is not None]
+        if started and all(w.is_alive() for w in started) and not self.stop_event.is_set():
             self.notifier.send("WATCHDOG=1", "STATUS=" + self.ready().reason)
 
     def warnings(self) -> List[str]:

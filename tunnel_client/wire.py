@@ -498,8 +498,8 @@ def exception_chain(exc: BaseException):
     stack = [exc]
     while stack:
         current = stack.pop(0)
-        if current is None or id(current) in seen:
-            continue
+        if not isinstance(current, BaseException) or id(current) in seen:
+            continue  # e.g. ssl.SSLError.reason is a string, urllib3's is an exception
         seen.add(id(current))
         yield current
         stack.extend([current.__cause__, current.__context__, getattr(current, "reason", None)])

@@ -213,3 +213,13 @@ def test_rpc_kinds():
     assert wire.rpc_kind({"jsonrpc": "2.0", "id": 1.5, "method": "x"}) == "invalid"
     assert wire.rpc_kind([]) == "invalid"
     assert not schema_errors("TunnelResponseAck", {"status": "ok"})
+
+
+def test_classification_of_tls_errors_whose_reason_is_a_string():
+    import ssl
+    error = ssl.SSLCertVerificationError(1, "certificate verify failed: unable to get local "
+                                            "issuer certificate")
+    error.reason = "CERTIFICATE_VERIFY_FAILED"
+    wrapped = OSError("wrapped")
+    wrapped.__cause__ = error
+    assert wire.classify_exception(wrapped).source == "tls"

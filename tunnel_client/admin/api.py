@@ -46,6 +46,7 @@ def status(service, admin=None) -> dict:
         "mcp_routes": [b.route.as_dict() for b in service.router.bindings
                        if getattr(b, "route", None) is not None],
         "workers": {"capacity": len(service.workers), "busy": service.inflight.count},
+        "proxy_health": service.proxy_health.snapshot(),
         "poll": service.poll_health.snapshot(),
         "readiness": readiness(service),
         "tunnel_metadata": None if metadata is None else {
@@ -58,7 +59,7 @@ def status(service, admin=None) -> dict:
 
 
 def system(service) -> dict:
-    return {"tls": service.trust.describe(),
+    return {"tls": service.trust.describe(), "proxy_health": service.proxy_health.snapshot(),
             "routes": [service.cp_route.as_dict()] + [
                 b.route.as_dict() for b in service.router.bindings
                 if getattr(b, "route", None) is not None]}

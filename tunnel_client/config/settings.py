@@ -379,6 +379,11 @@ SETTINGS = SELECTORS + (
             "Write the process id here at start; removed at exit.", expect="a path",
             metavar="PATH"),
 
+    Setting("proxy.check_interval", "PROXY_CHECK_INTERVAL", "--proxy.check-interval",
+            duration(), 60.0, "How often to check that each proxied route can still open a "
+            "CONNECT tunnel (0 disables); shown in /api/status and /metrics, never gating "
+            "readiness.", expect=DUR, metavar="DURATION"),
+
     # --- lifecycle (ours)
     Setting("shutdown.drain_timeout", "SHUTDOWN_DRAIN_TIMEOUT", "--shutdown.drain-timeout",
             duration(), 30.0, "On SIGTERM, how long in-flight commands may take to finish "

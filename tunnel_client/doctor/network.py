@@ -2,18 +2,17 @@
 TLS, then an authenticated metadata GET through exactly the code the daemon uses. A
 failure names the hop, so "the proxy refused CONNECT" never reads as "the API is down"."""
 
-import base64
 import socket
 import ssl
 import time
 from typing import List, Optional, Tuple
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 from tunnel_client import wire
 from tunnel_client.config.values import redact_url
 from tunnel_client.doctor.report import CRIT, OK, WARN, Check
 from tunnel_client.errors import ControlPlaneError
-from tunnel_client.net import Route
+from tunnel_client.net import Route, proxycheck
 
 
 class HopFailed(Exception):
@@ -22,30 +21,16 @@ class HopFailed(Exception):
         self.hop, self.fix = hop, fix
 
 
-def _connect_via_proxy(sock: socket.socket, proxy, host: str, port: int, timeout: float):
-    request = "CONNECT %s:%d HTTP/1.1\r\nHost: %s:%d\r\n" % (host, port, host, port)
-    if proxy.username:
-        token = base64.b64encode(("%s:%s" % (unquote(proxy.username),
-                                             unquote(proxy.password or ""))).encode()).decode()
-        request += "Proxy-Authorization: Basic %s\r\n" % token
-    sock.settimeout(timeout)
-    sock.sendall((request + "\r\n").encode())
-    head = b""
-    while b"\r\n\r\n" not in head and len(head) < 16384:
-        chunk = sock.recv(4096)
-        if not chunk:
-            break
-        head += chunk
-    status_line = head.split(b"\r\n", 1)[0].decode("latin-1", "replace")
-    parts = status_line.split(" ", 2)
-    status = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
+def _connect_via_proxy(sock: socket.socket, proxy_url: str, host: str, port: int,
+                       timeout: float):
+    status, line = proxycheck.connect_status(sock, proxy_url, host, port, timeout)
     if status == 407:
         raise HopFailed("CONNECT", "proxy %s requires authentication (407)" % redact_url(
-            proxy.geturl()), "put the proxy credentials in the proxy URL "
+            proxy_url), "put the proxy credentials in the proxy URL "
             "(http://user:password@proxy:port) or ask for an allow rule")
     if not 200 <= status < 300:
         raise HopFailed("CONNECT", "proxy %s refused CONNECT to %s:%d: %s" % (
-            redact_url(proxy.geturl()), host, port, status_line or "no answer"),
+            redact_url(proxy_url), host, port, line or "no answer"),
             "ask the proxy administrators to allow CONNECT to %s:%d" % (host, port))
 
 
@@ -75,7 +60,7 @@ def probe_hops(route: Route, timeout: float, cert_warn_days: int) -> List[str]:
         if proxy and proxy.scheme == "https":
             sock = ssl.create_default_context().wrap_socket(sock, server_hostname=dial_host)
         if proxy and target.scheme == "https":
-            _connect_via_proxy(sock, proxy, host, port, timeout)
+            _connect_via_proxy(sock, route.proxy, host, port, timeout)
             evidence.append("CONNECT: proxy opened a tunnel to %s:%d" % (host, port))
         if target.scheme == "https":
             evidence += _tls(sock, route, host, timeout, cert_warn_days)
@@ -178,6 +163,8 @@ def mcp_http_check(binding, timeout: float) -> Check:
     status = binding.probe(initialize=True, timeout=timeout)
     evidence = ["route: %s" % binding.route.describe()]
     why = "every command for this channel goes to this server"
+    if binding.route.unix_socket:
+        evidence.append("dialled over unix socket %s" % binding.route.unix_socket)
     if status == "ok":
         return Check("mcp_server", OK, "%s answered" % redact_url(binding.url), why, evidence)
     if status == "auth-required":
@@ -185,8 +172,5 @@ def mcp_http_check(binding, timeout: float) -> Check:
                      "bring" % redact_url(binding.url), why, evidence)
     return Check("mcp_server", CRIT, "%s unreachable: %s" % (redact_url(binding.url),
                                                              binding.probe_error), why,
-                 evidence, ["start the MCP server or fix mcp.server_urls"])
-
-
-def hop_parts(route: Route) -> Tuple[str, Optional[str]]:
-    return route.target, route.proxy
+                 evidence + ([binding.probe_detail] if binding.probe_detail else []),
+                 ["start the MCP server or fix mcp.server_urls"])

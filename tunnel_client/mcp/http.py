@@ -12,7 +12,7 @@ JSON-RPC errors pass through byte for byte, and everything else is a synthesized
 import json
 import threading
 import time
-from typing import Iterator
+from typing import Iterator, Optional
 from urllib.parse import urlsplit
 
 import requests
@@ -23,7 +23,8 @@ from tunnel_client.config.values import BindingSpec, HeaderList, redact_url
 from tunnel_client.mcp.binding import Binding
 from tunnel_client.mcp.protocol import default_initialize_params
 from tunnel_client.sse import EventTooLarge, SseParser
-from tunnel_client.net import Route, SessionPool, header_pairs, iter_body, read_limited
+from tunnel_client.net import (Route, SessionPool, describe_failure, header_pairs, iter_body,
+                               read_limited)
 from tunnel_client.observe.health import Check
 from tunnel_client.observe.logs import get_logger
 
@@ -62,6 +63,7 @@ class HttpBinding(Binding):
         self._lock = threading.Lock()
         self.probe_status = "pending"  # pending | ok | auth-required | timeout | failed
         self.probe_error = ""
+        self.probe_detail = ""  # the full one-line description of the last probe failure
         self.probe_since = time.time()
         self._last_reply = 0.0
         self._stopped = False
@@ -150,8 +152,26 @@ class HttpBinding(Binding):
             except requests.RequestException as exc:
                 cause = wire.classify_exception(exc)
                 if attempt == 2 or cause.source != "transport_closed":
+                    self.probe_detail = describe_failure(exc, self.route)
                     return None, cause
                 self.sessions.reset()
+
+    def wait_until_listening(self, timeout: float, stop) -> Optional[str]:
+        """Probe until the server answers anything, retrying only "nothing listens yet"
+        (connection refused, or a unix socket that does not exist yet). None on success,
+        else why the wait ended."""
+        deadline = wire.Deadline.after(timeout)
+        delay = 0.05
+        while True:
+            status = self.probe(initialize=True, timeout=min(2.0, max(0.1, timeout)))
+            if status != "failed" or not ("connection_refused" in self.probe_error or
+                                          "No such file" in self.probe_detail):
+                return None if status in ("ok", "auth-required") else self.probe_error
+            if deadline.expired():
+                return "%s after waiting %gs" % (self.probe_error, timeout)
+            if stop.wait(min(delay, deadline.remaining())):
+                return "stopping"
+            delay = min(delay * 2, 1.0)
 
     def _end_probe_session(self, session: str, headers, timeout: float):
         headers = CaseInsensitiveDict(headers)
@@ -220,9 +240,9 @@ class HttpBinding(Binding):
             cause = wire.classify_exception(exc)
             if cause.source in ("connect", "dns", "tls"):
                 self._observed(False, "%s (%s)" % (cause.transport_error_kind, cause.source))
-            log.warning("MCP request failed", extra=dict(
+            log.warning("MCP request failed: %s" % describe_failure(exc, self.route), extra=dict(
                 self._fields, request_id=cmd.request_id, failure_source=cause.source,
-                transport_error_kind=cause.transport_error_kind, error=_short(exc)))
+                transport_error_kind=cause.transport_error_kind))
             yield wire.notify_ack(502) if rpc_id is None else wire.failure(rpc_id, cause)
             return
         self._observed(resp.status_code < 500, "HTTP %d" % resp.status_code)
