@@ -9,6 +9,7 @@ from tests.interop import sdk_client  # noqa: E402
 from tests.interop.peers import (  # noqa: E402
     run, sdk_stdio_command, start_sdk_http, tunnel)
 from tests.interop.session_checks import assert_close_ends_the_session  # noqa: E402
+from tunnel_client.devtools.mcpclient import McpClient  # noqa: E402
 
 pytestmark = pytest.mark.sdk
 
@@ -114,3 +115,23 @@ def test_a_legacy_client_after_a_modern_one_shares_the_stdio_server():
         except Exception as exc:  # the SDK wraps the server's refusal in exception groups
             legacy = repr(exc)
         assert legacy == ("2025-11-25", {"result": 3})
+
+
+def test_our_dev_call_client_works_with_the_sdk_server(peer):
+    """`tunnel-client dev call` (McpClient) in the same era, tunneled and, over HTTP, direct."""
+    modern = peer.mode == "auto"
+    urls = [peer.relay.mcp_url] + ([peer.server.url] if peer.server else [])
+    for url in urls:
+        client = McpClient(url, modern=modern, timeout=20)
+        client.initialize()
+        notes = []
+        slow = client.call_tool("slow", {"steps": 2, "delay": 0.01}, progress=True,
+                                on_notification=notes.append)
+        assert slow.text == "done after 2 steps", url
+        assert [n["params"]["progress"] for n in notes] == [1, 2], url
+        read = client.request("resources/read", {"uri": "peer://items/7"}).result
+        assert read["contents"][0]["text"] == "item 7"
+        assert client.request("prompts/get", {"name": "review", "arguments": {
+            "subject": "x"}}).result["messages"][0]["content"]["text"] == \
+            "Please review x carefully."
+        client.close()

@@ -4,10 +4,11 @@ It performs the legacy handshake (or none, in ``modern`` mode), sends requests, 
 SSE replies and reports progress notifications as they arrive.
 """
 
+import base64
 import itertools
 import json
 from dataclasses import dataclass, field
-from typing import Callable, List, Optional
+from typing import Callable, List, Mapping, Optional
 
 import requests
 
@@ -16,6 +17,10 @@ from tunnel_client.sse import SseParser
 PROTOCOL_VERSION = "2025-11-25"
 MODERN_VERSION = "2026-07-28"
 VERSION_KEY = "io.modelcontextprotocol/protocolVersion"
+CAPABILITIES_KEY = "io.modelcontextprotocol/clientCapabilities"
+CLIENT_INFO_KEY = "io.modelcontextprotocol/clientInfo"
+# 2026-07-28: the params field each method mirrors in the Mcp-Name header.
+NAME_PARAMS = {"tools/call": "name", "prompts/get": "name", "resources/read": "uri"}
 
 
 class McpCallError(Exception):
@@ -30,7 +35,7 @@ class CallResult:
     status: int
     message: dict
     notifications: List[dict] = field(default_factory=list)
-    headers: dict = field(default_factory=dict)
+    headers: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def result(self) -> dict:
@@ -58,7 +63,7 @@ class McpClient:
         self.server_info: dict = {}
         self._ids = itertools.count(1)
 
-    def _headers(self, method: Optional[str] = None) -> dict:
+    def _headers(self, method: Optional[str] = None, params: Optional[dict] = None) -> dict:
         headers = {"Content-Type": "application/json",
                    "Accept": "application/json, text/event-stream"}
         if self.session_id:
@@ -67,6 +72,9 @@ class McpClient:
             headers["Mcp-Protocol-Version"] = self.protocol_version
         if self.modern and method:
             headers["Mcp-Method"] = method
+            name = (params or {}).get(NAME_PARAMS.get(method, ""))
+            if isinstance(name, str):
+                headers["Mcp-Name"] = _header_value(name)
         return headers
 
     def initialize(self) -> dict:
@@ -90,8 +98,10 @@ class McpClient:
         meta = dict(params.get("_meta") or {})
         if progress:
             meta["progressToken"] = "progress-%d" % next(self._ids)
-        if self.modern:
+        if self.modern:  # the per-request envelope that replaces the handshake
             meta[VERSION_KEY] = MODERN_VERSION
+            meta.setdefault(CAPABILITIES_KEY, {})
+            meta.setdefault(CLIENT_INFO_KEY, {"name": self.name, "version": "1"})
         if meta:
             params["_meta"] = meta
         message = {"jsonrpc": "2.0", "id": next(self._ids) if rpc_id is None else rpc_id,
@@ -99,10 +109,10 @@ class McpClient:
         if params or method not in ("tools/list", "ping"):
             message["params"] = params
         resp = self.session.post(self.url, data=json.dumps(message), stream=True,
-                                 headers=self._headers(method), timeout=self.timeout)
+                                 headers=self._headers(method, params), timeout=self.timeout)
         with resp:
             media = resp.headers.get("Content-Type", "").split(";")[0].strip()
-            headers = dict(resp.headers)
+            headers = resp.headers  # case-insensitive: servers send mcp-session-id too
             if media == "text/event-stream":
                 notes, final = [], None
                 parser = SseParser()
@@ -149,3 +159,11 @@ class McpClient:
             resp.close()
         self.session.close()
         return status
+
+
+def _header_value(value: str) -> str:
+    """Plain printable ASCII as is; anything else in the spec's base64 sentinel."""
+    if value == value.strip() and all(" " <= c <= "~" for c in value) and \
+            not value.startswith("=?base64?"):
+        return value
+    return "=?base64?%s?=" % base64.b64encode(value.encode("utf-8")).decode("ascii")
