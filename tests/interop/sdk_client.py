@@ -31,6 +31,16 @@ async def tool(client, name, arguments, progress=None) -> dict:
         return {"rpc_error": {"code": exc.error.code, "message": exc.error.message}}
 
 
+def progress_log():
+    """A progress callback, and the (progress, total) pairs it receives."""
+    seen = []
+
+    async def on_progress(progress, total, message):
+        seen.append((progress, total))
+
+    return seen, on_progress
+
+
 async def with_progress(client, name, arguments) -> dict:
     seen = []
 

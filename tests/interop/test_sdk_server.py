@@ -76,11 +76,7 @@ def test_the_tunnel_gives_the_same_answers_as_the_server_directly(peer):
 def test_twenty_concurrent_clients_get_only_their_own_answers(peer):
     async def visit(client, index):
         steps = 1 + index % 4
-        seen = []
-
-        async def on_progress(progress, total, message):
-            seen.append((progress, total))
-
+        seen, on_progress = sdk_client.progress_log()
         echo = await client.call_tool("echo", {"text": "client-%d" % index})
         slow = await client.call_tool("slow", {"steps": steps, "delay": 0.01},
                                       progress_callback=on_progress)
