@@ -10,6 +10,10 @@ and is reported on its own line, not added to the daemon.
 """
 
 import argparse
+import os
+import re
+import shutil
+import subprocess
 import sys
 import time
 
@@ -32,15 +36,37 @@ def parse_args(argv=None):
 
 
 def measure(pid: int, seconds: float) -> dict:
-    before = procstat.sample(pid)
+    before, tasks_before = procstat.sample(pid), procstat.task_switches(pid)
     started = time.monotonic()
     time.sleep(seconds)  # the measured idle window itself
-    after = procstat.sample(pid)
+    after, tasks_after = procstat.sample(pid), procstat.task_switches(pid)
     elapsed = time.monotonic() - started
+    per_thread = {tid: (n - tasks_before.get(tid, 0)) / elapsed
+                  for tid, n in tasks_after.items()}
     return {"seconds": elapsed,
             "cpu_percent": 100.0 * (after.cpu - before.cpu) / elapsed,
             "wakeups_per_s": (after.switches - before.switches) / elapsed,
-            "rss_mb": after.rss / MB, "threads": after.threads, "fds": after.fds}
+            "rss_mb": after.rss / MB, "threads": after.threads, "fds": after.fds,
+            "wakeups_by_thread": per_thread}
+
+
+def thread_names(pid: int) -> dict:
+    """tid -> Python thread name, from ``py-spy dump`` when py-spy is installed."""
+    spy = shutil.which("py-spy", path=os.path.dirname(sys.executable)) or shutil.which("py-spy")
+    if not spy:
+        return {}
+    dump = subprocess.run([spy, "dump", "--pid", str(pid)], stdout=subprocess.PIPE,
+                          stderr=subprocess.DEVNULL).stdout.decode(errors="replace")
+    return {int(m.group(1)): m.group(2)
+            for m in re.finditer(r'Thread (\d+) \([^)]*\): "([^"]*)"', dump)}
+
+
+def print_wakers(result: dict, names: dict):
+    busy = sorted(((rate, tid) for tid, rate in result["wakeups_by_thread"].items()
+                   if rate > 0), reverse=True)
+    print("\nWakeups by thread (names from py-spy when installed: make bench-profile):")
+    print(report.table(["thread", "wakeups/s"], [["%s (%d)" % (names.get(tid, "?"), tid), rate]
+                                                 for rate, tid in busy] or [["none", 0.0]]))
 
 
 def main(argv=None) -> int:
@@ -56,6 +82,7 @@ def main(argv=None) -> int:
         print("idle daemon: %d workers, %s MCP server, measuring %.0f s ..."
               % (args.workers, args.transport, args.seconds), flush=True)
         result = measure(daemon.pid, args.seconds)
+        names = thread_names(daemon.pid)
         rows = [["daemon", result["cpu_percent"], result["wakeups_per_s"], result["rss_mb"],
                  result["threads"], result["fds"]]]
         if child:
@@ -71,7 +98,10 @@ def main(argv=None) -> int:
         relay.stop()
     print(report.table(["process", "CPU % of a core", "wakeups/s", "RSS MB", "threads",
                         "fds"], rows))
-    summary = dict(result, workers=args.workers, transport=args.transport)
+    print_wakers(result, names)
+    summary = dict(result, workers=args.workers, transport=args.transport,
+                   wakeups_by_thread={names.get(t, str(t)): r for t, r in
+                                      result["wakeups_by_thread"].items() if r > 0})
     report.save("idle", summary)
     report.print_targets(idle=summary)
     return 0

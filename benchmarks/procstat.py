@@ -45,17 +45,22 @@ def open_fds(pid: int) -> int:
     return len(os.listdir("/proc/%d/fd" % pid))
 
 
-def context_switches(pid: int) -> int:
-    """Voluntary + involuntary switches of every live thread: each one is a wakeup."""
-    total = 0
+def task_switches(pid: int) -> Dict[int, int]:
+    """Voluntary + involuntary context switches per live thread (tid -> count)."""
+    found = {}
     for task in os.listdir("/proc/%d/task" % pid):
         try:
             status = _status(pid, int(task))
         except OSError:
             continue  # the thread ended between listing and reading
-        total += int(status["voluntary_ctxt_switches"])
-        total += int(status["nonvoluntary_ctxt_switches"])
-    return total
+        found[int(task)] = int(status["voluntary_ctxt_switches"]) + \
+            int(status["nonvoluntary_ctxt_switches"])
+    return found
+
+
+def context_switches(pid: int) -> int:
+    """Switches of every live thread summed: each one is a wakeup."""
+    return sum(task_switches(pid).values())
 
 
 def children(pid: int) -> List[int]:

@@ -23,8 +23,8 @@ from benchmarks.stack import DaemonProcess, HttpStubProcess, RelayProcess
 
 ROOMS = [("HTTP client (requests/urllib3/http.client)", ("requests/", "urllib3/", "http/client",
                                                           "socket.py", "email/")),
-         ("JSON", ("json/",)), ("logging", ("logging/", "observe/logs")),
-         ("metrics", ("observe/metrics", "observe/instruments")),
+         ("JSON", ("json/",)), ("logging", ("logging/", "logs.py")),
+         ("metrics", ("metrics.py", "instruments.py")),
          ("threads and queues", ("threading.py", "queue.py")),
          ("stdio binding", ("mcp/stdio", "mcp/process")), ("HTTP binding", ("mcp/http",)),
          ("wire / worker / control plane (own code)", ("tunnel_client/",))]

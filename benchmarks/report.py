@@ -18,7 +18,9 @@ RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 def machine() -> dict:
     return {"date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
             "cores": os.cpu_count(), "python": platform.python_version(),
-            "platform": platform.platform(terse=True)}
+            "platform": platform.platform(terse=True),
+            # Other work on the machine skews latency and throughput, far less CPU per call.
+            "load_average_1m": os.getloadavg()[0]}
 
 
 def fmt(value, digits: int = 1) -> str:
@@ -123,10 +125,11 @@ def print_targets(load=None, idle=None, startup=None, everything: bool = False):
 def main():
     saved = {name: load_saved(name) for name in ("load", "idle", "startup")}
     for name, summary in saved.items():
-        when = _get(summary, "machine", "date")
-        cores = _get(summary, "machine", "cores")
-        print("%-8s %s" % (name, "from %s on %s cores" % (when, cores) if summary
-                           else "no saved run (make bench-%s)" % name))
+        where = _get(summary, "machine") or {}
+        print("%-8s %s" % (name, "from %s on %s cores, load average %.1f" % (
+            where.get("date"), where.get("cores"), where.get("load_average_1m", 0))
+            if summary else "no saved run (make %s)" % ("bench" if name == "load"
+                                                         else "bench-" + name)))
     print_targets(saved["load"], saved["idle"], saved["startup"], everything=True)
 
 

@@ -46,6 +46,22 @@ def timed(argv, repeat: int, env=None):
     return statistics.median(times), proc.returncode, proc.stdout.decode(errors="replace")
 
 
+def slowest_imports(args, top: int = 8):
+    """(module, cumulative ms) of the costliest imports, from ``python -X importtime``."""
+    proc = subprocess.run([PY, "-X", "importtime", "-m", "tunnel_client"] + args,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                          env=environment(), cwd=ROOT)
+    found = []
+    for line in proc.stderr.decode(errors="replace").splitlines():
+        parts = line.split("|")
+        if len(parts) == 3 and parts[1].strip().isdigit():
+            name = parts[2].rstrip()
+            depth = (len(name) - len(name.lstrip())) // 2
+            if depth <= 1:  # what the command itself pulls in, not their insides
+                found.append((name.strip(), int(parts[1]) / 1000.0))
+    return sorted(found, key=lambda item: -item[1])[:top]
+
+
 def doctor_available(cli) -> bool:
     proc = subprocess.run(cli + ["doctor", "--help"], stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, env=environment(), cwd=ROOT)
@@ -120,8 +136,12 @@ def main(argv=None) -> int:
              ["run: spawn -> first command answered", start["first_answer_s"] * 1000,
               "command queued before start"],
              ["run: spawn -> /readyz 200", start["readyz_s"] * 1000,
-              "nothing queued: waits out the first (probe) poll"]]
+              "nothing queued"]]
     print(report.table(["what", "ms (median of %d)" % args.repeat, "note"], rows))
+    imports = slowest_imports(["--version"])
+    summary["version_imports_ms"] = dict(imports)
+    print("\nWhat --version imports (cumulative ms, python -X importtime):")
+    print(report.table(["module", "ms"], imports))
     report.save("startup", summary)
     report.print_targets(startup=summary)
     return 0
