@@ -65,7 +65,7 @@ def load(text: str):
             return None
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(DOCUMENTS)
 def test_any_config_file_loads_or_is_one_config_error(text):
     load(text)

@@ -140,21 +140,27 @@ def test_deeply_nested_line_is_skipped_like_any_other_bad_line(trouble):
 
 
 @pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="StdioBinding._spawn starts the child before it records "
-                   "the child's generation, so an exit seen in between is ignored: the session "
-                   "stays 'running' with a dead server")
-def test_server_exiting_at_once_is_noticed():
-    for _attempt in range(30):  # the race is lost often, not always: stop at the first loss
-        fatal = threading.Event()
-        housekeeping = Housekeeping()
-        housekeeping.start()
-        binding = StdioBinding("main", ["true"], dict(os.environ),
-                               StdioPolicy(restart_limit=0, health_interval=0),
-                               on_fatal=lambda exc: fatal.set())
-        try:
-            binding.start(housekeeping)
-            noticed, state = fatal.wait(2), binding.state
-        finally:
-            binding.stop()
-            housekeeping.stop()
-        assert noticed, "a server that exited at once still counts as %r" % state
+                   reason="StdioBinding._spawn starts the child before it records the child's "
+                          "generation, so an exit seen in between is ignored: the session "
+                          "stays 'running' with a dead server")
+def test_server_exiting_at_once_is_noticed(monkeypatch):
+    original = ChildProcess.start
+
+    def start_and_see_it_exit(self):
+        original(self)
+        self.wait_exited(5)  # the widest form of the race: the exit is seen during start
+
+    monkeypatch.setattr(ChildProcess, "start", start_and_see_it_exit)
+    fatal = threading.Event()
+    housekeeping = Housekeeping()
+    housekeeping.start()
+    binding = StdioBinding("main", ["true"], dict(os.environ),
+                           StdioPolicy(restart_limit=0, health_interval=0),
+                           on_fatal=lambda exc: fatal.set())
+    try:
+        binding.start(housekeeping)
+        noticed, state = fatal.wait(2), binding.state
+    finally:
+        binding.stop()
+        housekeeping.stop()
+    assert noticed, "a server that exited at once still counts as %r" % state
