@@ -11,7 +11,7 @@ from tests.interop.peers import (  # noqa: E402
 from tests.interop.session_checks import assert_close_ends_the_session  # noqa: E402
 from tunnel_client.devtools.mcpclient import McpClient  # noqa: E402
 
-pytestmark = pytest.mark.sdk
+pytestmark = [pytest.mark.sdk, pytest.mark.slow]
 
 VERSIONS = {"auto": "2026-07-28", "legacy": "2025-11-25"}
 

@@ -12,7 +12,7 @@ from tests.interop.peers import (  # noqa: E402
     everything_stdio_command, need_server_everything, run, start_everything_http, tunnel)
 from tests.interop.session_checks import assert_close_ends_the_session  # noqa: E402
 
-pytestmark = [pytest.mark.sdk, pytest.mark.node]
+pytestmark = [pytest.mark.sdk, pytest.mark.node, pytest.mark.slow]
 
 ALWAYS_PRESENT_TOOLS = {
     "echo", "get-annotated-message", "get-env", "get-resource-links", "get-resource-reference",

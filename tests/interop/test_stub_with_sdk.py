@@ -12,7 +12,7 @@ from tests.interop.peers import run, tunnel  # noqa: E402
 from tests.support.daemon import stub_command  # noqa: E402
 from tunnel_client.devtools.stub import StubOptions, make_http_server  # noqa: E402
 
-pytestmark = pytest.mark.sdk
+pytestmark = [pytest.mark.sdk, pytest.mark.slow]
 
 VERSIONS = {"auto": "2026-07-28", "legacy": "2025-11-25"}
 
