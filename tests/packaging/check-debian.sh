@@ -3,10 +3,7 @@
 # Usage: check-debian.sh SUITE DEB UPGRADE_DEB [RPM]
 #   With RPM (the Debian 11 floor): also the project's test suite on the installed
 #   package, and the RPM payload on the same Python 3.9 stack as EL9.
-set -u
-here=$(cd "$(dirname "$0")" && pwd)
-ROOT=$(cd "$here/../.." && pwd)
-. "$here/lib/report.sh"
+. "$(dirname "$0")/lib/common.sh"
 . "$here/lib/chroot.sh"
 suite=$1
 deb=$(realpath "$2") deb2=$(realpath "$3") rpm=${4:+$(realpath "$4")}
