@@ -18,13 +18,16 @@ from tunnel_client.controlplane import ControlPlane, TunnelMetadata
 from tunnel_client.errors import ControlPlaneError, StartupError
 from tunnel_client.housekeeping import Housekeeping
 from tunnel_client.mcp.binding import Binding
+from tunnel_client.mcp.harpoon import HarpoonBinding, HarpoonOptions
 from tunnel_client.mcp.http import HttpBinding
 from tunnel_client.mcp.router import Router
 from tunnel_client.mcp.stdio import StdioBinding, StdioPolicy, child_environment
+from tunnel_client.mcp.targets import HostPolicy, Registry, Target
 from tunnel_client.net import Backoff, TrustStore, resolve_route
 from tunnel_client.net.proxycheck import ProxyHealth
 from tunnel_client.observe.health import Check, PollHealth, Readiness
 from tunnel_client.observe.instruments import Instruments
+from tunnel_client.oauth import Discoverer
 from tunnel_client.observe import process
 from tunnel_client.observe.logs import REDACTOR, get_logger
 from tunnel_client.observe.systemd import Notifier
@@ -54,7 +57,9 @@ class Service:
         _register_secrets(cfg)
 
         self.bindings: List[Binding] = [self._binding(spec) for spec in cfg.bindings]
-        self.router = Router(self.bindings, cfg.control_plane.poll_channels)
+        self.harpoon = self._harpoon()
+        self.router = Router(self.bindings, cfg.control_plane.poll_channels, self.harpoon)
+        self.discoverer = self._discoverer()
         cp = cfg.control_plane
         self.cp_route = resolve_route(
             "control-plane", cp.base_url, [cp.http_proxy, cfg.http_proxy], cfg.environ,
@@ -71,6 +76,8 @@ class Service:
         self.readiness = Readiness()
         self.readiness.add("control_plane", self.poll_health.check)
         self.startup_wait_error: Optional[str] = None
+        if self.discoverer is not None:
+            self.readiness.add("oauth_discovery", self._oauth_check)
         self.readiness.add("mcp_startup_wait", lambda: Check(
             False, "mcp startup wait failed: %s" % self.startup_wait_error)
             if self.startup_wait_error else Check(True, "no wait pending"))
@@ -124,6 +131,45 @@ class Service:
                            probe_interval=cfg.mcp.http_probe_interval,
                            discovery_headers=cfg.mcp.discovery_extra_headers)
 
+    def _harpoon(self) -> HarpoonBinding:
+        cfg = self.cfg
+        registry = Registry()
+        for spec in cfg.harpoon.targets or ():
+            registry.add(Target(spec.label, spec.url, spec.description,
+                                unix_socket=spec.unix_socket))
+        h = cfg.harpoon
+        return HarpoonBinding(
+            registry, HarpoonOptions(h.allow_plaintext_http, h.max_response_bytes,
+                                     h.max_redirects, h.capture_payloads),
+            ([h.http_proxy, cfg.http_proxy], cfg.environ, self.trust), self.metrics)
+
+    def _discoverer(self) -> Optional[Discoverer]:
+        main = self.router.route("main")
+        if not isinstance(main, HttpBinding):
+            return None  # stdio servers have no HTTP OAuth surface; main may not be polled
+        h = self.cfg.harpoon
+        main.discoverer = Discoverer(main, self.harpoon.registry, HostPolicy(
+            h.hosts_include_loopback, h.hosts_include_private, h.hosts_include_suffix or (),
+            h.hosts_include_regex or ()))
+        return main.discoverer
+
+    def _oauth_check(self) -> Check:
+        result = self.discoverer.result
+        if result.state == "pending":
+            return Check(False, "oauth discovery pending")
+        if result.state == "failed":
+            return Check(False, "oauth discovery failed: %s" % result.error, result.fetched_at)
+        return Check(True, "oauth metadata %s" % (
+            "not advertised" if result.state == "not_advertised" else
+            "from %s" % result.metadata_source), result.fetched_at)
+
+    def _run_discovery(self):
+        """At start, and again every 30 s while it fails (a readiness input depends on it)."""
+        if self.stop_event.is_set():
+            return None
+        result = self.discoverer.run()
+        return 30.0 if result.state == "failed" else None
+
     # --- lifecycle -----------------------------------------------------------------------
 
     def start(self):
@@ -175,6 +221,8 @@ class Service:
             "health_url": self.admin.url, "ui_url": self.admin_url and self.admin_url + "/ui"})
 
     def _start_workers(self):
+        if self.discoverer is not None:
+            self.housekeeping.call_later(0, self._run_discovery, "oauth-discovery")
         for worker in self.workers:
             worker.start()
 
@@ -272,6 +320,7 @@ class Service:
                         extra={"in_flight": self.inflight.count})
         for binding in self.router.bindings:
             binding.stop()
+        self.harpoon.stop()
         self.housekeeping.stop()
         self.admin.stop()
         self.controlplane.close()

@@ -123,8 +123,8 @@ def test_mcp_http_server_down(relay):
 
 def test_mcp_http_server_requiring_oauth_is_fine(relay, http_stub):
     from tests.support.servers import Scripted
-    server = Scripted(lambda r: (401, {"WWW-Authenticate": 'Bearer resource_metadata="x"'},
-                                 b""))
+    server = Scripted(lambda r: (404, {}, b"") if r["path"].startswith("/.well-known/") else
+                      (401, {"WWW-Authenticate": 'Bearer realm="mcp"'}, b""))
     try:
         args = base_args(relay)[:-2]
         index = args.index("--mcp.command")
@@ -134,6 +134,9 @@ def test_mcp_http_server_requiring_oauth_is_fine(relay, http_stub):
         server.close()
     assert proc.returncode == 0, proc.stdout
     assert "requires OAuth" in statuses(proc)["mcp_server"][1]
+    assert statuses(proc)["oauth_metadata"] == ("OK", "OAuth metadata not advertised; all "
+                                                "candidates returned HTTP 404 (fine for a server "
+                                                "without OAuth)")
 
 
 def test_stdio_command_missing(relay):

@@ -11,9 +11,12 @@ from tests.support.servers import Scripted, result, sse
 
 
 def forwarded(server):
-    """What the server received on behalf of callers (health probes left out)."""
+    """What the server received on behalf of callers: health probes and the OAuth discovery
+    the client runs at start (well-known GETs, body-less probes) left out."""
     return [r for r in server.requests
-            if not (r["json"] or {}).get("id") == "tunnel-client-probe"]
+            if not (r["json"] or {}).get("id") == "tunnel-client-probe"
+            and not r["path"].startswith("/.well-known/")
+            and not (r["method"] in ("GET", "POST") and not r["body"])]
 
 
 @pytest.fixture

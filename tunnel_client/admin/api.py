@@ -100,3 +100,30 @@ def metrics_text(service) -> str:
     metrics.liveness.set(1)
     metrics.readiness.set(1 if service.ready().ok else 0)
     return metrics.registry.render()
+
+
+def oauth(service) -> dict:
+    if service.discoverer is None:
+        return {"state": "disabled", "reason": "OAuth discovery runs only for an HTTP main "
+                                              "channel"}
+    return service.discoverer.result.as_dict()
+
+
+def harpoon_status(service) -> dict:
+    h = service.cfg.harpoon
+    harpoon = service.harpoon
+    routable = service.router.route("harpoon") is not None
+    return {"enabled": routable, "reason": "" if routable else (
+        "no harpoon targets registered" if service.router.harpoon else "harpoon is not polled"),
+            "capture_payloads": h.capture_payloads, "allow_plaintext_http":
+                h.allow_plaintext_http, "max_response_bytes": h.max_response_bytes,
+            "max_redirects": h.max_redirects, "targets": len(harpoon.registry)}
+
+
+def harpoon_targets(service) -> dict:
+    return {"targets": [t.as_dict() for t in sorted(service.harpoon.registry.all(),
+                                                    key=lambda t: t.label)]}
+
+
+def harpoon_calls(service, label, limit) -> dict:
+    return {"calls": service.harpoon.calls(label, limit)}

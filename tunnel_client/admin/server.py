@@ -99,6 +99,8 @@ class _AdminHandler(Handler):
 
     def _guarded(self, method, path, query):
         admin = self.admin
+        if path == "/harpoon/mcp" and admin.service.cfg.harpoon.additional_transports:
+            return self._harpoon_mcp(method)
         if path == "/favicon.ico":
             return self.send_body(204)
         if path in ("/", "/ui", "/ui/"):
@@ -118,6 +120,15 @@ class _AdminHandler(Handler):
             return self.send_json(200, api.status(admin.service, admin))
         if path == "/api/system":
             return self.send_json(200, api.system(admin.service))
+        if path == "/api/oauth":
+            return self.send_json(200, api.oauth(admin.service))
+        if path == "/api/harpoon/status":
+            return self.send_json(200, api.harpoon_status(admin.service))
+        if path == "/api/harpoon/targets":
+            return self.send_json(200, api.harpoon_targets(admin.service))
+        if path == "/api/harpoon/calls":
+            return self.send_json(200, api.harpoon_calls(
+                admin.service, query.get("label", [None])[0], _int(query, "limit", 100)))
         if path == "/api/logs":
             return self.send_json(200, api.logs(admin.service, _int(query, "limit", 200)))
         if path == "/api/logs/stream":
@@ -129,6 +140,32 @@ class _AdminHandler(Handler):
                 "Content-Disposition": 'attachment; filename="%s"' % name,
                 "Cache-Control": "no-store"})
         return self.send_json(404, {"error": "not found: %s" % path})
+
+    def _harpoon_mcp(self, method: str):
+        """Harpoon as Streamable HTTP for local tools; loopback only, whatever
+        --allow-remote-ui says (it can call internal endpoints)."""
+        if not self._loopback():
+            return self.send_text(403, LOOPBACK_ONLY)
+        if method != "POST":
+            return self.send_json(405, {"error": "POST JSON-RPC messages"}, {"Allow": "POST"})
+        import time as _time
+        from tunnel_client import wire
+        try:
+            message = json.loads(self.read_body(1 << 20))
+        except ValueError:
+            return self.send_json(400, {"jsonrpc": "2.0", "id": None,
+                                        "error": {"code": -32700, "message": "Parse error"}})
+        cmd = wire.parse_command({"request_id": "local", "shard_token": "local",
+                                  "command_type": "jsonrpc", "channel": "harpoon",
+                                  "jsonrpc": message}, _time.monotonic())
+        if not isinstance(cmd, wire.Command) or cmd.problem:
+            return self.send_json(400, {"jsonrpc": "2.0", "id": None, "error": {
+                "code": -32600, "message": "Invalid Request"}})
+        replies = list(self.admin.service.harpoon.handle(cmd, wire.NO_DEADLINE))
+        final = replies[-1] if replies else None
+        if final is None or final.body is None:
+            return self.send_body(202)
+        self.send_body(200, final.body, "application/json")
 
     def _static(self, name: str):
         name = os.path.normpath(name).lstrip("/")

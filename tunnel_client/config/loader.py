@@ -281,7 +281,11 @@ def _validate(values, origins, bindings, require_runtime):
         if channel == MAIN_CHANNEL:
             raise ConfigError("control-plane.poll-channel main has no local MCP handler")
         if channel == HARPOON_CHANNEL:
-            raise ConfigError("control-plane.poll-channel harpoon has no routable target")
+            if values["harpoon.targets"] or (MAIN_CHANNEL in channels and MAIN_CHANNEL in
+                                             poll_channels):
+                continue  # configured targets, or OAuth discovery on main may add some
+            raise ConfigError("control-plane.poll-channel harpoon has no routable target; add "
+                              "a --harpoon.target or also poll main")
         raise ConfigError('control-plane.poll-channel "%s" has no local handler; add an '
                           "--mcp.server-url or --mcp.command entry with channel=%s"
                           % (channel, channel))
@@ -296,6 +300,10 @@ def _validate(values, origins, bindings, require_runtime):
                              "MCP client certificate (channel %s)" % spec.channel)
     if values["ca_bundle"]:
         check_ca_bundle(values["ca_bundle"])
+    for target in values["harpoon.targets"] or ():
+        if target.url.lower().startswith("http://") and not values["harpoon.allow_plaintext_http"]:
+            raise ConfigError('invalid harpoon target url "%s": https is required; set '
+                              "harpoon.allow_plaintext_http to allow http" % target.url)
 
 
 def _check_pair(values, origins, cert_key, key_key, label):

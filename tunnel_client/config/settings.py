@@ -214,6 +214,44 @@ def stdio_bindings(raw, ctx):
                  if str(e).strip())
 
 
+def harpoon_targets(raw, ctx):
+    if isinstance(raw, list) and raw and isinstance(raw[0], dict):
+        items = [v.harpoon_target({k.replace("-", "_"): (None if val is None else str(val))
+                                   for k, val in item.items()}, ctx.environ) for item in raw]
+    else:
+        entries = raw if isinstance(raw, list) else [raw]
+        items = [v.parse_harpoon_entry(str(e), ctx.environ) for e in entries if str(e).strip()]
+    labels = [t.label for t in items]
+    for label in labels:
+        if labels.count(label) > 1:
+            raise ValueError('harpoon target label "%s" is used twice' % label)
+    return tuple(items)
+
+
+def string_list(raw, ctx):
+    items = raw if isinstance(raw, list) else [raw]
+    return tuple(str(i).strip() for i in items if str(i).strip()) or None
+
+
+def regex_list(raw, ctx):
+    patterns = string_list(raw, ctx) or ()
+    for pattern in patterns:
+        try:
+            re.compile("(?i:%s)" % pattern)
+        except re.error as exc:
+            raise ValueError('regular expression "%s" does not compile: %s' % (pattern, exc))
+    return patterns or None
+
+
+def transports(raw, ctx):
+    items = string_list(raw, ctx) or ()
+    for item in items:
+        if item != "http-streamable":
+            raise ValueError('unsupported harpoon transport "%s"; the only one is '
+                             "http-streamable" % item)
+    return items or None
+
+
 def listen_addr(raw, ctx):
     value = v.resolve_value(str(raw), ctx.environ) if str(raw).strip() else ""
     if not value:
@@ -235,6 +273,11 @@ _HTTP_BINDING = {
     "type": "object", "additionalProperties": False, "required": ["url"],
     "properties": {k: {"type": "string"} for k in (
         "channel", "url", "unix_socket", "http_proxy", "client_cert", "client_key")},
+}
+_HARPOON_TARGET = {
+    "type": "object", "additionalProperties": False, "required": ["label", "url"],
+    "properties": {k: {"type": "string"} for k in (
+        "label", "url", "unix_socket", "description", "desc")},
 }
 _STDIO_BINDING = {
     "type": "object", "additionalProperties": False, "required": ["command"],
@@ -446,6 +489,56 @@ SETTINGS = SELECTORS + (
     Setting("mcp.http_probe_interval", "MCP_HTTP_PROBE_INTERVAL", "--mcp.http-probe-interval",
             duration(), 30.0, "Re-check an idle HTTP MCP server this often so /readyz notices "
             "when it goes away (0 disables).", expect=DUR, metavar="DURATION", ours=True),
+    # --- Harpoon (allowlisted HTTP callouts by label) and OAuth discovery
+    Setting("harpoon.targets", "HARPOON_TARGETS", "--harpoon.target", harpoon_targets, None,
+            "Internal HTTP endpoints the tunnel may call by label through the built-in "
+            "Harpoon server: label=NAME,url=URL[,unix-socket=PATH][,desc=TEXT]. Repeat the flag "
+            "(';' or newline list in the environment).", expect="label=...,url=... entries",
+            schema={"type": "array", "items": _HARPOON_TARGET}, multiple=True,
+            env_split=r"[;\n]", metavar="ENTRY"),
+    Setting("harpoon.allow_plaintext_http", "HARPOON_ALLOW_PLAINTEXT_HTTP",
+            "--harpoon.allow-plaintext-http", boolean, False,
+            "Allow http:// Harpoon targets (https is required otherwise).",
+            expect="true or false", schema=_BOOL),
+    Setting("harpoon.max_response_bytes", "HARPOON_MAX_RESPONSE_BYTES",
+            "--harpoon.max-response-bytes", integer(1, 102400), 102400,
+            "Largest Harpoon response accepted; larger ones are refused, never truncated.",
+            expect="an integer 1..102400", schema=_INT, metavar="BYTES"),
+    Setting("harpoon.max_redirects", "HARPOON_MAX_REDIRECTS", "--harpoon.max-redirects",
+            integer(0, 5), 5, "Redirects a Harpoon call may follow, each to a registered URL.",
+            expect="an integer 0..5", schema=_INT, metavar="N"),
+    Setting("harpoon.http_proxy", "HARPOON_HTTP_PROXY", "--harpoon.http-proxy", proxy, None,
+            "Proxy for Harpoon calls.", expect="an http(s) proxy URL or env:VAR",
+            metavar="URL"),
+    Setting("harpoon.additional_transports", "HARPOON_ADDITIONAL_TRANSPORTS",
+            "--harpoon.additional-transport", transports, None,
+            "Also serve Harpoon as Streamable HTTP at /harpoon/mcp on the admin listener "
+            "(loopback only); the only value is http-streamable.",
+            expect="http-streamable", schema=_STR_LIST, multiple=True, env_split=r"[;\n]",
+            metavar="TRANSPORT"),
+    Setting("harpoon.capture_payloads", "HARPOON_CAPTURE_PAYLOADS",
+            "--harpoon.capture-payloads", boolean, False,
+            "Keep request and response bodies in the Harpoon call history (redacted).",
+            expect="true or false", schema=_BOOL),
+    Setting("harpoon.hosts_include_suffix", "HARPOON_HOSTS_INCLUDE_SUFFIX",
+            "--harpoon.hosts-include-suffix", string_list, None,
+            "Host suffixes counted as private when OAuth discovery registers endpoints.",
+            expect="suffixes such as .corp.example", schema=_STR_LIST, multiple=True,
+            env_split=r"[;\n]", metavar="SUFFIX"),
+    Setting("harpoon.hosts_include_regex", "HARPOON_HOSTS_INCLUDE_REGEX",
+            "--harpoon.hosts-include-regex", regex_list, None,
+            "Host patterns (case-insensitive) counted as private for OAuth registration.",
+            expect="regular expressions", schema=_STR_LIST, multiple=True,
+            env_split=r"[;\n]", metavar="REGEX"),
+    Setting("harpoon.hosts_include_loopback", "HARPOON_HOSTS_INCLUDE_LOOPBACK",
+            "--harpoon.hosts-include-loopback", boolean, True,
+            "Count loopback hosts as private for OAuth registration.", expect="true or false",
+            schema=_BOOL),
+    Setting("harpoon.hosts_include_private", "HARPOON_HOSTS_INCLUDE_PRIVATE",
+            "--harpoon.hosts-include-private", boolean, True,
+            "Count RFC 1918 and ULA addresses as private for OAuth registration.",
+            expect="true or false", schema=_BOOL),
+
     Setting("mcp.stdio.restart_limit", "MCP_STDIO_RESTART_LIMIT", "--mcp.stdio.restart-limit",
             integer(0, 1000), 5, "Restarts of a stdio server allowed within restart_window "
             "before the daemon gives up and exits non-zero.", expect="an integer 0..1000",

@@ -457,3 +457,67 @@ def parse_stdio_entry(entry: str, environ: Mapping[str, str], origin: str) -> Bi
                                  % (text, key))
         return stdio_binding(channel, body, environ, origin)
     return stdio_binding(None, text, environ, origin)
+
+
+# --- Harpoon targets ---------------------------------------------------------------------
+
+HARPOON_LABEL_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+_HARPOON_KEYS = ("label", "url", "unix_socket", "desc", "description")
+
+
+@dataclass(frozen=True)
+class HarpoonTargetSpec:
+    label: str
+    url: str
+    unix_socket: Optional[str] = None
+    description: str = ""
+
+
+def _unquote(value: str) -> str:
+    value = value.strip()
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+        return value[1:-1]
+    return value
+
+
+def harpoon_target(fields: Mapping[str, Optional[str]], environ: Mapping[str, str]
+                   ) -> HarpoonTargetSpec:
+    label = (fields.get("label") or "").strip()
+    if not HARPOON_LABEL_RE.match(label):
+        raise ValueError('invalid harpoon target label "%s": use 1-64 lowercase letters, digits, '
+                         '"_" or "-", starting with a letter or digit' % label)
+    url_raw = fields.get("url")
+    if not url_raw:
+        raise ValueError("harpoon target %s: url is required" % label)
+    url = resolve_value(str(url_raw), environ)
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError('invalid harpoon target url "%s": must include scheme and host' % url)
+    if parts.username or parts.password or parts.fragment:
+        raise ValueError('invalid harpoon target url "%s": no credentials or fragment allowed'
+                         % redact_url(url))
+    if has_dot_segments(parts.path):
+        raise ValueError('invalid harpoon target url "%s": "." and ".." path segments are not '
+                         "allowed" % url)
+    socket = fields.get("unix_socket")
+    return HarpoonTargetSpec(label, url, resolve_path(str(socket), environ) if socket else None,
+                             (fields.get("description") or fields.get("desc") or "").strip())
+
+
+def has_dot_segments(path: str) -> bool:
+    from urllib.parse import unquote
+    return any(segment in (".", "..") for segment in unquote(path).split("/"))
+
+
+def parse_harpoon_entry(entry: str, environ: Mapping[str, str]) -> HarpoonTargetSpec:
+    """``label=auth,url=https://...,unix-socket=/path,desc="..."`` (keys case-insensitive)."""
+    fields: Dict[str, str] = {}
+    for part in re.split(r",(?=\s*[A-Za-z_-]+\s*=)", entry.strip()):
+        if "=" not in part:
+            raise ValueError('harpoon target "%s": expected key=value pairs' % entry)
+        key, value = part.split("=", 1)
+        key = key.strip().lower().replace("-", "_")
+        if key not in _HARPOON_KEYS:
+            raise ValueError('harpoon target "%s": unsupported key "%s"' % (entry, key))
+        fields[key] = _unquote(value)
+    return harpoon_target(fields, environ)

@@ -131,8 +131,27 @@ def _mcp(report: Report, cfg, service, budget):
                          "the daemon spawns this command at start", evidence,
                          [] if ok else ["install the MCP server or fix mcp.commands"]))
         return
-    report.add(network.mcp_http_check(service.router.route("main"),
-                                      _step_timeout(budget, 3.0)))
+    binding = service.router.route("main")
+    report.add(network.mcp_http_check(binding, _step_timeout(budget, 3.0)))
+    report.add(_oauth(binding, budget))
+
+
+def _oauth(binding, budget) -> Check:
+    from tunnel_client.mcp.targets import HostPolicy, Registry
+    from tunnel_client.oauth import Discoverer
+
+    result = Discoverer(binding, Registry(), HostPolicy()).run(_step_timeout(budget, 5.0))
+    why = "callers complete OAuth with what this discovery finds"
+    if result.state == "ok":
+        return Check("oauth_metadata", OK, "HTTP 200 from %s (%s)" % (
+            redact_url(result.url), result.metadata_source), why)
+    if result.state == "not_advertised":
+        return Check("oauth_metadata", OK, "OAuth metadata not advertised; all candidates "
+                     "returned HTTP 404 (fine for a server without OAuth)")
+    return Check("oauth_metadata", CRIT, "oauth discovery failed: %s" % result.error, why,
+                 ["%s (%s): %s" % (a.url, a.source, a.error or "HTTP %s" % a.status_code)
+                  for a in result.attempts],
+                 ["check the MCP server's /.well-known/oauth-protected-resource document"])
 
 
 def _certificates(report: Report, cfg, warn_days: int):

@@ -67,6 +67,7 @@ class HttpBinding(Binding):
         self.probe_since = time.time()
         self._last_reply = 0.0
         self._stopped = False
+        self.discoverer = None  # set by the service for the main channel
 
     def start(self, housekeeping):
         housekeeping.call_later(0, self._probe_job, "mcp-probe-" + self.channel)
@@ -221,10 +222,10 @@ class HttpBinding(Binding):
         if cmd.command_type == wire.CMD_SESSION_TERMINATION:
             yield self._terminate(cmd, deadline)
             return
+        if cmd.command_type == wire.CMD_OAUTH_DISCOVERY:
+            yield self._oauth_discovery(deadline)
+            return
         if cmd.command_type != wire.CMD_JSONRPC:
-            yield wire.Reply(wire.RESP_OAUTH_DISCOVERY, 501, wire.dumps(
-                {"error": {"message": "oauth discovery is not available",
-                           "type": "invalid_request_error", "code": "unsupported"}}))
             return
         msg = cmd.message
         kind = wire.rpc_kind(msg)
@@ -337,6 +338,18 @@ class HttpBinding(Binding):
         yield wire.failure(rpc_id, wire.TunnelFailure("transport_closed", "unexpected_eof", True),
                            headers)
 
+    def _oauth_discovery(self, deadline: wire.Deadline) -> wire.Reply:
+        """Run discovery now; answer with the raw PRMD document and the upstream status."""
+        if self.discoverer is None:
+            return _oauth_error(404, "oauth discovery runs only for the main HTTP channel")
+        result = self.discoverer.run(budget=deadline.remaining(cap=5.0))
+        if result.state == "ok":
+            return wire.Reply(wire.RESP_OAUTH_DISCOVERY, result.status_code or 200,
+                              result.body.strip(), result.headers)
+        if result.state == "not_advertised":
+            return _oauth_error(404, "OAuth protected resource metadata is not advertised")
+        return _oauth_error(502, "oauth discovery failed: %s" % (result.error or "unknown"))
+
     def _terminate(self, cmd: wire.Command, deadline: wire.Deadline) -> wire.Reply:
         session = self.sessions.get()
         headers = self._headers(cmd)
@@ -351,6 +364,11 @@ class HttpBinding(Binding):
         with resp:
             return wire.session_terminated(resp.status_code,
                                            wire.sanitize_response_headers(header_pairs(resp)))
+
+
+def _oauth_error(status: int, message: str) -> wire.Reply:
+    return wire.Reply(wire.RESP_OAUTH_DISCOVERY, status, wire.dumps({"error": {
+        "message": message, "type": "invalid_request_error", "code": "oauth_discovery"}}))
 
 
 def _discard(resp, timeout_for_next_read, limit: int = 64 * 1024):
