@@ -1,8 +1,8 @@
 # Third-party MCP peers for tests/interop (npm). The exact versions are pinned by
-# tests/interop/peers/package-lock.json; the install lives in the gitignored .cache/peers.
+# tests/interop/npm/package-lock.json; the install lives in the gitignored .cache/peers.
 ## peers          install the npm MCP peers the interop tests drive (server-everything)
 PEERS_DIR ?= .cache/peers
-PEERS_SPEC := tests/interop/peers
+PEERS_SPEC := tests/interop/npm
 NPM ?= npm
 
 .PHONY: peers peers-clean
