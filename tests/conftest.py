@@ -3,7 +3,7 @@ import threading
 
 import pytest
 
-from tests.support.daemon import Daemon, stub_command, wait_for  # noqa: F401
+from tests.support.daemon import Daemon
 from tunnel_client.devtools.relay import Relay
 
 

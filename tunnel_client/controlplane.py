@@ -6,7 +6,7 @@ worker probes before the others resume, so ten workers never hammer a service th
 for a pause.
 """
 
-import json
+import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -62,7 +62,7 @@ class TunnelMetadata:
 def parse_api_error(body: bytes) -> Tuple[Optional[str], str, Optional[str]]:
     """(code, message, type) from ``{"error":{...}}``, top-level fields, or ``detail``."""
     try:
-        data = json.loads(body[:ERROR_BODY_LIMIT].decode("utf-8", "replace"))
+        data = wire.loads(body[:ERROR_BODY_LIMIT].decode("utf-8", "replace"))
     except ValueError:
         text = body[:1024].decode("utf-8", "replace").strip()
         return None, text, None
@@ -199,6 +199,24 @@ class BackoffGate:
         return self._failures
 
 
+class _Lane:
+    """One worker's keep-alive lane to the control plane: its session's transport adapter
+    and the prepared requests it sends again and again.
+
+    The hot path (poll, then POST the replies) goes through requests' public transport
+    adapter interface with requests prepared once, which skips per-call merging, cookie and
+    redirect handling that a control-plane exchange never needs; bodies are always read so
+    the connection goes back to the pool instead of being reconnected.
+    """
+
+    def __init__(self, session, url: str):
+        self.adapter = session.get_adapter(url)
+        self.info = None
+        self.poll = self.probe = self.post = None
+        self.conn = None  # the keep-alive connection this lane's polls reuse
+        self.polling = False  # waiting for a long poll's response headers
+
+
 class ControlPlane:
     """Poll, respond and metadata against ``{base}{url_path}/v1/tunnels/{id}``."""
 
@@ -246,6 +264,27 @@ class ControlPlane:
             headers["OpenAI-Organization"] = organization_id
         self._base_headers = headers
         self._kwargs = route.request_kwargs()
+        self._lanes = threading.local()
+        self._all_lanes: List[_Lane] = []
+        self._all_lanes_lock = threading.Lock()
+        self._stopping = False
+
+    def _lane(self) -> _Lane:
+        """This thread's lane, with requests re-prepared when the server info changes."""
+        lane = getattr(self._lanes, "lane", None)
+        if lane is None:
+            lane = self._lanes.lane = _Lane(self.sessions.get(), self.poll_url)
+            with self._all_lanes_lock:
+                self._all_lanes.append(lane)
+        info = self.server_info()
+        if lane.info != info or lane.poll is None:
+            headers = self._headers()
+            lane.poll = requests.Request("GET", self.poll_url, headers=headers).prepare()
+            lane.probe = requests.Request("GET", self.probe_url, headers=headers).prepare()
+            lane.post = requests.Request("POST", self.response_url, headers=dict(
+                headers, **{"Content-Type": "application/json"})).prepare()
+            lane.info = info
+        return lane
 
     def _headers(self, extra=None) -> dict:
         headers = dict(self._base_headers)
@@ -261,14 +300,25 @@ class ControlPlane:
     def poll(self, probe: bool = False) -> Tuple[List[wire.Command], List[wire.Skipped]]:
         """One long-poll with limit=1 (a short one for a probe). Raises ControlPlaneError."""
         started = time.monotonic()
-        session = self.sessions.get()
+        lane = self._lane()
+        # A lane's first poll is a 1 ms one: it opens the connection later long polls reuse,
+        # which is what lets shutdown interrupt a long poll that is still waiting.
+        short = probe or lane.conn is None
         try:
-            resp = session.get(self.probe_url if probe else self.poll_url,
-                               headers=self._headers(), stream=True,
-                               timeout=(self.connect_timeout, self.poll_window), **self._kwargs)
-            received_at = time.monotonic()
+            lane.polling = not short
+            try:
+                if self._stopping:
+                    raise ControlPlaneError("poll skipped: stopping", transport=True)
+                resp = lane.adapter.send(lane.probe if short else lane.poll, stream=True,
+                                         timeout=(self.connect_timeout, self.poll_window),
+                                         **self._kwargs)
+            finally:
+                lane.polling = False
+            received_at = time.monotonic()  # the deadline anchor: headers are in
+            lane.conn = getattr(resp.raw, "connection", None) or lane.conn
             try:
                 if resp.status_code == 204:
+                    resp.content  # noqa: B018 - consumed, so the connection is reused
                     commands, skipped = [], []
                 elif resp.status_code == 200:
                     commands, skipped = wire.parse_poll_body(resp.content, received_at)
@@ -312,14 +362,14 @@ class ControlPlane:
         terminal replies; only 429 and failures before the request was sent for
         notifications, which must never be duplicated.
         """
-        body = wire.encode_response(cmd, reply)
-        extra = {"Content-Type": "application/json", "X-Tunnel-Shard-Token": cmd.shard_token}
+        lane = self._lane()
+        request = lane.post.copy()
+        request.prepare_body(wire.encode_response(cmd, reply), None)
+        request.headers["X-Tunnel-Shard-Token"] = cmd.shard_token
         client_request_id = cmd.header("X-Request-Id")
         if client_request_id:
-            extra["X-Client-Request-Id"] = client_request_id
-        headers = self._headers(extra)
+            request.headers["X-Client-Request-Id"] = client_request_id
         is_notify = reply.resp_type == wire.RESP_NOTIFY
-        session = self.sessions.get()
         fields = {"request_id": cmd.request_id, "resp_type": reply.resp_type,
                   "resp_code": reply.resp_code}
         for attempt in range(1, POST_ATTEMPTS + 1):
@@ -330,8 +380,8 @@ class ControlPlane:
             timeout = (self.connect_timeout, deadline.remaining(cap=self.poll_window))
             retry_after = None
             try:
-                resp = session.post(self.response_url, data=body, headers=headers,
-                                    timeout=timeout, **self._kwargs)
+                resp = lane.adapter.send(request, stream=False, timeout=timeout, **self._kwargs)
+                resp.content  # noqa: B018 - read, so the connection goes back to the pool
             except requests.RequestException as exc:
                 if is_notify and not _failed_before_send(exc):
                     log.warning("response post failed; not retried because the notification "
@@ -386,7 +436,7 @@ class ControlPlane:
             if resp.status_code != 200:
                 raise api_error(resp, "tunnel metadata fetch")
             try:
-                data = json.loads(resp.content)
+                data = wire.loads(resp.content)
             except ValueError:
                 raise ControlPlaneError("tunnel metadata fetch failed: response is not JSON",
                                         status=200) from None
@@ -395,6 +445,21 @@ class ControlPlane:
                                     status=200)
         return TunnelMetadata(str(data.get("id", "")), str(data.get("name", "")),
                               str(data.get("description", "")))
+
+    def interrupt_polls(self):
+        """Stopping: end long polls still waiting for an answer, so idle workers exit now
+        instead of when their poll times out. A poll whose answer has begun to arrive is
+        left alone: its commands will be served."""
+        self._stopping = True
+        with self._all_lanes_lock:
+            lanes = list(self._all_lanes)
+        for lane in lanes:
+            sock = getattr(lane.conn, "sock", None)
+            if lane.polling and sock is not None:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
 
     def close(self):
         self.gate.close()

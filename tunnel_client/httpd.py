@@ -116,11 +116,33 @@ class Server(ThreadingHTTPServer):
         return self.server_address[1]
 
 
-def serve_in_thread(server: Server, name: str) -> threading.Thread:
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.5},
-                              name=name, daemon=True)
+def serve_in_thread(server, name: str, poll_interval: float = 0.5) -> threading.Thread:
+    thread = threading.Thread(target=server.serve_forever,
+                              kwargs={"poll_interval": poll_interval}, name=name, daemon=True)
     thread.start()
     return thread
+
+
+def stop_quietly(server):
+    """shutdown() for a server whose loop sleeps long between polls: a throwaway connection
+    wakes its selector so the loop sees the request at once, then the socket closes."""
+    stopper = threading.Thread(target=server.shutdown, daemon=True)
+    stopper.start()
+    try:
+        if server.socket.family == socket.AF_UNIX:
+            poke = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        else:
+            poke = socket.socket(server.socket.family, socket.SOCK_STREAM)
+        poke.settimeout(1.0)
+        address = server.server_address
+        if server.socket.family != socket.AF_UNIX and address[0] in ("0.0.0.0", "::"):
+            address = ("127.0.0.1" if address[0] == "0.0.0.0" else "::1",) + tuple(address[1:])
+        poke.connect(address)
+        poke.close()
+    except OSError:
+        pass
+    stopper.join(5.0)
+    server.server_close()
 
 
 def split_hostport(addr: str):

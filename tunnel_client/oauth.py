@@ -12,7 +12,6 @@
 """
 
 import hashlib
-import json
 import re
 import threading
 import time
@@ -220,7 +219,7 @@ class Discoverer:
             if resp.status_code != 200 or not body.strip():
                 continue
             try:
-                document = json.loads(body)
+                document = wire.loads(body)
             except ValueError:
                 attempt.error = "not JSON"
                 continue
@@ -253,7 +252,7 @@ class Discoverer:
             if resp.status_code != 200 or "json" not in resp.headers.get("Content-Type", ""):
                 continue
             try:
-                metadata = json.loads(body)
+                metadata = wire.loads(body)
             except ValueError:
                 attempt["error"] = "not JSON"
                 continue

@@ -11,7 +11,7 @@ import threading
 import time
 from typing import List, Optional
 
-from tunnel_client import __version__
+from tunnel_client import __version__, wire
 from tunnel_client.admin.server import AdminServer
 from tunnel_client.config import Config
 from tunnel_client.controlplane import ControlPlane, TunnelMetadata
@@ -315,9 +315,17 @@ class Service:
         self.stop_event.set()
         self.notifier.send("STOPPING=1", "STATUS=draining %d in-flight commands" % busy)
         self.controlplane.gate.close()
+        self.controlplane.interrupt_polls()
+        drain = wire.Deadline.after(budget)
         if not self.inflight.wait_idle(budget, self.hurry):
             log.warning("drain budget exhausted; abandoning in-flight commands",
                         extra={"in_flight": self.inflight.count})
+        # A worker whose poll brought commands as the stop began is still serving them:
+        # the MCP servers stay up until every worker is out (or the budget is spent).
+        for worker in self.workers:
+            while worker.is_alive() and not drain.expired() and not self.hurry.is_set():
+                worker.join(min(0.5, drain.remaining()))
+        self.inflight.wait_idle(drain.remaining() or 0.0, self.hurry)
         for binding in self.router.bindings:
             binding.stop()
         self.harpoon.stop()

@@ -45,6 +45,15 @@ def dumps(obj) -> bytes:
     return json.dumps(obj, separators=_COMPACT, ensure_ascii=False).encode("utf-8")
 
 
+def loads(data):
+    """json.loads for anything that came from the network: malformed input of every kind,
+    a document nested deeper than the interpreter's stack included, is a ValueError."""
+    try:
+        return json.loads(data)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+
+
 # --- deadlines --------------------------------------------------------------------------
 
 
@@ -279,7 +288,7 @@ def parse_poll_body(body: bytes, received_at: float) -> Tuple[List[Command], Lis
     if not body or not body.strip():
         return [], []
     try:
-        envelope = json.loads(body)
+        envelope = loads(body)
     except ValueError as exc:
         raise ProtocolError("poll response is not valid JSON: %s" % exc) from None
     if not isinstance(envelope, dict) or not isinstance(envelope.get("commands", []), list):
@@ -444,7 +453,7 @@ def preservable_error(body: bytes, rpc_id) -> bool:
     if not body or body[:3] == b"\xef\xbb\xbf":
         return False
     try:
-        msg = json.loads(body.decode("utf-8"))
+        msg = loads(body.decode("utf-8"))
     except (ValueError, UnicodeDecodeError):
         return False
     if not isinstance(msg, dict) or msg.get("jsonrpc") != "2.0":
@@ -465,7 +474,7 @@ def body_failure_kind(body: bytes) -> str:
     if not body:
         return "response_body_missing"
     try:
-        msg = json.loads(body.decode("utf-8"))
+        msg = loads(body.decode("utf-8"))
     except (ValueError, UnicodeDecodeError):
         return "malformed_json"
     if isinstance(msg, dict) and "error" in msg:

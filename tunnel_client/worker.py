@@ -109,6 +109,8 @@ class Worker(threading.Thread):
             try:
                 commands, skipped = self.cp.poll(probe=mode == PROBE)
             except ControlPlaneError as error:
+                if self.stop.is_set():
+                    return  # an interrupted poll at shutdown is not a control-plane failure
                 pause = gate.failure(error)
                 self.poll_health.failed(str(error), auth=error.is_auth)
                 self.poll_log.failure(error, pause)
@@ -139,10 +141,10 @@ class Worker(threading.Thread):
             fields["rpc_method"] = cmd.method
         if cmd.rpc_id is not None:
             fields["rpc_request_id"] = cmd.rpc_id
-        if cmd.created_at:
-            age = _age(cmd.created_at)
-            if age is not None:
-                self.metrics.command_age.observe(age)
+        age = _age(cmd.created_at) if cmd.created_at else None
+        if age is not None:
+            self.metrics.command_age.observe(age)
+        enqueued = time.monotonic() - age if age is not None else None
         deadline = cmd.deadline
         if deadline.expired():
             self.metrics.expired.inc(stage="received")
@@ -162,7 +164,7 @@ class Worker(threading.Thread):
             status = self._post_final(cmd, wire.unsupported_channel(cmd), deadline, fields)
         else:
             status = self._run(binding, cmd, deadline, fields)
-        self._observe(cmd, status, binding is not None)
+        self._observe(cmd, status, binding is not None, enqueued)
 
     def _run(self, binding, cmd, deadline, fields) -> Optional[int]:
         notify_failed = False
@@ -203,7 +205,8 @@ class Worker(threading.Thread):
         outcome = self.cp.post(cmd, reply, deadline)
         return reply.resp_code if outcome in ("ok", "gone") else None
 
-    def _observe(self, cmd: wire.Command, status: Optional[int], routed: bool):
+    def _observe(self, cmd: wire.Command, status: Optional[int], routed: bool,
+                 enqueued: Optional[float]):
         labels = {"tunnel_id": self.tunnel_id,
                   "tunnel_service_status": str(status) if status is not None else "none",
                   "request_kind": cmd.kind, "request_method": method_label(cmd.method),
@@ -211,10 +214,9 @@ class Worker(threading.Thread):
         now = time.monotonic()
         self.metrics.latency.observe((now - cmd.received_at) * 1000,
                                      latency_type="poll_to_response", **labels)
-        age = _age(cmd.created_at) if cmd.created_at else None
-        if age is not None:
-            self.metrics.latency.observe(age * 1000, latency_type="enqueue_to_response",
-                                         **labels)
+        if enqueued is not None:
+            self.metrics.latency.observe((now - enqueued) * 1000,
+                                         latency_type="enqueue_to_response", **labels)
 
 
 def _invalid(cmd: wire.Command) -> wire.Reply:

@@ -1,9 +1,7 @@
 """Enterprise networking with real parts: a distro forward proxy (tinyproxy), real TLS
 with throwaway CAs (trustme), mTLS, unix sockets, and a late-binding MCP sidecar."""
 
-import datetime
 import os
-import socket
 import socketserver
 import threading
 from http.server import BaseHTTPRequestHandler

@@ -133,7 +133,15 @@ def test_metrics_parse_strictly_and_counters_move(relay, daemon, url_file):
     final(relay, initialize())
     for i in range(3):
         final(relay, tool_call("echo", i, input="m%d" % i))
-    after = prom.parse(requests.get(base + "/metrics", timeout=2).text)
+
+    def scraped():
+        # The relay has a reply a moment before the daemon books its outcome.
+        families = prom.parse(requests.get(base + "/metrics", timeout=2).text)
+        done = prom.value(families, "command_end_to_end_latency_milliseconds_count",
+                          request_method="tools/call", latency_type="poll_to_response")
+        return families if done == 3 else None
+
+    after = wait_for(scraped, message="three tool calls in the latency histogram")
     assert prom.value(after, "commands_polled_total") >= \
         (prom.value(before, "commands_polled_total") or 0) + 4
     assert prom.value(after, "response_posts_total", resp_type="jsonrpc_response",

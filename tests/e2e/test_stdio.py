@@ -25,6 +25,14 @@ def stub_pids(log):
     return sorted({entry["pid"] for entry in read_stub_log(log)})
 
 
+def stub_pids_in_order(entries):
+    seen = []
+    for entry in entries:
+        if entry["pid"] not in seen:
+            seen.append(entry["pid"])
+    return seen
+
+
 def test_tools_list_and_call_round_trip_with_zero_integer_and_string_ids(relay, daemon):
     daemon(mcp_command=stub_command())
     assert result_of(final(relay, initialize(rpc_id=0)))["result"]["serverInfo"]["name"] \
@@ -186,9 +194,12 @@ def test_modern_only_server_gets_no_handshake_and_its_errors_pass_through(
     # A legacy request gets the server's own error, verbatim, not a synthesized -32603.
     legacy = result_of(final(relay, tool_call("echo", 3, input="legacy")))
     assert legacy["error"]["code"] == -32022
-    methods = [e["method"] for e in read_stub_log(stub_log)]
-    assert methods.count("initialize") <= 1, "a rejected handshake must not be retried"
-    assert methods[:2] == ["server/discover", "tools/call"]
+    log = read_stub_log(stub_log)
+    for pid in stub_pids(stub_log):
+        methods = [e["method"] for e in log if e["pid"] == pid]
+        assert methods.count("initialize") <= 1, "a rejected handshake is never retried"
+    first = [e["method"] for e in log if e["pid"] == stub_pids_in_order(log)[0]]
+    assert first[:2] == ["server/discover", "tools/call"]
 
 
 def test_server_to_client_requests_get_local_answers(relay, daemon):
@@ -301,3 +312,42 @@ def test_a_child_ignoring_sigterm_is_killed_after_the_grace(relay, daemon, tmp_p
     assert time.monotonic() - started < 5
     wait_for(lambda: not os.path.exists("/proc/%d" % child) or
              open("/proc/%d/stat" % child).read().split()[2] == "Z", message="child gone")
+
+
+def test_an_era_locked_server_gets_a_second_child_for_the_other_era(relay, daemon, tmp_path):
+    """A server that locks its connection to the first era it sees (the official SDK does)
+    refuses the other with -32022; that era then gets a dedicated child."""
+    script = tmp_path / "locked.py"
+    script.write_text(
+        "import json, os, sys\n"
+        "era = None\n"
+        "for line in sys.stdin:\n"
+        "    msg = json.loads(line)\n"
+        "    if 'id' not in msg:\n"
+        "        continue\n"
+        "    modern = 'io.modelcontextprotocol/protocolVersion' in "
+        "(msg.get('params') or {}).get('_meta', {})\n"
+        "    mine = 'modern' if modern else 'legacy'\n"
+        "    era = era or mine\n"
+        "    if mine != era:\n"
+        "        out = {'jsonrpc': '2.0', 'id': msg['id'], 'error': {'code': -32022, "
+        "'message': 'connection is serving the %s era' % era}}\n"
+        "    elif msg['method'] == 'initialize':\n"
+        "        out = {'jsonrpc': '2.0', 'id': msg['id'], 'result': {'protocolVersion': "
+        "'2025-11-25', 'capabilities': {}, 'serverInfo': {'name': 'locked', 'version': "
+        "str(os.getpid())}}}\n"
+        "    else:\n"
+        "        out = {'jsonrpc': '2.0', 'id': msg['id'], 'result': {'pid': os.getpid(), "
+        "'era': era}}\n"
+        "    print(json.dumps(out), flush=True)\n")
+    instance = daemon(mcp_command="%s %s" % (os.environ.get("PYTHON", "python3"), script))
+    meta = {"io.modelcontextprotocol/protocolVersion": "2026-07-28"}
+    modern = result_of(final(relay, rpc("tools/list", 1, _meta=meta)))["result"]
+    assert modern["era"] == "modern"
+    legacy_init = result_of(final(relay, initialize(rpc_id=2)))
+    assert "result" in legacy_init, legacy_init
+    legacy = result_of(final(relay, rpc("tools/list", 3)))["result"]
+    assert legacy["era"] == "legacy" and legacy["pid"] != modern["pid"]
+    again = result_of(final(relay, rpc("tools/list", 4, _meta=meta)))["result"]
+    assert again["pid"] == modern["pid"]
+    assert "started a dedicated process" in instance.output()

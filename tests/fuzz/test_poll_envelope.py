@@ -81,9 +81,6 @@ def test_any_response_timeout_is_seconds_or_no_deadline(value):
     assert seconds is None or (isinstance(seconds, (int, float)) and seconds >= 0)
 
 
-@pytest.mark.xfail(strict=True, raises=RecursionError,
-                   reason="json.loads raises RecursionError, not ValueError, on deep nesting: "
-                          "parse_poll_body should turn it into a ProtocolError")
 def test_deeply_nested_poll_body_is_a_protocol_error():
     body = b'{"commands":[{"request_id":"r","shard_token":"s","command_type":"jsonrpc",' \
            b'"jsonrpc":' + b"[" * 100000 + b"]" * 100000 + b"}]}"

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from tests.fuzz.strategies import JSON, dumps, rpc_messages
 from tunnel_client.housekeeping import Housekeeping
 from tunnel_client.mcp.process import ChildProcess
-from tunnel_client.mcp.stdio import StdioBinding, StdioPolicy
+from tunnel_client.mcp.stdio import StdioPolicy, StdioSession
 
 MAX_LINE = 64
 LINES = st.one_of(
@@ -104,7 +104,7 @@ def test_stdio_session_survives_anything_its_server_prints(trouble, data):
     housekeeping.start()
     # The fake server prints only once told to: a server that exits before the session
     # has registered it meets the race in test_server_exiting_at_once_is_noticed.
-    binding = StdioBinding("main", ["sh", "-c", 'read go; exec cat "$1"', "fake", path],
+    binding = StdioSession("main", ["sh", "-c", 'read go; exec cat "$1"', "fake", path],
                            dict(os.environ),
                            StdioPolicy(restart_limit=0, health_interval=0, max_line=MAX_LINE),
                            on_fatal=lambda exc: fatal.set())
@@ -121,10 +121,6 @@ def test_stdio_session_survives_anything_its_server_prints(trouble, data):
     assert not trouble.records
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="json.loads raises RecursionError on deep nesting; "
-                   "the reader treats it as fatal and kills the server instead of skipping "
-                   "the line")
 def test_deeply_nested_line_is_skipped_like_any_other_bad_line(trouble):
     data = b"[" * 100000 + b"\n" + dumps({"jsonrpc": "2.0", "method": "x"}) + b"\n"
     path = fake_server(data)
@@ -139,10 +135,6 @@ def test_deeply_nested_line_is_skipped_like_any_other_bad_line(trouble):
     assert received == [{"jsonrpc": "2.0", "method": "x"}]
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="StdioBinding._spawn starts the child before it records the child's "
-                          "generation, so an exit seen in between is ignored: the session "
-                          "stays 'running' with a dead server")
 def test_server_exiting_at_once_is_noticed(monkeypatch):
     original = ChildProcess.start
 
@@ -154,7 +146,7 @@ def test_server_exiting_at_once_is_noticed(monkeypatch):
     fatal = threading.Event()
     housekeeping = Housekeeping()
     housekeeping.start()
-    binding = StdioBinding("main", ["true"], dict(os.environ),
+    binding = StdioSession("main", ["true"], dict(os.environ),
                            StdioPolicy(restart_limit=0, health_interval=0),
                            on_fatal=lambda exc: fatal.set())
     try:

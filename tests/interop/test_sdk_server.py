@@ -98,9 +98,6 @@ def test_closing_the_client_ends_its_session_at_the_server(peer):
                                   peer.mode, lambda c: c.call_tool("add", {"a": 1, "b": 2}))
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "runtime gap: one stdio child serves both MCP eras; after 2026-07-28 traffic the SDK "
-    "server refuses a later legacy initialize (-32022) and the legacy caller gets that error"))
 def test_a_legacy_client_after_a_modern_one_shares_the_stdio_server():
     with tunnel(mcp_command=sdk_stdio_command()) as relay:
         add = sdk_client.tool_tour("add", {"a": 1, "b": 2})

@@ -1,9 +1,8 @@
 """JSON views of a running service for /api/* and the support bundle (pure reads)."""
 
-import json
 import time
 
-from tunnel_client import __version__
+from tunnel_client import __version__, wire
 from tunnel_client.config.values import format_duration, redact_url
 from tunnel_client.observe.logs import LEVELS
 
@@ -82,7 +81,7 @@ def log_level(service) -> dict:
 def set_log_level(service, body: bytes):
     """PUT body exactly ``{"level": "debug"}``; anything else is a 400 naming the problem."""
     try:
-        data = json.loads(body)
+        data = wire.loads(body)
     except ValueError:
         return 400, {"error": "body must be JSON like {\"level\": \"debug\"}"}
     if not isinstance(data, dict) or set(data) != {"level"}:

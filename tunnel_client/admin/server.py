@@ -18,10 +18,11 @@ import time
 from typing import Optional
 from urllib.parse import parse_qs, urlsplit
 
+from tunnel_client import wire
 from tunnel_client.admin import api
 from tunnel_client.errors import StartupError
 from tunnel_client.httpd import (Handler, Server, is_loopback_host, serve_in_thread,
-                                 split_hostport)
+                                 split_hostport, stop_quietly)
 from tunnel_client.observe.logs import get_logger
 
 log = get_logger("health")
@@ -149,9 +150,8 @@ class _AdminHandler(Handler):
         if method != "POST":
             return self.send_json(405, {"error": "POST JSON-RPC messages"}, {"Allow": "POST"})
         import time as _time
-        from tunnel_client import wire
         try:
-            message = json.loads(self.read_body(1 << 20))
+            message = wire.loads(self.read_body(1 << 20))
         except ValueError:
             return self.send_json(400, {"jsonrpc": "2.0", "id": None,
                                         "error": {"code": -32700, "message": "Parse error"}})
@@ -236,7 +236,9 @@ class AdminServer:
             self._bind_unix()
         else:
             self._bind_tcp()
-        serve_in_thread(self.server, "admin")
+        # An idle daemon should not wake up twice a second for nothing: the loop polls
+        # rarely and stop() wakes it with a connection.
+        serve_in_thread(self.server, "admin", poll_interval=3600)
         if self.url_file:
             self._write_url_file()
         log.info("health server listening", extra={"url": self.url})
@@ -305,8 +307,7 @@ class AdminServer:
     def stop(self):
         self.closing.set()
         if self.server is not None:
-            self.server.shutdown()
-            self.server.server_close()
+            stop_quietly(self.server)
             if self.unix_socket:
                 try:
                     os.unlink(self.unix_socket)

@@ -7,6 +7,10 @@ from tunnel_client import __version__
 from tunnel_client.errors import ConfigError, StartupError, TunnelClientError
 
 
+def _version_text() -> str:
+    return "tunnel-client %s (python %s)" % (__version__, sys.version.split()[0])
+
+
 def build_parser() -> argparse.ArgumentParser:
     from tunnel_client.cli import dev, doctor, health, help, init, profiles, run
 
@@ -15,9 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Secure MCP Tunnel client: long-polls the tunnel control plane and "
                     "forwards MCP JSON-RPC to a private MCP server.",
         epilog="Run `tunnel-client COMMAND --help` for a command's flags.")
-    parser.add_argument("--version", action="version",
-                        version="tunnel-client %s (python %s)" % (
-                            __version__, sys.version.split()[0]))
+    parser.add_argument("--version", action="version", version=_version_text())
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in (run, doctor, health, init, profiles, help, dev):
         module.add_parser(sub)
@@ -25,6 +27,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv == ["--version"]:
+        # Monitoring scripts call this often: answer before importing every subcommand.
+        print(_version_text())
+        return 0
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

@@ -16,7 +16,7 @@ from typing import List, Mapping, Optional
 from tunnel_client import config, wire
 from tunnel_client.admin import client
 from tunnel_client.config.values import redact_url
-from tunnel_client.doctor import executable, network
+from tunnel_client.doctor import executable
 from tunnel_client.doctor.report import CRIT, OK, SKIP, WARN, Check, Report
 from tunnel_client.errors import ConfigError, TunnelClientError
 
@@ -47,19 +47,23 @@ def run(options: Options) -> Report:
         return report
     report.add(Check("config", OK, "loaded %s" % cfg.source.describe()))
     identity_ok = _identity(report, cfg)
-    try:
-        from tunnel_client.service import Service
-        service = Service(cfg)  # the daemon's own routes: same proxy, CA and mTLS
-    except TunnelClientError as exc:
-        report.add(Check("config", CRIT, str(exc)))
-        return report
+    main = cfg.binding("main")
+    service = None
+    if (main is not None and main.transport == "http") or (identity_ok and not options.offline):
+        try:
+            from tunnel_client.service import Service
+            service = Service(cfg)  # the daemon's own routes: same proxy, CA and mTLS
+        except TunnelClientError as exc:
+            report.add(Check("config", CRIT, str(exc)))
+            return report
     try:
         _run_checks(report, cfg, service, options, budget, identity_ok)
     finally:
-        for binding in service.router.bindings:
-            binding.stop()
-        service.controlplane.close()
-        service.trust.close()
+        if service is not None:
+            for binding in service.router.bindings:
+                binding.stop()
+            service.controlplane.close()
+            service.trust.close()
     return report
 
 
@@ -72,6 +76,7 @@ def _run_checks(report, cfg, service, options, budget, identity_ok):
     elif not identity_ok:
         report.add(Check("control_plane", SKIP, "skipped: tunnel id or API key missing"))
     else:
+        from tunnel_client.doctor import network
         report.add(network.control_plane_check(cfg, service.controlplane, service.cp_route,
                                                _step_timeout(budget), options.cert_warn_days))
     report.add(_daemon(cfg, options, budget))
@@ -131,6 +136,7 @@ def _mcp(report: Report, cfg, service, budget):
                          "the daemon spawns this command at start", evidence,
                          [] if ok else ["install the MCP server or fix mcp.commands"]))
         return
+    from tunnel_client.doctor import network  # needs requests; offline stdio checks do not
     binding = service.router.route("main")
     report.add(network.mcp_http_check(binding, _step_timeout(budget, 3.0)))
     report.add(_oauth(binding, budget))

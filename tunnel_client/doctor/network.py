@@ -5,7 +5,7 @@ failure names the hop, so "the proxy refused CONNECT" never reads as "the API is
 import socket
 import ssl
 import time
-from typing import List, Optional, Tuple
+from typing import List
 from urllib.parse import urlsplit
 
 from tunnel_client import wire

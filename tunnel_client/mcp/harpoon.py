@@ -378,7 +378,7 @@ class HarpoonBinding(Binding):
         if "json" not in content_type.lower() or not raw:
             return raw
         try:
-            document = json.loads(raw)
+            document = wire.loads(raw)
         except ValueError:
             return raw
         rewritten = rewrite_json(document, self.registry)

@@ -9,7 +9,6 @@ JSON-RPC errors pass through byte for byte, and everything else is a synthesized
 ``response_timeout``.
 """
 
-import json
 import threading
 import time
 from typing import Iterator, Optional
@@ -304,7 +303,7 @@ class HttpBinding(Binding):
         if not body.strip():
             return wire.failure(rpc_id, wire.protocol_failure("response_body_missing"), headers)
         try:
-            msg = json.loads(body)
+            msg = wire.loads(body)
         except ValueError:
             return wire.failure(rpc_id, wire.protocol_failure("malformed_json"), headers)
         if wire.rpc_kind(msg) != "response" or msg.get("id") != rpc_id or \
@@ -317,7 +316,7 @@ class HttpBinding(Binding):
         for chunk in iter_body(resp, self._reader(deadline)):
             for event in parser.feed(chunk):
                 try:
-                    msg = json.loads(event.data)
+                    msg = wire.loads(event.data)
                 except ValueError:
                     yield wire.failure(rpc_id, wire.protocol_failure("malformed_json"), headers)
                     return

@@ -7,7 +7,6 @@ child can never block on a full pipe. Writes time out, so a child that stops rea
 cannot wedge a worker.
 """
 
-import json
 import os
 import select
 import signal
@@ -16,6 +15,7 @@ import threading
 import time
 from typing import Callable, Dict, Optional, Sequence
 
+from tunnel_client import wire
 from tunnel_client.errors import ChildGone, StartupError
 from tunnel_client.observe.logs import get_logger
 
@@ -64,6 +64,7 @@ class ChildProcess:
         self.started_at = 0.0
         self.returncode: Optional[int] = None
         self._write_lock = threading.Lock()
+        self._started = threading.Event()  # set once Popen returned (or failed)
         self._exited = threading.Event()
         self._fields = {"channel": channel, "generation": generation}
 
@@ -84,14 +85,19 @@ class ChildProcess:
                 stderr=subprocess.PIPE, env=self.env, close_fds=True,
                 start_new_session=True)
         except FileNotFoundError:
+            self._exited.set()
             raise StartupError("stdio MCP command for channel %s: executable %r not found; "
                                "check mcp.command and PATH" % (self.channel, self.argv[0])) from None
         except PermissionError:
+            self._exited.set()
             raise StartupError("stdio MCP command for channel %s: %r is not executable"
                                % (self.channel, self.argv[0])) from None
         except OSError as exc:
+            self._exited.set()
             raise StartupError("stdio MCP command for channel %s could not start: %s"
                                % (self.channel, exc)) from None
+        finally:
+            self._started.set()
         self.started_at = time.monotonic()
         # Writes go straight to the non-blocking fd (see send), never through the buffer.
         os.set_blocking(self.proc.stdin.fileno(), False)
@@ -121,7 +127,7 @@ class ChildProcess:
                 if not line:
                     continue
                 try:
-                    message = json.loads(line)
+                    message = wire.loads(line)
                 except ValueError:
                     if garbage.allow():
                         log.warning("stdio server wrote a line that is not JSON; skipped it",
@@ -177,6 +183,8 @@ class ChildProcess:
         TimeoutError when the child does not read its input in time; a partial write
         leaves the stream unusable, so the caller must then kill the child."""
         deadline = None if timeout is None else time.monotonic() + timeout
+        if not self._started.wait(timeout):
+            raise TimeoutError("stdio server is still starting")
         if not self._write_lock.acquire(timeout=-1 if timeout is None else max(0.0, timeout)):
             raise TimeoutError("another write to the stdio server is still blocked")
         try:

@@ -87,7 +87,9 @@ class _Waiter:
         self.internal = internal
 
 
-class StdioBinding(Binding):
+class StdioSession(Binding):
+    """MCP over one supervised child lineage (the child and its restarts)."""
+
     transport = "stdio"
     proc_affinity = True
 
@@ -133,17 +135,18 @@ class StdioBinding(Binding):
                                     "stdio-health-" + self.channel)
 
     def _spawn(self):
+        """Start the next generation. Its number and the "running" state are recorded
+        before the process starts, so a child that exits at once is always noticed (its
+        exit is then a transition from "running", not a race with it)."""
         with self._cond:
-            generation = self.generation + 1
-        child = ChildProcess(
-            self.argv, self.env, self.channel, generation, self.policy.max_line,
-            on_message=lambda msg: self._on_message(generation, msg),
-            on_exit=lambda code: self._child_down(generation, _exit_text(code)),
-            on_dropped=lambda reason: self.metrics.stdio_dropped_lines.inc(
-                channel=self.channel, reason=reason))
-        child.start()
-        with self._cond:
-            self.generation = generation
+            self.generation += 1
+            generation = self.generation
+            child = ChildProcess(
+                self.argv, self.env, self.channel, generation, self.policy.max_line,
+                on_message=lambda msg: self._on_message(generation, msg),
+                on_exit=lambda code: self._child_down(generation, _exit_text(code)),
+                on_dropped=lambda reason: self.metrics.stdio_dropped_lines.inc(
+                    channel=self.channel, reason=reason))
             self.child = child
             if self.state in ("new", "restarting"):
                 self.state = "running"
@@ -152,6 +155,7 @@ class StdioBinding(Binding):
             self.last_activity = time.monotonic()
             self._cond.notify_all()
         self.metrics.stdio_generation.set(generation, channel=self.channel)
+        child.start()
 
     def stop(self):
         with self._cond:
@@ -221,13 +225,10 @@ class StdioBinding(Binding):
         with self._cond:
             if self.state != "restarting":
                 return
-            generation = self.generation
         try:
             self._spawn()
         except StartupError as exc:
-            with self._cond:
-                self.generation = generation + 1  # the failed spawn counts as a generation
-            self._child_down(generation + 1, "could not start (%s)" % exc)
+            self._child_down(self.generation, "could not start (%s)" % exc)
 
     # --- health --------------------------------------------------------------------------
 
@@ -688,3 +689,102 @@ def _reason_kind(reason: str) -> str:
     if "could not start" in reason:
         return "spawn_failed"
     return "signal" if "signal" in reason else "exit"
+
+
+UNSUPPORTED_PROTOCOL_VERSION = -32022
+
+
+class StdioBinding(Binding):
+    """A stdio channel: one child for every caller, unless the server refuses to serve both
+    MCP eras on one connection.
+
+    A server may lock a connection to the era of its first request (the 2026-07-28 one or
+    the initialize handshake) and refuse the other with -32022. A stdio server normally
+    gets one process per client, so when that refusal comes the refused era moves to a
+    dedicated child, started on demand, and the refused request is sent there: it was
+    refused, not executed. A server that serves both eras keeps a single process.
+    """
+
+    transport = "stdio"
+    proc_affinity = True
+
+    def __init__(self, channel: str, argv: Sequence[str], env: Dict[str, str],
+                 policy: StdioPolicy = StdioPolicy(), instruments: Optional[Instruments] = None,
+                 on_fatal: Callable[[Exception], None] = lambda exc: None):
+        self.channel = channel
+        self._new_session = lambda: StdioSession(channel, argv, env, policy, instruments,
+                                                 on_fatal)
+        self.primary = self._new_session()
+        self._eras = {"legacy": self.primary, "modern": self.primary}
+        self._lock = threading.Lock()
+        self.housekeeping = None
+
+    def start(self, housekeeping):
+        self.housekeeping = housekeeping
+        self.primary.start(housekeeping)
+
+    def sessions(self):
+        with self._lock:
+            return list({id(s): s for s in [self.primary] + list(self._eras.values())}.values())
+
+    def stop(self):
+        for session in self.sessions():
+            session.stop()
+
+    def health(self) -> Check:
+        for session in self.sessions():
+            check = session.health()
+            if not check.ok:
+                return check
+        return self.primary.health()
+
+    def describe(self) -> dict:
+        info = self.primary.describe()
+        extra = [s.describe() for s in self.sessions() if s is not self.primary]
+        if extra:
+            info["era_children"] = [dict(e, era=era) for era, session in self._eras.items()
+                                    for e in extra if session is not self.primary and
+                                    e["generation"] == session.generation]
+        return info
+
+    def handle(self, cmd: wire.Command, deadline: wire.Deadline) -> Iterator[wire.Reply]:
+        era = "modern" if cmd.command_type == wire.CMD_JSONRPC and \
+            wire.rpc_kind(cmd.message) == "request" and mcp.is_modern(cmd.message) else "legacy"
+        with self._lock:
+            session = self._eras[era]
+            shared = session is self.primary and self._eras["legacy"] is self._eras["modern"]
+        if not shared:
+            yield from session.handle(cmd, deadline)
+            return
+        for reply in session.handle(cmd, deadline):
+            if reply.terminal and _refuses_era(reply):
+                dedicated = self._dedicate(era)
+                if dedicated is not None:
+                    yield from dedicated.handle(cmd, deadline)
+                    return
+            yield reply
+
+    def _dedicate(self, era: str) -> Optional[StdioSession]:
+        with self._lock:
+            if self._eras[era] is not self.primary:
+                return self._eras[era]
+            session = self._new_session()
+        try:
+            session.start(self.housekeeping)
+        except StartupError as exc:
+            log.warning("could not start a second stdio server for the %s era" % era,
+                        extra={"channel": self.channel, "error": str(exc)})
+            return None
+        with self._lock:
+            self._eras[era] = session
+        log.info("stdio server refused the %s era on a connection already serving the other "
+                 "one; started a dedicated process for it" % era, extra={"channel": self.channel})
+        return session
+
+
+def _refuses_era(reply: wire.Reply) -> bool:
+    if reply.resp_type != wire.RESP_JSONRPC or reply.body is None or \
+            b"%d" % UNSUPPORTED_PROTOCOL_VERSION not in reply.body:
+        return False
+    error = (reply.json() or {}).get("error")
+    return isinstance(error, dict) and error.get("code") == UNSUPPORTED_PROTOCOL_VERSION

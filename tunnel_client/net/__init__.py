@@ -8,3 +8,7 @@ from tunnel_client.net.routes import (Route, TrustStore, no_proxy_matches,  # no
                                       resolve_route, system_ca_files)
 from tunnel_client.net.sessions import (SessionPool, header_pairs, iter_body,  # noqa: F401
                                         new_session, read_limited, response_socket)
+
+__all__ = ["Backoff", "RETRY_AFTER_CAP", "Route", "SessionPool", "TrustStore", "describe_failure",
+           "header_pairs", "iter_body", "new_session", "no_proxy_matches", "parse_retry_after",
+           "read_limited", "resolve_route", "response_socket", "system_ca_files"]
