@@ -45,7 +45,8 @@ cron_matches_unit() {
     [ "$(wc -l <<< "$job")" -eq 1 ] &&
         [[ "$job" == "*/5 * * * * tunnel-client "* ]] &&
         [[ "$job" == *"[ -e $ENV_FILE ]"* ]] &&
-        [[ "$job" == *"tunnel-client doctor --quiet --config $CONFIG --env-file $ENV_FILE" ]] &&
+        [[ "$job" == *"tunnel-client doctor --quiet --require-daemon "* ]] &&
+        [[ "$job" == *" --config $CONFIG --env-file $ENV_FILE" ]] &&
         grep -q '^SHELL=/bin/sh$' "$cron" && grep -q '^PATH=' "$cron"
 }
 

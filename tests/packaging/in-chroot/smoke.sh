@@ -116,6 +116,13 @@ echo_ok() {
     grep -q "through the package" <<< "$out"
 }
 
+cron_mails_when_daemon_stopped() {
+    local out
+    out=$(cron_command)
+    echo "$out"
+    [[ "$out" == "TUNNEL-CLIENT CRITICAL"* ]]
+}
+
 relay_url() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["mcp_url"])' "$work/relay.json"; }
 
 stop_daemon() {  # SIGTERM, then the exit status must be 0 within the drain budget
@@ -168,6 +175,9 @@ if check "$p run: READY=1 on the notify socket" wait_for 30 grep -q '^READY=1' "
         skip "$p cron job doctor --quiet: this build has no doctor subcommand yet"
     fi
     check "$p run: SIGTERM drains, STOPPING=1, exit 0" stop_daemon
+    if tunnel-client doctor --help > /dev/null 2>&1; then
+        check "$p cron job reports CRITICAL once the daemon is stopped" cron_mails_when_daemon_stopped
+    fi
 else
     tail -n 30 "$work/daemon.log" | sed 's/^/    | /'
 fi
