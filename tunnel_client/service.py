@@ -36,6 +36,10 @@ from tunnel_client.worker import InFlight, PollLog, Worker
 log = get_logger("process")
 
 METADATA_BACKOFF = Backoff(initial=2.0, maximum=300.0)
+# systemd hears READY=1 at the first successful poll, or after this long at the latest: a
+# control plane that is down at boot must not exhaust the unit's start limit and leave it
+# dead (systemd's default start timeout is 90 s). /readyz keeps telling the truth.
+READY_FALLBACK = 45.0
 
 
 class Service:
@@ -97,6 +101,8 @@ class Service:
                                if getattr(b, "route", None) is not None],
             self.metrics.registry)
         self.notifier = Notifier(cfg.environ)
+        self._ready_lock = threading.Lock()
+        self._ready_sent = False
         self.admin = AdminServer(self, cfg.health.listen_addr, cfg.health.unix_socket,
                                  cfg.health.url_file, cfg.admin_ui.allow_remote)
 
@@ -200,6 +206,8 @@ class Service:
         for binding in self.router.bindings:
             log.info("mcp channel route resolved", extra={"binding": binding.describe()})
         self.housekeeping.call_later(0, self._fetch_metadata, "tunnel-metadata")
+        if self.notifier.enabled:
+            self.housekeeping.call_later(READY_FALLBACK, self._first_poll, "systemd-ready")
         interval = cfg.proxy.check_interval
         if interval and self.proxy_health.routes:
             self.housekeeping.call_later(0, lambda: (self.proxy_health.run_once(), interval)[1],
@@ -244,7 +252,12 @@ class Service:
         return self.admin.url
 
     def _first_poll(self):
-        """systemd hears READY=1 only once the tunnel really works, then the watchdog."""
+        """systemd hears READY=1 once the tunnel really works (or at READY_FALLBACK), then
+        the watchdog starts."""
+        with self._ready_lock:
+            if self._ready_sent:
+                return
+            self._ready_sent = True
         self.notifier.send("READY=1", "STATUS=" + self.ready().reason)
         if self.notifier.watchdog_interval:
             self.housekeeping.every(self.notifier.watchdog_interval, self._watchdog,

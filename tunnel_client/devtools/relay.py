@@ -158,6 +158,7 @@ class Relay:
         self.max_response_body = max_response_body
         self._queue: Deque[dict] = collections.deque()
         self._queue_cond = threading.Condition()
+        self._filtered_waiters = 0
         self._calls: Dict[str, Call] = {}
         self._calls_lock = threading.Lock()
         self._ids = itertools.count(1)
@@ -235,8 +236,16 @@ class Relay:
         self.commands.append(command)
         with self._queue_cond:
             self._queue.append(command)
-            self._queue_cond.notify_all()
+            self._wake_pollers(1)
         return call
+
+    def _wake_pollers(self, count: int):
+        """With the queue lock held: one new command needs one poller. Pollers filtering by
+        channel might not want it, so then everyone looks."""
+        if self._filtered_waiters:
+            self._queue_cond.notify_all()
+        else:
+            self._queue_cond.notify(count)
 
     def forget(self, call: Call):
         with self._calls_lock:
@@ -260,6 +269,7 @@ class Relay:
                 if alive is not None and any(
                         not channels or c["channel"] in channels for c in self._queue) \
                         and not alive():
+                    self._wake_pollers(1)  # pass the command on to a poller still there
                     return []
                 for command in list(self._queue):
                     if channels and command["channel"] not in channels:
@@ -271,7 +281,11 @@ class Relay:
                 left = end - time.monotonic()
                 if taken or left <= 0 or self._closing.is_set():
                     break
-                self._queue_cond.wait(left)
+                self._filtered_waiters += 1 if channels else 0
+                try:
+                    self._queue_cond.wait(left)
+                finally:
+                    self._filtered_waiters -= 1 if channels else 0
         for command in taken:
             call = self._calls.get(command["request_id"])
             if call is not None:
@@ -285,7 +299,7 @@ class Relay:
         """Put commands a poller never received back at the head of the queue."""
         with self._queue_cond:
             self._queue.extendleft(reversed(commands))
-            self._queue_cond.notify_all()
+            self._wake_pollers(len(commands))
         for command in commands:
             call = self._calls.get(command["request_id"])
             if call is not None:
