@@ -62,6 +62,23 @@ def http_stub():
 
 
 @pytest.fixture
+def scripted():
+    """Factory for loopback HTTP servers answering with handler(request) (support.servers)."""
+    from tests.support.servers import Scripted
+
+    opened = []
+
+    def start(handler):
+        server = Scripted(handler)
+        opened.append(server)
+        return server
+
+    yield start
+    for server in opened:
+        server.close()
+
+
+@pytest.fixture
 def stub_log(tmp_path):
     path = tmp_path / "stub.jsonl"
     path.touch()

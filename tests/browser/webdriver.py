@@ -15,6 +15,8 @@ from typing import List, Optional
 
 import requests
 
+from tests.support.daemon import stop_process
+
 CHROMIUM = "chromium"
 CHROMEDRIVER = "chromedriver"
 ELEMENT_KEY = "element-6066-11e4-a52e-4f735466cecf"  # W3C web element identifier
@@ -155,12 +157,6 @@ class Browser:
             except (requests.RequestException, WebDriverError, ValueError):
                 pass
             self.session_id = None
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         self.http.close()
         shutil.rmtree(self.workdir, ignore_errors=True)

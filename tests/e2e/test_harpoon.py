@@ -12,24 +12,9 @@ import requests
 
 from tests.support.calls import final, initialize, rpc, tool_call
 from tests.support.daemon import ROOT, stub_command, wait_for
-from tests.support.servers import Scripted
 from tests.support.tlsfront import TlsFront
 
 trustme = pytest.importorskip("trustme")
-
-
-@pytest.fixture
-def servers():
-    opened = []
-
-    def start(handler):
-        server = Scripted(handler)
-        opened.append(server)
-        return server
-
-    yield start
-    for server in opened:
-        server.close()
 
 
 def harpoon(relay, name, rpc_id=1, **arguments):
@@ -49,7 +34,7 @@ def error_text(result):
 
 
 @pytest.fixture
-def internal_https(servers, tmp_path):
+def internal_https(scripted, tmp_path):
     """An internal HTTPS API behind TLS with a throwaway CA; returns (url base, ca path)."""
     ca = trustme.CA()
     ca_path = str(tmp_path / "internal-ca.pem")
@@ -70,7 +55,7 @@ def internal_https(servers, tmp_path):
                            "body": request["body"].decode()}).encode()
         return 200, {"Content-Type": "application/json"}, body
 
-    backend = servers(handler)
+    backend = scripted(handler)
     front = TlsFront(int(backend.url.split(":")[2].split("/")[0]), ca.issue_cert("localhost"))
     yield "https://localhost:%d" % front.port, ca_path, backend
     front.close()
@@ -144,7 +129,7 @@ def test_harpoon_without_targets_is_an_unsupported_channel(relay, daemon):
         '{"version":1,"channels":[{"name":"main","proc_affinity":true}]}'
 
 
-def _protected_mcp(servers, registration_host="127.0.0.1"):
+def _protected_mcp(scripted, registration_host="127.0.0.1"):
     """An OAuth-protected MCP server: 401 with resource_metadata, PRMD, AS metadata with a
     customer-host registration endpoint, a public token endpoint and a poisoned off-origin
     private revocation endpoint."""
@@ -175,14 +160,14 @@ def _protected_mcp(servers, registration_host="127.0.0.1"):
         return 401, {"WWW-Authenticate": 'Bearer resource_metadata="%s/.well-known/oauth-'
                      'protected-resource/mcp"' % base}, b""
 
-    server = servers(handler)
+    server = scripted(handler)
     holder["base"] = server.url.rsplit("/", 1)[0]
     return server
 
 
-def test_oauth_discovery_registers_private_endpoints_and_rewrites_them(relay, daemon, servers,
+def test_oauth_discovery_registers_private_endpoints_and_rewrites_them(relay, daemon, scripted,
                                                                        tmp_path):
-    server = _protected_mcp(servers)
+    server = _protected_mcp(scripted)
     url_file = str(tmp_path / "admin")
     daemon(mcp_url=server.url, args=["--harpoon.allow-plaintext-http",
                                      "--health.url-file", url_file])
@@ -218,13 +203,13 @@ def test_oauth_discovery_registers_private_endpoints_and_rewrites_them(relay, da
     assert prmd["resp_json"]["authorization_servers"] == [server.url.rsplit("/", 1)[0]]
 
 
-def test_nothing_on_the_harpoon_channel_reaches_the_main_server(relay, daemon, servers):
+def test_nothing_on_the_harpoon_channel_reaches_the_main_server(relay, daemon, scripted):
     main_requests = []
-    main = servers(lambda r: (main_requests.append(r) or 200, {"Content-Type":
+    main = scripted(lambda r: (main_requests.append(r) or 200, {"Content-Type":
                                                                "application/json"},
                               json.dumps({"jsonrpc": "2.0", "id": (r["json"] or {}).get("id"),
                                           "result": {}}).encode()))
-    internal = servers(lambda r: (200, {"Content-Type": "text/plain"}, b"internal"))
+    internal = scripted(lambda r: (200, {"Content-Type": "text/plain"}, b"internal"))
     daemon(mcp_url=main.url, args=["--harpoon.allow-plaintext-http", "--harpoon.target",
                                    "label=internal,url=%s" % internal.url.replace("/mcp", "/x")])
     before = len(main.requests)
@@ -247,9 +232,9 @@ def test_a_plain_server_without_oauth_metadata_is_ready_and_not_advertised(
     assert requests.get(base + "/readyz", timeout=2).status_code == 200
 
 
-def test_harpoon_is_also_served_on_the_admin_listener_when_asked(relay, daemon, servers,
+def test_harpoon_is_also_served_on_the_admin_listener_when_asked(relay, daemon, scripted,
                                                                  tmp_path):
-    internal = servers(lambda r: (200, {"Content-Type": "text/plain"}, b"hi"))
+    internal = scripted(lambda r: (200, {"Content-Type": "text/plain"}, b"hi"))
     url_file = str(tmp_path / "admin")
     daemon(mcp_command=stub_command(), args=[
         "--health.url-file", url_file, "--harpoon.allow-plaintext-http",

@@ -7,7 +7,7 @@ import pytest
 
 from tests.support.calls import exchange, final, initialize, notification, rpc, tool_call
 from tests.support.contract import assert_valid, tunnel_failure_errors
-from tests.support.servers import Scripted, result, sse
+from tests.support.servers import result, sse
 
 
 def forwarded(server):
@@ -17,20 +17,6 @@ def forwarded(server):
             if not (r["json"] or {}).get("id") == "tunnel-client-probe"
             and not r["path"].startswith("/.well-known/")
             and not (r["method"] in ("GET", "POST") and not r["body"])]
-
-
-@pytest.fixture
-def scripted():
-    servers = []
-
-    def start(handler):
-        server = Scripted(handler)
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.close()
 
 
 def test_round_trips_with_zero_integer_and_string_ids_over_http(relay, daemon, http_stub):

@@ -15,7 +15,7 @@ import tempfile
 
 import pytest
 
-from tests.support.daemon import ROOT, Daemon, wait_for
+from tests.support.daemon import ROOT, Daemon, stop_process, wait_for
 from tunnel_client.devtools.relay import Relay
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -70,13 +70,7 @@ class PeerProcess:
             return handle.read()
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         self.log.close()
         os.unlink(self.log.name)
 

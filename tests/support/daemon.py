@@ -15,6 +15,17 @@ def stub_command(*knobs: str) -> str:
     return " ".join([sys.executable, "-m", "tunnel_client.devtools.stub"] + list(knobs))
 
 
+def stop_process(proc, timeout: float = 10.0) -> int:
+    """SIGTERM, then SIGKILL if it is still there after ``timeout``; the exit status."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            return proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    return proc.wait()
+
+
 def wait_for(predicate, timeout: float = 10.0, interval: float = 0.02, message: str = ""):
     """Poll a condition with a bounded timeout (never a fixed sleep)."""
     end = time.monotonic() + timeout
