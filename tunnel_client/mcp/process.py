@@ -193,19 +193,19 @@ class ChildProcess:
             fd = self.proc.stdin.fileno()
             view = memoryview(data)
             while view:
+                try:
+                    # Try first: a pipe with room takes the line at once, and select()
+                    # is only needed when the child has fallen behind.
+                    view = view[os.write(fd, view):]
+                    continue
+                except BlockingIOError:
+                    pass
+                except (BrokenPipeError, ValueError, OSError) as exc:
+                    raise ChildGone("stdio server closed its input: %s" % exc) from None
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
                     raise TimeoutError("stdio server did not read its input in time")
-                _, writable, _ = select.select([], [fd], [], left)
-                if not writable:
-                    continue
-                try:
-                    written = os.write(fd, view)
-                except BlockingIOError:
-                    continue
-                except (BrokenPipeError, ValueError, OSError) as exc:
-                    raise ChildGone("stdio server closed its input: %s" % exc) from None
-                view = view[written:]
+                select.select([], [fd], [], left)
         finally:
             self._write_lock.release()
 

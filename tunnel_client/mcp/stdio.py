@@ -595,6 +595,7 @@ class StdioSession(Binding):
         line = wire.dumps(mcp.with_id_and_token(msg, rpc_id, internal_token)) + b"\n"
         try:
             child.send(line, timeout=deadline.remaining(cap=WRITE_TIMEOUT))
+            del line  # a large request should not stay in memory while the reply is awaited
         except ChildGone:
             self._forget(rpc_id, internal_token)
             # Nothing was written, so nothing ran: once the child is replaced the
