@@ -20,7 +20,7 @@ from tunnel_client.errors import ControlPlaneError
 from tunnel_client.net import (Backoff, Route, SessionPool, describe_failure,
                                parse_retry_after)
 from tunnel_client.observe.instruments import Instruments
-from tunnel_client.observe.logs import get_logger
+from tunnel_client.observe.logs import RawHttp, get_logger
 
 log = get_logger("controlplane")
 
@@ -324,6 +324,8 @@ class ControlPlane:
                     commands, skipped = wire.parse_poll_body(resp.content, received_at)
                 else:
                     raise api_error(resp, "poll")
+                RawHttp.exchange("control-plane", "GET", resp.request.url, resp.status_code,
+                                 resp.request.headers, None, resp.headers, resp.content)
             finally:
                 resp.close()
         except requests.RequestException as exc:
@@ -382,6 +384,8 @@ class ControlPlane:
             try:
                 resp = lane.adapter.send(request, stream=False, timeout=timeout, **self._kwargs)
                 resp.content  # noqa: B018 - read, so the connection goes back to the pool
+                RawHttp.exchange("control-plane", "POST", request.url, resp.status_code,
+                                 request.headers, request.body, resp.headers, resp.content)
             except requests.RequestException as exc:
                 if is_notify and not _failed_before_send(exc):
                     log.warning("response post failed; not retried because the notification "

@@ -29,7 +29,7 @@ from tunnel_client.observe.health import Check, PollHealth, Readiness
 from tunnel_client.observe.instruments import Instruments
 from tunnel_client.oauth import Discoverer
 from tunnel_client.observe import process
-from tunnel_client.observe.logs import REDACTOR, get_logger
+from tunnel_client.observe.logs import REDACTOR, RawHttp, get_logger
 from tunnel_client.observe.systemd import Notifier
 from tunnel_client.worker import InFlight, PollLog, Worker
 
@@ -59,6 +59,7 @@ class Service:
         self.trust = TrustStore(cfg.ca_bundle)
         self._metadata_attempts = 0
         _register_secrets(cfg)
+        RawHttp.enabled = bool(cfg.log.http_raw_unsafe)
 
         self.bindings: List[Binding] = [self._binding(spec) for spec in cfg.bindings]
         self.harpoon = self._harpoon()

@@ -124,3 +124,15 @@ def test_sighup_reopens_the_log_file_and_pid_file_lifecycle(relay, daemon, tmp_p
     assert not pid_path.exists()
     lines = [json.loads(line) for line in log_path.read_text().splitlines()]
     assert lines[-1]["msg"] == "tunnel-client stopped"
+
+
+def test_raw_http_logging_dumps_exchanges_at_debug_with_secrets_redacted(relay, daemon):
+    instance = daemon(mcp_command=stub_command(), args=["--log.http-raw-unsafe"])
+    final(relay, tool_call("echo", 1, input="raw-marker"))
+    wait_for(lambda: any(e.get("msg") == "raw http exchange" and e.get("method") == "POST"
+                         for e in instance.events()), message="a raw POST dump")
+    dumps = [e for e in instance.events() if e.get("msg") == "raw http exchange"]
+    assert any("raw-marker" in (e.get("request_body") or "") for e in dumps)
+    assert all(e["request_headers"].get("Authorization") == "[REDACTED]" for e in dumps)
+    assert relay.api_key not in instance.output()
+    assert "raw HTTP logging is enabled" in instance.output()

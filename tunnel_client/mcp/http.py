@@ -25,7 +25,7 @@ from tunnel_client.sse import EventTooLarge, SseParser
 from tunnel_client.net import (Route, SessionPool, describe_failure, header_pairs, iter_body,
                                read_limited)
 from tunnel_client.observe.health import Check
-from tunnel_client.observe.logs import get_logger
+from tunnel_client.observe.logs import RawHttp, get_logger
 
 log = get_logger("mcpclient")
 
@@ -246,6 +246,8 @@ class HttpBinding(Binding):
             yield wire.notify_ack(502) if rpc_id is None else wire.failure(rpc_id, cause)
             return
         self._observed(resp.status_code < 500, "HTTP %d" % resp.status_code)
+        RawHttp.exchange("mcp:" + self.channel, "POST", self.url, resp.status_code,
+                         resp.request.headers, resp.request.body, resp.headers, None)
         try:
             status = resp.status_code
             headers = wire.sanitize_response_headers(header_pairs(resp))

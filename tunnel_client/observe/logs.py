@@ -310,3 +310,35 @@ class LogSetup:
 
 def iter_events(setup: Optional[LogSetup]) -> Iterable[dict]:
     return setup.ring.recent(0) if setup else []
+
+
+_raw_log = logging.getLogger(ROOT + ".http")
+RAW_PREVIEW = 4096
+
+
+class RawHttp:
+    """``log.http_raw_unsafe``: exchanges dumped at debug level (bodies cut at 4 KiB). The
+    redaction filter still runs, but payloads can carry data no pattern recognises; hence
+    the name and the startup warning."""
+
+    enabled = False
+
+    @classmethod
+    def exchange(cls, route: str, method: str, url: str, status, request_headers=None,
+                 request_body=None, response_headers=None, response_body=None):
+        if not cls.enabled or not _raw_log.isEnabledFor(logging.DEBUG):
+            return
+        _raw_log.debug("raw http exchange", extra={
+            "route": route, "method": method, "url": url, "status": status,
+            "request_headers": dict(request_headers or {}),
+            "request_body": _preview(request_body),
+            "response_headers": dict(response_headers or {}),
+            "response_body": _preview(response_body)})
+
+
+def _preview(body):
+    if body is None:
+        return None
+    if isinstance(body, bytes):
+        body = body[:RAW_PREVIEW].decode("utf-8", "replace")
+    return body[:RAW_PREVIEW]
