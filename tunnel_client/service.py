@@ -223,6 +223,9 @@ class Service:
             self._start_workers()
         for warning in self.warnings():
             log.warning(warning)
+        if cfg.admin_ui.open_browser and self.admin.url:
+            threading.Thread(target=_open_browser, args=(self.admin.url + "/ui",),
+                             name="open-browser", daemon=True).start()
         log.info("tunnel-client started", extra={
             "version": __version__, "workers": len(self.workers),
             "channels": [b.channel for b in self.router.bindings],
@@ -393,3 +396,14 @@ def _register_secrets(cfg: Config):
         for name, value in headers.items if headers else ():
             if any(word in name.lower() for word in _SENSITIVE_HEADER_WORDS):
                 REDACTOR.add_secret(value)
+
+
+def _open_browser(url: str):
+    """``admin_ui.open_browser``, for desktops; on a headless VM it just logs."""
+    import webbrowser
+    try:
+        opened = webbrowser.open(url)
+    except Exception:  # a broken browser setup must not disturb the daemon
+        opened = False
+    if not opened:
+        log.info("no browser to open the admin UI; browse to it yourself", extra={"url": url})
