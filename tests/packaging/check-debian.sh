@@ -75,6 +75,8 @@ if [ -n "$rpm" ]; then
     t1=$SECONDS
     in_chroot "$C" CHECK_PREFIX="$p" bash /tmp/pkgtest/testsuite.sh /tmp/pkgtest/src ||
         FAILED=$((FAILED + 1))
+    cp "$C/tmp/pkgtest/pytest.log" "$ROOT/build/test-packaging-pytest-$suite.log" 2>/dev/null &&
+        echo "INFO $p pytest output in build/test-packaging-pytest-$suite.log"
     echo "INFO $p test suite took $((SECONDS - t1))s"
 fi
 

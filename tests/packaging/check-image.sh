@@ -4,6 +4,12 @@
 . "$here/lib/chroot.sh"
 C=$PACKAGING_CACHE/work-image
 R=$PACKAGING_CACHE/work-image-ro
-trap 'chroot_stop trixie "$C"; rmdir "$R" 2>/dev/null' EXIT
+cleanup() {
+    unmount_under "$R"
+    rmdir "$R" 2> /dev/null
+    chroot_stop trixie "$C"
+}
+trap cleanup EXIT
+unmount_under "$R"
 chroot_start trixie "$C" || { fail "image: clean Debian 13 tree from debootstrap"; exit 1; }
 "${PYTHON:-python3}" "$here/image_check.py" "$ROOT" "$C" "$R"

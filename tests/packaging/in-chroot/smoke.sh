@@ -147,11 +147,7 @@ pids+=($!)
 check "$p local control plane up" wait_for 20 test -s "$work/relay.json"
 check "$p env file installed 0640 root:tunnel-client from the template" configure
 
-if tunnel-client doctor --help > /dev/null 2>&1; then
-    check "$p doctor --offline on the shipped config: OK" doctor_offline
-else
-    skip "$p doctor --offline: this build has no doctor subcommand yet"
-fi
+check "$p doctor --offline on the shipped config: OK" doctor_offline
 
 # The daemon as systemd would run it: service user, env file, NOTIFY_SOCKET, watchdog.
 python3 ./notify_listen.py "$work/notify.sock" "$work/notify.log" &
@@ -169,15 +165,9 @@ if check "$p run: READY=1 on the notify socket" wait_for 30 grep -q '^READY=1' "
     check "$p run: tools/call echo through the tunnel" echo_ok "$mcp_url"
     check "$p run: /readyz 200 via /run/tunnel-client/admin.url" readyz_ok
     check "$p run: WATCHDOG=1 while workers live" wait_for 10 grep -q '^WATCHDOG=1' "$work/notify.log"
-    if tunnel-client doctor --help > /dev/null 2>&1; then
-        check "$p cron job as tunnel-client: doctor --quiet prints nothing" cron_silent_when_ok
-    else
-        skip "$p cron job doctor --quiet: this build has no doctor subcommand yet"
-    fi
+    check "$p cron job as tunnel-client: doctor --quiet prints nothing" cron_silent_when_ok
     check "$p run: SIGTERM drains, STOPPING=1, exit 0" stop_daemon
-    if tunnel-client doctor --help > /dev/null 2>&1; then
-        check "$p cron job reports CRITICAL once the daemon is stopped" cron_mails_when_daemon_stopped
-    fi
+    check "$p cron job reports CRITICAL once the daemon is stopped" cron_mails_when_daemon_stopped
 else
     tail -n 30 "$work/daemon.log" | sed 's/^/    | /'
 fi

@@ -22,18 +22,19 @@ cd "$src"
 # Markers for peers this chroot does not have: the mcp SDK, node, a forward proxy, a browser.
 # The installed package is what gets imported: there is no tunnel_client/ in $src.
 # Tests that need a missing optional extra are reported as skipped (optional_extras.py).
-if TUNNEL_CLIENT_CONTRACT="$src/contract/openapi.json" PYTHONPATH=/tmp/pkgtest \
+TUNNEL_CLIENT_CONTRACT="$src/contract/openapi.json" PYTHONPATH=/tmp/pkgtest \
     python3 -m pytest -q -p no:cacheprovider -p optional_extras \
-    -m "not sdk and not node and not proxy and not browser" tests \
-    > /tmp/pkgtest/pytest.log 2>&1; then
-    echo "PASS $p project test suite on the installed package ($(tail -n 1 /tmp/pkgtest/pytest.log))"
-else
-    echo "FAIL $p project test suite on the installed package ($(tail -n 1 /tmp/pkgtest/pytest.log))"
-    grep -E '^(FAILED|ERROR)' /tmp/pkgtest/pytest.log | head -n 30 | sed 's/^/    | /'
-    tail -n 40 /tmp/pkgtest/pytest.log | sed 's/^/    | /'
-    exit 1
-fi
+    -m "not sdk and not node and not proxy and not browser" tests > /tmp/pkgtest/pytest.log 2>&1
+rc=$?
 if grep -q 'optional test extra' /tmp/pkgtest/pytest.log; then
     echo "SKIP $p tests that need an optional extra absent on Debian 11:"
     grep '^SKIPPED.*optional test extra' /tmp/pkgtest/pytest.log | sed 's/^/    | /'
+fi
+summary=$(tail -n 1 /tmp/pkgtest/pytest.log)
+if [ "$rc" -eq 0 ]; then
+    echo "PASS $p project test suite on the installed package ($summary)"
+else
+    echo "FAIL $p project test suite on the installed package ($summary)"
+    grep -E '^(FAILED|ERROR)' /tmp/pkgtest/pytest.log | sort -u | head -n 30 | sed 's/^/    | /'
+    exit 1
 fi

@@ -42,7 +42,8 @@ SOURCES
 chroot_start() {  # SUITE DIR: a fresh copy of the base at DIR, ready to chroot into
     local suite=$1 dir=$2 base
     base=$(chroot_base "$suite") || return 1
-    safe_remove "$dir"
+    unmount_under "$dir"  # left over from an interrupted run
+    safe_remove "$dir" || return 1
     mkdir -p "$(dirname "$dir")"
     cp -a "$base" "$dir"
     cp /etc/resolv.conf "$dir/etc/resolv.conf"
@@ -65,11 +66,15 @@ chroot_stop() {  # SUITE DIR: keep downloaded packages for the next run, unmount
         find "$dir/var/cache/apt/archives" -maxdepth 1 -name '*.deb' \
             -exec cp -n -t "$base/var/cache/apt/archives" {} + 2>/dev/null || true
     fi
+    unmount_under "$dir"
+    safe_remove "$dir"
+}
+
+unmount_under() {  # DIR: every mount at or below DIR, deepest first
     local mnt
-    for mnt in $(mounts_under "$dir" | sort -r); do
+    for mnt in $(mounts_under "$1" | sort -r); do
         umount "$mnt" 2>/dev/null || umount -l "$mnt"
     done
-    safe_remove "$dir"
 }
 
 mounts_under() {  # DIR -> mount points at or below DIR
