@@ -12,6 +12,7 @@
   var MAX_EVENTS = 2000;       // log events kept in memory
   var MAX_ROWS = 500;          // log rows kept in the page
   var LEVEL_RANK = { debug: 10, info: 20, warn: 30, error: 40 };
+  var HARPOON_HISTORY = 100;   // calls the daemon keeps; the page asks for all of them
 
   var state = {
     instance: null,       // client_instance_id: a change means the daemon restarted
@@ -23,6 +24,9 @@
     levelPending: false,
     levels: [],
     lastOk: null,
+    rendered: {},         // JSON of what a panel last drew (see changed())
+    harpoonCalls: [],     // the last /api/harpoon/calls reply, oldest first
+    openPayloads: {},     // call key -> true while its payloads are unfolded
   };
 
   // --- DOM helpers (text only) -----------------------------------------------------
@@ -129,6 +133,12 @@
     });
   }
 
+  // A panel's own endpoint: a failure becomes {unavailable: why} so that panel says so
+  // without marking the whole page stale.
+  function optional(path) {
+    return getJSON(path).catch(function (error) { return { unavailable: error.message }; });
+  }
+
   function getText(path) {
     return request(path).then(function (reply) {
       if (!reply.ok) { throw new Error(path + " answered " + reply.status); }
@@ -199,6 +209,10 @@
       cpu: total(m, "process_cpu_seconds_total"),
       fds: total(m, "process_open_fds"),
       threads: total(m, "process_threads"),
+      harpoonCalls: total(m, "harpoon_call_total"),
+      harpoonUnsuccessful: total(m, "harpoon_call_total", function (labels) {
+        return labels.outcome !== "success";
+      }),
       latency: null,
     };
   }
@@ -416,6 +430,340 @@
     setText("latency-hint", "One point per " + (REFRESH_MS / 1000) + " s sample with commands; gaps are idle samples.");
   }
 
+  // --- rendering: Harpoon --------------------------------------------------------------
+
+  // Redraw a panel only when its data changed, so an unfolded row or a text selection
+  // survives the sampling loop.
+  function changed(key, data) {
+    var text = JSON.stringify(data);
+    if (state.rendered[key] === text) { return false; }
+    state.rendered[key] = text;
+    return true;
+  }
+
+  function plural(count, noun) { return count + " " + noun + (count === 1 ? "" : "s"); }
+
+  // Untrusted JSON values (documents from the MCP server) as one line of text.
+  function textOf(value) {
+    if (value === null || value === undefined) { return ""; }
+    return typeof value === "string" ? value : JSON.stringify(value);
+  }
+
+  function renderHarpoon(replies, sample) {
+    var unavailable = replies.status.unavailable || replies.targets.unavailable ||
+      replies.calls.unavailable;
+    if (unavailable) {
+      setHarpoonState("unavailable", "badge-unknown", "Harpoon details unavailable: " + unavailable);
+      $("harpoon-targets-block").hidden = true;
+      $("harpoon-calls-block").hidden = true;
+      return;
+    }
+    var targets = replies.targets.targets || [];
+    var calls = replies.calls.calls || [];
+    renderHarpoonStatus(replies.status, sample);
+    $("harpoon-targets-block").hidden = targets.length === 0;
+    $("harpoon-calls-block").hidden = !replies.status.enabled && calls.length === 0;
+    if (changed("harpoonTargets", targets)) {
+      replaceChildren(document.querySelector("#harpoon-targets tbody"), targets.map(harpoonTargetRow));
+    }
+    var labels = targets.map(function (target) { return target.label; });
+    if (changed("harpoonCalls", [calls, labels])) {
+      state.harpoonCalls = calls;
+      fillCallFilter(targets, calls);
+      renderHarpoonCalls(calls);
+    }
+  }
+
+  function setHarpoonState(word, badgeClass, summary) {
+    var node = $("harpoon-state");
+    node.className = "badge " + badgeClass;
+    node.textContent = word;
+    setText("harpoon-summary", summary);
+  }
+
+  function renderHarpoonStatus(status, sample) {
+    if (!status.enabled) {
+      setHarpoonState("off", "badge-unknown", "Harpoon is off: " + (status.reason || "no reason given") +
+        (status.targets ? "." : " (register one with --harpoon.target label=NAME,url=URL)."));
+      return;
+    }
+    setHarpoonState("on", "badge-ok", [
+      plural(status.targets, "target"),
+      status.allow_plaintext_http ? "plaintext HTTP allowed" : "HTTPS only",
+      "responses up to " + bytes(status.max_response_bytes),
+      "up to " + plural(status.max_redirects, "redirect"),
+      "payload capture " + (status.capture_payloads ? "on" : "off"),
+      callTotals(sample),
+    ].join(" · "));
+  }
+
+  // Totals since the daemon started, from harpoon_call_total (the history keeps only 100).
+  function callTotals(sample) {
+    if (!sample.harpoonCalls) { return "no calls since start"; }
+    return plural(sample.harpoonCalls, "call") + " since start" +
+      (sample.harpoonUnsuccessful ? ", " + sample.harpoonUnsuccessful + " not successful" : "");
+  }
+
+  function harpoonTargetRow(target) {
+    var kind = target.category === target.source ? target.category
+      : target.category + " / " + target.source;
+    return el("tr", { "data-label": target.label },
+      el("td", null, el("strong", null, target.label),
+        el("div", { class: "muted" }, (target.allowed_methods || []).join(" "))),
+      el("td", null, kind,
+        target.inclusion_reason ? el("div", { class: "muted" }, target.inclusion_reason) : null),
+      el("td", null, (target.tags || []).length ? target.tags.map(function (tag) {
+        return el("span", { class: "tag" }, tag);
+      }) : el("span", { class: "muted" }, "—")),
+      el("td", { class: "wrap" }, el("code", { class: "target-url" }, target.url),
+        target.unix_socket ? el("div", { class: "muted" }, "over unix socket " + target.unix_socket) : null),
+      el("td", { class: "wrap" }, target.description || ""));
+  }
+
+  // Labels of the targets and of past calls (a call can outlive its target).
+  function fillCallFilter(targets, calls) {
+    var select = $("harpoon-call-filter");
+    var chosen = select.value;
+    var labels = [];
+    targets.concat(calls).forEach(function (item) {
+      if (labels.indexOf(item.label) < 0) { labels.push(item.label); }
+    });
+    labels.sort();
+    replaceChildren(select, el("option", { value: "" }, "all targets"), labels.map(function (label) {
+      return el("option", { value: label }, label);
+    }));
+    select.value = labels.indexOf(chosen) >= 0 ? chosen : "";
+  }
+
+  function renderHarpoonCalls(calls) {
+    var label = $("harpoon-call-filter").value;
+    var shown = calls.filter(function (call) { return !label || call.label === label; }).reverse();
+    replaceChildren(document.querySelector("#harpoon-calls tbody"), shown.map(harpoonCallRow));
+    document.querySelector("#harpoon-calls-block .scroll").hidden = shown.length === 0;
+    var empty = $("harpoon-calls-empty");
+    empty.hidden = shown.length > 0;
+    setText(empty, label ? "No calls to " + label + " among the last " + HARPOON_HISTORY + "."
+      : "No calls yet. Calls arrive on the harpoon channel (call_target).");
+  }
+
+  function harpoonCallRow(call) {
+    var ok = call.outcome === "success";
+    return el("tr", { "data-label": call.label, class: ok ? "" : "row-bad" },
+      el("td", { class: "nowrap", title: isoTime(call.timestamp) }, callTime(call.timestamp)),
+      el("td", { title: call.url }, el("strong", null, call.label)),
+      el("td", null, call.method),
+      el("td", { class: "call-status" }, httpStatus(call.status)),
+      el("td", { class: "nowrap" }, millis(call.latency_ms)),
+      el("td", { class: "wrap" }, call.resp_bytes === undefined ? "—" : bytes(call.resp_bytes),
+        call.response_content_type ? el("div", { class: "muted" }, call.response_content_type) : null),
+      el("td", { class: "wrap call-outcome" },
+        el("span", { class: ok ? "text-ok" : "text-bad" }, call.outcome || "unknown"),
+        call.error ? el("span", { class: "call-error" }, " — " + call.error) : null,
+        payloads(call)));
+  }
+
+  function isoTime(epochSeconds) {
+    return epochSeconds ? new Date(epochSeconds * 1000).toISOString() : "";
+  }
+
+  // Milliseconds tell apart calls within one second; another day shows its date.
+  function callTime(epochSeconds) {
+    if (!epochSeconds) { return "—"; }
+    var date = new Date(epochSeconds * 1000);
+    return date.toDateString() === new Date().toDateString() ? clock(date, true) : absolute(epochSeconds);
+  }
+
+  function httpStatus(status) {
+    if (status === null || status === undefined) {
+      return el("span", { class: "muted", title: "no HTTP response" }, "—");
+    }
+    return el("span", { class: "badge " + (status < 400 ? "badge-ok" : "badge-bad") }, status);
+  }
+
+  // Bodies exist only with harpoon.capture_payloads; folded by default, and kept
+  // unfolded across redraws.
+  function payloads(call) {
+    var parts = [["request", call.request_body], ["response", call.response_body],
+      ["response as sent (harpoon:// rewritten)", call.response_body_transformed]]
+      .filter(function (part) { return part[1] !== undefined && part[1] !== null; });
+    if (!parts.length) { return null; }
+    var key = call.timestamp + "|" + call.label;
+    var box = el("details", { class: "payload" }, el("summary", null, "payloads"),
+      parts.map(function (part) {
+        return [el("div", { class: "muted" }, part[0]), el("pre", null, part[1])];
+      }));
+    box.open = !!state.openPayloads[key];
+    box.addEventListener("toggle", function () {
+      if (box.open) { state.openPayloads[key] = true; } else { delete state.openPayloads[key]; }
+    });
+    return box;
+  }
+
+  // --- rendering: OAuth -----------------------------------------------------------------
+
+  var OAUTH_STATES = {
+    ok: ["Discovered", "state-ok"],
+    not_advertised: ["Not advertised", "state-ok"],
+    pending: ["Pending", "state-muted"],
+    failed: ["Failed", "state-bad"],
+    disabled: ["Disabled", "state-muted"],
+  };
+  var OAUTH_EXPLAINED = {
+    not_advertised: "the MCP server publishes no OAuth metadata at its well-known URLs; " +
+      "connectors need none.",
+    pending: "discovery has not finished yet.",
+  };
+  var METADATA_SOURCES = {
+    www_authenticate: "the WWW-Authenticate challenge",
+    well_known_path: "the path-specific well-known URL",
+    well_known_root: "the root well-known URL",
+  };
+  // [name, key in auth_server_metadata, role the daemon names in rejected_endpoints]
+  var AS_ENDPOINTS = [
+    ["Metadata document", "url", "auth-server-metadata"],
+    ["Issuer", "issuer", "issuer"],
+    ["Authorization", "authorization_endpoint", "authorization-endpoint"],
+    ["Token", "token_endpoint", "token-endpoint"],
+    ["Registration", "registration_endpoint", "registration-endpoint"],
+    ["Revocation", "revocation_endpoint", "revocation-endpoint"],
+    ["Introspection", "introspection_endpoint", "introspection-endpoint"],
+    ["JWKS", "jwks_uri", "jwks-uri"],
+  ];
+
+  function renderOAuth(oauth, targets) {
+    if (!changed("oauth", [oauth, targets])) { return; }
+    var known = oauth.unavailable ? ["Unavailable", "state-muted"]
+      : OAUTH_STATES[oauth.state] || [textOf(oauth.state), "state-muted"];
+    var node = $("oauth-state");
+    node.className = "state " + known[1];
+    node.textContent = known[0];
+    node.setAttribute("data-state", oauth.unavailable ? "unavailable" : textOf(oauth.state));
+    setText("oauth-reason", oauth.unavailable || oauth.reason || oauth.error ||
+      OAUTH_EXPLAINED[oauth.state] || "");
+    $("oauth-found").hidden = oauth.state !== "ok";
+    if (oauth.state === "ok") {
+      renderOAuthFacts(oauth);
+      renderOAuthEndpoints(oauth, targets);
+      renderOAuthRegistrations(oauth, targets);
+    }
+    renderOAuthAttempts(oauth);
+  }
+
+  function renderOAuthFacts(oauth) {
+    var documentBody = oauth.document || {};
+    var servers = documentBody.authorization_servers;
+    var scopes = documentBody.scopes_supported;
+    var facts = [
+      ["Resource metadata (PRMD)", oauth.url],
+      ["Found through", (METADATA_SOURCES[oauth.metadata_source] || textOf(oauth.metadata_source)) +
+        (oauth.status_code ? " · HTTP " + oauth.status_code : "")],
+      ["Resource", textOf(documentBody.resource)],
+      ["Authorization server", textOf(Array.isArray(servers) ? servers[0] : servers)],
+      ["Scopes", Array.isArray(scopes) ? scopes.map(textOf).join(" ") : textOf(scopes)],
+      ["Fetched", oauth.fetched_at ? absolute(oauth.fetched_at) : null],  // drawn once, so no "ago"
+    ];
+    var items = [];
+    facts.forEach(function (fact) {
+      if (!fact[1]) { return; }
+      items.push(el("dt", null, fact[0]), el("dd", null, String(fact[1])));
+    });
+    replaceChildren($("oauth-facts"), items);
+  }
+
+  // A detached link parses a URL the way the daemon compares them (case of scheme and
+  // host, default port, empty path) without fetching anything.
+  var URL_PARSER = document.createElement("a");
+
+  function sameAddress(a, b) {
+    URL_PARSER.href = a;
+    var first = URL_PARSER.href;
+    URL_PARSER.href = b;
+    return first === URL_PARSER.href;
+  }
+
+  function targetFor(url, targets) {
+    return targets.filter(function (t) { return sameAddress(t.url, url); })[0] || null;
+  }
+
+  // Rejections read "<role> <url without its path>: why" or "<role>: why", so the role
+  // is what identifies the endpoint.
+  function rejectedRole(role, oauth) {
+    return (oauth.rejected_endpoints || []).some(function (why) {
+      why = textOf(why);
+      return why.indexOf(role + " ") === 0 || why.indexOf(role + ":") === 0;
+    });
+  }
+
+  // How the tunnel service reaches an endpoint: through a Harpoon target, not at all
+  // (rejected), or directly (only private endpoints on the MCP server's host are registered).
+  function tunnelRoute(url, role, oauth, targets) {
+    var target = targetFor(url, targets);
+    if (target) { return el("code", { class: "text-ok" }, "harpoon://" + target.label); }
+    if (rejectedRole(role, oauth)) { return el("span", { class: "text-bad" }, "rejected (see below)"); }
+    return el("span", { class: "muted" }, "directly (not registered)");
+  }
+
+  function renderOAuthEndpoints(oauth, targets) {
+    var meta = oauth.auth_server_metadata || {};
+    var rows = [];
+    AS_ENDPOINTS.forEach(function (endpoint) {
+      var url = textOf(meta[endpoint[1]]);
+      if (!url) { return; }
+      rows.push(el("tr", { "data-endpoint": endpoint[1] },
+        el("td", { class: "nowrap" }, endpoint[0]),
+        el("td", { class: "wrap" }, el("code", null, url)),
+        el("td", { class: "wrap" }, tunnelRoute(url, endpoint[2], oauth, targets))));
+    });
+    replaceChildren(document.querySelector("#oauth-endpoints tbody"), rows);
+    $("oauth-endpoints").hidden = rows.length === 0;
+    var empty = $("oauth-endpoints-empty");
+    empty.hidden = rows.length > 0;
+    setText(empty, "No authorization-server metadata: the resource metadata names no " +
+      "authorization server, or none of its metadata documents answered (see the attempts).");
+  }
+
+  function renderOAuthRegistrations(oauth, targets) {
+    var labels = [];
+    (oauth.registered_targets || []).forEach(function (label) {
+      if (labels.indexOf(label) < 0) { labels.push(label); }  // one URL can serve two roles
+    });
+    var registered = labels.map(function (label) {
+      var target = targets.filter(function (t) { return t.label === label; })[0];
+      return el("li", { "data-label": label }, el("code", null, "harpoon://" + label),
+        target ? el("span", { class: "muted" }, " → " + target.url) : null);
+    });
+    var rejected = (oauth.rejected_endpoints || []).map(function (why) {
+      return el("li", { class: "text-bad" }, textOf(why));
+    });
+    replaceChildren($("oauth-registered"), registered.length ? registered
+      : el("li", { class: "muted" }, "None: no private endpoint on the MCP server's host."));
+    replaceChildren($("oauth-rejected"), rejected.length ? rejected
+      : el("li", { class: "muted" }, "None."));
+  }
+
+  function attemptResult(attempt) {
+    return [attempt.status_code ? "HTTP " + attempt.status_code : null, textOf(attempt.error) || null,
+      attempt.issuer_mismatch ? "issuer differs: " + textOf(attempt.metadata_issuer) : null,
+      attempt.selected ? "used" : null].filter(Boolean).join(" · ") || "—";
+  }
+
+  function renderOAuthAttempts(oauth) {
+    var rows = (oauth.attempts || []).map(function (a) {
+      return ["resource metadata (" + textOf(a.source) + ")", a];
+    }).concat((oauth.auth_server_attempts || []).map(function (a) {
+      return [textOf(a.document) + " (" + textOf(a.path_style) + ")", a];
+    })).map(function (pair) {
+      return el("tr", { class: pair[1].selected ? "row-selected" : "" },
+        el("td", { class: "nowrap" }, pair[0]),
+        el("td", { class: "wrap" }, el("code", null, textOf(pair[1].url))),
+        el("td", { class: "wrap" }, attemptResult(pair[1])));
+    });
+    replaceChildren(document.querySelector("#oauth-attempts tbody"), rows);
+    $("oauth-attempts-block").hidden = rows.length === 0;
+    setText(document.querySelector("#oauth-attempts-block summary"),
+      "Discovery attempts (" + rows.length + ")");
+  }
+
   // --- refresh loop -------------------------------------------------------------------
 
   function showBanner(text) {
@@ -426,7 +774,10 @@
   }
 
   function refresh() {
-    return Promise.all([getJSON("/api/status"), getText("/metrics")]).then(function (replies) {
+    return Promise.all([getJSON("/api/status"), getText("/metrics"),
+      optional("/api/harpoon/status"), optional("/api/harpoon/targets"),
+      optional("/api/harpoon/calls?limit=" + HARPOON_HISTORY), optional("/api/oauth"),
+    ]).then(function (replies) {
       var status = replies[0];
       if (state.instance !== status.client_instance_id) {
         var restarted = state.instance !== null;
@@ -442,6 +793,8 @@
       renderCounters();
       renderSparkline();
       renderDetails(status, sample);
+      renderHarpoon({ status: replies[2], targets: replies[3], calls: replies[4] }, sample);
+      renderOAuth(replies[5], replies[3].targets || []);
       if (!state.levelPending) { markLevel(status.log_level); }
       state.lastOk = new Date();
       setText("last-refresh", "updated " + clock(state.lastOk));
@@ -634,6 +987,9 @@
     });
     $("log-filter-level").addEventListener("change", renderLogs);
     $("log-filter-text").addEventListener("input", renderLogs);
+    $("harpoon-call-filter").addEventListener("change", function () {
+      renderHarpoonCalls(state.harpoonCalls);
+    });
     loadLevel();
     loadLogs();
     refresh();
