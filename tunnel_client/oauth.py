@@ -312,7 +312,8 @@ class Discoverer:
                 continue
             existing = self.registry.by_url(url)
             if existing:
-                result.registered.append(existing[0].label)
+                if existing[0].label not in result.registered:
+                    result.registered.append(existing[0].label)
                 continue
             tags = list(_ROLE_TAGS.get(role, ["auth-server-metadata", role]))
             if group:

@@ -26,6 +26,12 @@ def status(service, admin=None) -> dict:
         info.update({"enabled": True, "server_kind": "external", "healthy": check.ok,
                      "reason": check.reason})
         channels.append(info)
+    harpoon = service.router.harpoon
+    if harpoon is not None:
+        routable = service.router.route("harpoon") is not None
+        channels.append(dict(harpoon.describe(), enabled=routable, healthy=True,
+                             reason="%d targets" % len(harpoon.registry) if routable
+                             else "no harpoon targets registered"))
     metadata = service.metadata
     return {
         "version": __version__,
