@@ -3,7 +3,7 @@
 # Debian's PATH is used for the builds because a pyenv python3 breaks pybuild.
 ## deb              build dist/tunnel-client_<version>_all.deb (debhelper + pybuild)
 ## rpm              build dist/tunnel-client-<version>-1.noarch.rpm (noarch, private dir)
-## test-packaging   check both: unit, rpm -qp, Debian 11 and 13 chroots, image (~10 min cold)
+## test-packaging   check both: unit, rpm -qp, Debian 11 and 13 chroots, image (~7 min cold)
 
 PKG_VERSION := $(shell sed -n 's/^__version__ = "\([^"]*\)"$$/\1/p' tunnel_client/__init__.py)
 PKG_DEB := dist/tunnel-client_$(PKG_VERSION)_all.deb
@@ -14,7 +14,7 @@ PKG_UPGRADE_DEB := $(PKG_UPGRADE_DIR)/tunnel-client_$(PKG_VERSION)+upgrade1_all.
 PKG_TOOLS := .cache/packaging/tools
 PKG_DEB_TOOLS := debhelper dh-python python3-all python3-setuptools dpkg-dev
 PKG_RPM_TOOLS := rpm rpm2cpio cpio
-PKG_TEST_TOOLS := debootstrap systemd coreutils util-linux
+PKG_TEST_TOOLS := debootstrap systemd coreutils util-linux shellcheck
 
 .PHONY: deb rpm test-packaging packaging-tools
 

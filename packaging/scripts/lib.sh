@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared helpers for the packaging scripts (sourced, not run).
 
 # Debian's tools first: a pyenv or venv python3 on PATH breaks pybuild and dh_python3.

@@ -18,6 +18,8 @@ step() {  # NAME CMD...: run one check script, keep its lines, time it
 
 {
     step "systemd unit and cron job" "$here/check-unit.sh"
+    step "shell scripts" check "scripts: shellcheck" bash -c \
+        'cd "$0" && shellcheck -S warning -e SC2154,SC2034 packaging/scripts/*.sh tests/packaging/*.sh tests/packaging/lib/*.sh tests/packaging/in-chroot/*.sh' "$ROOT"
     step "python floor" check "python: vermin finds nothing newer than 3.9" \
         "$tools/vermin" -t=3.9- --violations --eval-annotations --no-tips \
         "$ROOT/tunnel_client" "$here" "$ROOT/packaging/common/tunnel-client.launcher"

@@ -1,7 +1,7 @@
 #!/bin/bash
 # Inside the chroot: purge the package and check that only the service account is left.
 set -u
-cd "$(dirname "$0")"
+cd "$(dirname "$0")" || exit 1
 . ./report.sh
 p="${CHECK_PREFIX:-} deb:"
 owned=$(dpkg-query -L tunnel-client)

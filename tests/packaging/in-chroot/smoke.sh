@@ -3,7 +3,7 @@
 # what an operator does next. Usage: smoke.sh deb|rpm EXPECTED_VERSION
 # Prints PASS/FAIL/SKIP lines; exits non-zero when a check failed.
 set -u
-cd "$(dirname "$0")"
+cd "$(dirname "$0")" || exit 1
 . ./report.sh
 mode=$1
 expect_version=$2
@@ -143,7 +143,7 @@ check "$p unconfigured: cron job stays silent" cron_silent_unconfigured
 
 # A local control plane and the stub MCP server stand in for the real ones.
 tunnel-client dev relay --url-file "$work/relay.json" > "$work/relay.log" 2>&1 &
-pids+=($!)
+pids+=("$!")
 check "$p local control plane up" wait_for 20 test -s "$work/relay.json"
 check "$p env file installed 0640 root:tunnel-client from the template" configure
 
@@ -151,14 +151,14 @@ check "$p doctor --offline on the shipped config: OK" doctor_offline
 
 # The daemon as systemd would run it: service user, env file, NOTIFY_SOCKET, watchdog.
 python3 ./notify_listen.py "$work/notify.sock" "$work/notify.log" &
-pids+=($!)
+pids+=("$!")
 wait_for 10 test -S "$work/notify.sock"
 python3 ./as_service.py --env-file "$ENV_FILE" --set NOTIFY_SOCKET="$work/notify.sock" \
     --set WATCHDOG_USEC=2000000 -- \
     tunnel-client run --config "$CONFIG" --health.listen-addr 127.0.0.1:0 \
     > "$work/daemon.log" 2>&1 &
 daemon_pid=$!
-pids+=($daemon_pid)
+pids+=("$daemon_pid")
 if check "$p run: READY=1 on the notify socket" wait_for 30 grep -q '^READY=1' "$work/notify.log"; then
     mcp_url=$(relay_url)
     check "$p run: tools/list through the tunnel" tunnel-client dev call "$mcp_url" tools/list

@@ -16,7 +16,7 @@ names = ["requests", "urllib3", "PyYAML", "jsonschema", "pytest", "responses"]
 found = ["%s %s" % (name, version(name)) for name in names]
 print("INFO test suite runs on python %s with %s" % (sys.version.split()[0], ", ".join(found)))
 PY
-cd "$src"
+cd "$src" || exit 1
 [ -f contract/openapi.json ] ||
     echo "SKIP $p contract tests: no contract/openapi.json beside the checkout"
 # Markers for peers this chroot does not have: the mcp SDK, node, a forward proxy, a browser.

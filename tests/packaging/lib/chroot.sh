@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Debian chroots for the packaging tests (sourced). A pristine debootstrap "minbase" of each
 # suite is cached under .cache/packaging/ and copied for every run, so each run starts
 # from a clean system while only the first one pays for debootstrap.

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Start of every host-side packaging check (sourced): paths, version, result lines.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Result lines for the packaging checks (sourced). Each check prints one line,
 # "PASS name", "FAIL name" or "SKIP name: reason"; tests/packaging/run.sh counts them.
 
