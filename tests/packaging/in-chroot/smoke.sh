@@ -138,7 +138,7 @@ check "$p tunnel-client --version reports $expect_version" version_ok
 check "$p service account (nologin, home /var/lib/tunnel-client)" account_ok
 check "$p /var/lib and /run directories 0750 tunnel-client" dirs_ok
 check "$p cron file root-owned 0644, name without dots" cron_file_ok
-check "$p unconfigured: no env file, so the unit's condition keeps it inactive" test ! -e "$ENV_FILE"
+check "$p unconfigured: no env file shipped, so ConditionPathExists= holds the unit back" test ! -e "$ENV_FILE"
 check "$p unconfigured: cron job stays silent" cron_silent_unconfigured
 
 # A local control plane and the stub MCP server stand in for the real ones.
