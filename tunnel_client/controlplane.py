@@ -214,6 +214,7 @@ class _Lane:
         self.info = None
         self.poll = self.probe = self.post = None
         self.conn = None  # the keep-alive connection this lane's polls reuse
+        self.warmed = False  # the lane has polled once (its first poll is a short one)
         self.polling = False  # waiting for a long poll's response headers
 
 
@@ -303,7 +304,7 @@ class ControlPlane:
         lane = self._lane()
         # A lane's first poll is a 1 ms one: it opens the connection later long polls reuse,
         # which is what lets shutdown interrupt a long poll that is still waiting.
-        short = probe or lane.conn is None
+        short = probe or not lane.warmed
         try:
             lane.polling = not short
             try:
@@ -316,6 +317,7 @@ class ControlPlane:
                 lane.polling = False
             received_at = time.monotonic()  # the deadline anchor: headers are in
             lane.conn = getattr(resp.raw, "connection", None) or lane.conn
+            lane.warmed = True
             try:
                 if resp.status_code == 204:
                     resp.content  # noqa: B018 - consumed, so the connection is reused

@@ -158,7 +158,7 @@ def test_stdio_script_with_a_missing_interpreter(relay, tmp_path):
 
 
 def _client_cert(tmp_path, days):
-    import trustme
+    trustme = pytest.importorskip("trustme", minversion="0.9")
     now = datetime.datetime.now(datetime.timezone.utc)
     ca = trustme.CA()
     cert = ca.issue_cert("client.example", not_before=now - datetime.timedelta(days=30),
@@ -262,7 +262,7 @@ def test_init_then_doctor_then_run_from_a_clean_home(relay, http_stub, tmp_path,
         ["--mcp-server-url", http_stub()]
     proxy = None
     if "enterprise" in sample:
-        import trustme
+        trustme = pytest.importorskip("trustme", minversion="0.9")
         ca_path = tmp_path / "corp-ca.pem"
         trustme.CA().cert_pem.write_to_path(str(ca_path))
         proxy = ForwardProxy()

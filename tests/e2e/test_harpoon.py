@@ -14,7 +14,7 @@ from tests.support.calls import final, initialize, rpc, tool_call
 from tests.support.daemon import ROOT, stub_command, wait_for
 from tests.support.tlsfront import TlsFront
 
-trustme = pytest.importorskip("trustme")
+trustme = pytest.importorskip("trustme", minversion="0.9")
 
 
 def harpoon(relay, name, rpc_id=1, **arguments):

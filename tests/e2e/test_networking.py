@@ -14,7 +14,7 @@ from tests.support.daemon import stub_command, wait_for
 from tests.support.tinyproxy import Tinyproxy, free_port
 from tests.support.tlsfront import TlsFront
 
-trustme = pytest.importorskip("trustme")
+trustme = pytest.importorskip("trustme", minversion="0.9")
 pytestmark = pytest.mark.proxy
 
 

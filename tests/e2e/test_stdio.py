@@ -84,7 +84,9 @@ def test_connector_initialize_is_forwarded_once_and_duplicates_come_from_the_cac
     second = result_of(final(relay, initialize(rpc_id="second-session")))
     assert second["id"] == "second-session"
     assert second["result"] == first["result"]
-    methods = [e["method"] for e in read_stub_log(stub_log)]
+    # The server logs notifications/initialized a moment after the ack went out.
+    methods = wait_for(lambda: (lambda m: m if "notifications/initialized" in m else None)(
+        [e["method"] for e in read_stub_log(stub_log)]), message="the initialized notification")
     assert methods.count("initialize") == 1
     assert methods.count("notifications/initialized") == 1
 

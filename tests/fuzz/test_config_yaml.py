@@ -6,6 +6,8 @@ import tempfile
 
 import pytest
 import yaml
+pytest.importorskip("hypothesis", minversion="6")  # older ones lack what we use
+
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

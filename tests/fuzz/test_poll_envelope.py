@@ -5,6 +5,8 @@ and answered (deadline, kind, headers, the response envelope, its age)."""
 import json
 
 import pytest
+pytest.importorskip("hypothesis", minversion="6")  # older ones lack what we use
+
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 

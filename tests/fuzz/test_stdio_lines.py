@@ -10,6 +10,8 @@ import tempfile
 import threading
 
 import pytest
+pytest.importorskip("hypothesis", minversion="6")  # older ones lack what we use
+
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

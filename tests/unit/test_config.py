@@ -226,7 +226,7 @@ def test_hidden_dashed_aliases_apply_only_without_the_canonical_flag():
 
 
 def test_mtls_switches_the_default_base_url(tmp_path):
-    import trustme
+    trustme = pytest.importorskip("trustme", minversion="0.9")
     ca = trustme.CA()
     cert = ca.issue_cert("client.example")
     cert_path, key_path = tmp_path / "c.pem", tmp_path / "k.pem"

@@ -1,0 +1,1 @@
+"""The admin HTTP listener: health, readiness, metrics, JSON APIs and the UI."""

@@ -1,0 +1,1 @@
+"""Observability: logs, metrics, health and readiness, systemd notify."""
