@@ -10,7 +10,7 @@ import json
 import math
 import os
 import platform
-from typing import Dict, List, Optional, Sequence
+from typing import List, Optional, Sequence
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
