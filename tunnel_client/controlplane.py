@@ -17,8 +17,8 @@ import requests
 
 from tunnel_client import CLIENT_NAME, USER_AGENT, __version__, wire
 from tunnel_client.errors import ControlPlaneError
-from tunnel_client.net import (Backoff, Route, SessionPool, describe_failure,
-                               parse_retry_after)
+from tunnel_client.net import (Backoff, Route, SessionPool, connects_observed,
+                               describe_failure, parse_retry_after)
 from tunnel_client.observe.instruments import Instruments
 from tunnel_client.observe.logs import RawHttp, get_logger
 
@@ -213,8 +213,7 @@ class _Lane:
         self.adapter = session.get_adapter(url)
         self.info = None
         self.poll = self.probe = self.post = None
-        self.conn = None  # the keep-alive connection this lane's polls reuse
-        self.warmed = False  # the lane has polled once (its first poll is a short one)
+        self.conn = None  # the connection this lane's poll uses (interrupted on stop)
         self.polling = False  # waiting for a long poll's response headers
 
 
@@ -302,22 +301,19 @@ class ControlPlane:
         """One long-poll with limit=1 (a short one for a probe). Raises ControlPlaneError."""
         started = time.monotonic()
         lane = self._lane()
-        # A lane's first poll is a 1 ms one: it opens the connection later long polls reuse,
-        # which is what lets shutdown interrupt a long poll that is still waiting.
-        short = probe or not lane.warmed
         try:
-            lane.polling = not short
+            lane.polling = not probe
             try:
                 if self._stopping:
                     raise ControlPlaneError("poll skipped: stopping", transport=True)
-                resp = lane.adapter.send(lane.probe if short else lane.poll, stream=True,
-                                         timeout=(self.connect_timeout, self.poll_window),
-                                         **self._kwargs)
+                with connects_observed(lambda conn: self._poll_connected(lane, conn)):
+                    resp = lane.adapter.send(lane.probe if probe else lane.poll, stream=True,
+                                             timeout=(self.connect_timeout, self.poll_window),
+                                             **self._kwargs)
             finally:
                 lane.polling = False
             received_at = time.monotonic()  # the deadline anchor: headers are in
             lane.conn = getattr(resp.raw, "connection", None) or lane.conn
-            lane.warmed = True
             try:
                 if resp.status_code == 204:
                     resp.content  # noqa: B018 - consumed, so the connection is reused
@@ -460,16 +456,28 @@ class ControlPlane:
         with self._all_lanes_lock:
             lanes = list(self._all_lanes)
         for lane in lanes:
-            sock = getattr(lane.conn, "sock", None)
-            if lane.polling and sock is not None:
-                try:
-                    sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
+            if lane.polling:
+                _shut(lane.conn)
+
+    def _poll_connected(self, lane: _Lane, conn):
+        """A poll opened a connection: record it before looking at ``_stopping``, so
+        either this check or ``interrupt_polls`` (which sets it first) sees the other."""
+        lane.conn = conn
+        if self._stopping and lane.polling:
+            _shut(conn)
 
     def close(self):
         self.gate.close()
         self.sessions.close()
+
+
+def _shut(conn):
+    sock = getattr(conn, "sock", None)
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
 
 def _failed_before_send(exc: Exception) -> bool:

@@ -136,3 +136,64 @@ def test_raw_http_logging_dumps_exchanges_at_debug_with_secrets_redacted(relay, 
     assert all(e["request_headers"].get("Authorization") == "[REDACTED]" for e in dumps)
     assert relay.api_key not in instance.output()
     assert "raw HTTP logging is enabled" in instance.output()
+
+
+def _poll_in_thread(controlplane, before_poll=None):
+    """Run ``controlplane.poll()`` in its own thread (lanes are per thread)."""
+    import threading
+
+    from tunnel_client.errors import ControlPlaneError
+    outcome = {}
+
+    def run():
+        if before_poll:
+            before_poll()
+        try:
+            outcome["commands"] = controlplane.poll()[0]
+        except ControlPlaneError as exc:
+            outcome["error"] = str(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, outcome
+
+
+def _controlplane(relay):
+    from tunnel_client.controlplane import ControlPlane
+    from tunnel_client.net import TrustStore, resolve_route
+    route = resolve_route("control-plane", relay.base_url, [], {}, TrustStore(None))
+    return ControlPlane(route, relay.tunnel_id, relay.api_key, poll_timeout=20.0)
+
+
+def _interrupted_promptly(relay, controlplane, before_poll=None, short_polls=0):
+    seen = len(relay.polls) + short_polls
+    thread, outcome = _poll_in_thread(controlplane, before_poll)
+    wait_for(lambda: len(relay.polls) > seen, message="the long poll waiting at the relay")
+    controlplane.interrupt_polls()
+    thread.join(5)
+    assert not thread.is_alive(), "a 20-s long poll outlived interrupt_polls by 5 s"
+    assert "commands" not in outcome, outcome
+
+
+def test_stop_interrupts_a_long_poll_on_its_first_connection(relay):
+    # The connection is opened inside the poll itself: nothing was known about it before.
+    controlplane = _controlplane(relay)
+    try:
+        _interrupted_promptly(relay, controlplane)
+    finally:
+        controlplane.close()
+
+
+def test_stop_interrupts_a_long_poll_on_a_replacement_connection(relay):
+    # A short poll opens a connection, which is then dropped (as after an error or a
+    # recycle): the long poll that follows runs on a new one.
+    controlplane = _controlplane(relay)
+
+    def probe_then_drop():
+        controlplane.poll(probe=True)
+        controlplane.sessions.get().close()
+
+    try:
+        _interrupted_promptly(relay, controlplane, probe_then_drop, short_polls=1)
+    finally:
+        controlplane.close()

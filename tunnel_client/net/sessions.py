@@ -1,14 +1,82 @@
 """Sessions and streaming bodies: one requests session per thread and route."""
 
+import contextlib
 import threading
 import time
-from typing import Iterator, Optional, Tuple
+from typing import Callable, Iterator, Optional, Tuple
 from urllib.parse import urlsplit
 
 import requests
+from urllib3 import connection, connectionpool
 
 from tunnel_client import USER_AGENT
 from tunnel_client.net.routes import Route
+
+# --- connection observers ----------------------------------------------------------------
+#
+# A long poll is interrupted by shutting down its socket, so the interrupter must know the
+# socket the poll is actually waiting on. urllib3 opens it inside ``send`` (a first request,
+# a replaced dropped connection, a new one after an error), after the caller last looked.
+# Connections opened by our sessions report themselves, as soon as they are up, to an
+# observer the calling thread installs around one request.
+
+_observer = threading.local()
+
+
+@contextlib.contextmanager
+def connects_observed(callback: Callable[[connection.HTTPConnection], None]):
+    """Call ``callback(conn)`` for every connection this thread opens inside the block."""
+    _observer.callback = callback
+    try:
+        yield
+    finally:
+        _observer.callback = None
+
+
+def _opened(conn):
+    callback = getattr(_observer, "callback", None)
+    if callback is not None:
+        callback(conn)
+
+
+# urllib3's names on purpose: error messages quote the pool's class name to the operator.
+
+class HTTPConnection(connection.HTTPConnection):
+    def connect(self):
+        super().connect()
+        _opened(self)
+
+
+class HTTPSConnection(connection.HTTPSConnection):
+    def connect(self):
+        super().connect()
+        _opened(self)
+
+
+class HTTPConnectionPool(connectionpool.HTTPConnectionPool):
+    ConnectionCls = HTTPConnection
+
+
+class HTTPSConnectionPool(connectionpool.HTTPSConnectionPool):
+    ConnectionCls = HTTPSConnection
+
+
+_OBSERVED_POOLS = {"http": HTTPConnectionPool, "https": HTTPSConnectionPool}
+
+
+class _Adapter(requests.adapters.HTTPAdapter):
+    """requests' adapter with connections that report to ``connects_observed``."""
+
+    def init_poolmanager(self, *args, **kwargs):
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = _OBSERVED_POOLS
+
+    def proxy_manager_for(self, proxy, **proxy_kwargs):
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        if proxy.lower().startswith(("http://", "https://")):  # not SOCKS: its own pools
+            manager.pool_classes_by_scheme = _OBSERVED_POOLS
+        return manager
+
 
 def new_session(route: Route, pool_size: int = 10) -> requests.Session:
     """A session that only ever does what the route says (no environment, no cookies)."""
@@ -20,8 +88,7 @@ def new_session(route: Route, pool_size: int = 10) -> requests.Session:
     session.cookies.set_policy(_NoCookies())
     session.headers.clear()
     session.headers["User-Agent"] = USER_AGENT
-    adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=pool_size,
-                                            max_retries=0)
+    adapter = _Adapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     if route.unix_socket:

@@ -1,9 +1,9 @@
 """pytest plugin for the Debian 11 floor run (`-p optional_extras`).
 
-The test extras hypothesis, trustme and mcp are optional: Debian 11 has none of them at the
-versions setup.cfg asks for. A test, or a whole module at collection, that fails only
-because one of them cannot be imported is reported as skipped with that reason. Every
-other failure stays a failure.
+The test extras hypothesis and mcp are optional: Debian 11 has neither at the versions
+setup.cfg asks for (trustme arrives as a wheel from the host, but may be missing too). A
+test, or a whole module at collection, that fails only because one of them cannot be
+imported is reported as skipped with that reason. Every other failure stays a failure.
 """
 
 import re

@@ -5,26 +5,33 @@
 set -u
 src=$1
 p="${CHECK_PREFIX:-} deb:"
-# Debian's pytest and responses only: the optional extras (trustme, hypothesis, mcp) are
-# older than setup.cfg's [test] minimums here, so the tests that need them must skip.
-apt-get install -y -q python3-pytest python3-responses > /tmp/pkgtest/pytest-install.log 2>&1 ||
+# Debian's pytest, responses, cryptography and tinyproxy (the forward proxy the networking
+# tests drive); trustme comes as a wheel from the host (Debian 11's is too old for the
+# tests). hypothesis and the mcp SDK are absent: the tests that need them must skip.
+apt-get install -y -q python3-pytest python3-responses python3-cryptography python3-idna \
+    tinyproxy > /tmp/pkgtest/pytest-install.log 2>&1 ||
     { echo "FAIL $p install Debian's pytest and test libraries"; tail -n 20 /tmp/pkgtest/pytest-install.log; exit 1; }
+extras=/tmp/pkgtest
+for wheel in /tmp/pkgtest/trustme-*.whl; do
+    [ -f "$wheel" ] && extras="$extras:$wheel"
+done
 python3 - <<'PY'
 import sys
 from importlib.metadata import version
-names = ["requests", "urllib3", "PyYAML", "jsonschema", "pytest", "responses"]
+names = ["requests", "urllib3", "PyYAML", "jsonschema", "pytest", "responses",
+         "cryptography"]
 found = ["%s %s" % (name, version(name)) for name in names]
 print("INFO test suite runs on python %s with %s" % (sys.version.split()[0], ", ".join(found)))
 PY
 cd "$src" || exit 1
 [ -f contract/openapi.json ] ||
     echo "SKIP $p contract tests: no contract/openapi.json beside the checkout"
-# Markers for peers this chroot does not have: the mcp SDK, node, a forward proxy, a browser.
+# Markers for peers this chroot does not have: the mcp SDK, node, a browser.
 # The installed package is what gets imported: there is no tunnel_client/ in $src.
 # Tests that need a missing optional extra are reported as skipped (optional_extras.py).
-TUNNEL_CLIENT_CONTRACT="$src/contract/openapi.json" PYTHONPATH=/tmp/pkgtest \
+TUNNEL_CLIENT_CONTRACT="$src/contract/openapi.json" PYTHONPATH="$extras" \
     python3 -m pytest -q -p no:cacheprovider -p optional_extras \
-    -m "not sdk and not node and not proxy and not browser" tests > /tmp/pkgtest/pytest.log 2>&1
+    -m "not sdk and not node and not browser" tests > /tmp/pkgtest/pytest.log 2>&1
 rc=$?
 if grep -q 'optional test extra' /tmp/pkgtest/pytest.log; then
     echo "SKIP $p tests that need an optional extra absent on Debian 11:"
