@@ -25,7 +25,10 @@ class Tinyproxy:
         self.conf = os.path.join(str(directory), "tinyproxy-%d.conf" % self.port)
         lines = ["Port %d" % self.port, "Listen 127.0.0.1", "Timeout 60",
                  "Allow 127.0.0.1", "LogLevel Info", 'LogFile "%s"' % self.log_path,
-                 "MaxClients 200"]
+                 "MaxClients 200",
+                 # tinyproxy < 1.11 (Debian 11) preforks and will not start without these;
+                 # 1.11 ignores them with a warning.
+                 "StartServers 10", "MinSpareServers 5", "MaxSpareServers 20"]
         if credentials:
             lines.append("BasicAuth %s %s" % credentials)
         with open(self.conf, "w") as handle:
