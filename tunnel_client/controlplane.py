@@ -209,12 +209,26 @@ class _Lane:
     the connection goes back to the pool instead of being reconnected.
     """
 
-    def __init__(self, session, url: str):
+    def __init__(self, session, url: str, stopping: threading.Event):
         self.adapter = session.get_adapter(url)
+        self.stopping = stopping  # the control plane's: set once, polls must end
         self.info = None
         self.poll = self.probe = self.post = None
-        self.conn = None  # the connection this lane's poll uses (interrupted on stop)
+        self.conn = None  # the connection this lane's requests use (a poll's is cut on stop)
         self.polling = False  # waiting for a long poll's response headers
+
+    def observed(self):
+        """Around every request of this lane: each connection it opens becomes ``conn``.
+        Connections are per lane and used one request at a time, so ``conn`` is always the
+        one the next poll waits on, whichever request opened it."""
+        return connects_observed(self._connected)
+
+    def _connected(self, conn):
+        # Recorded before ``stopping`` is read, while interrupt_polls sets ``stopping``
+        # before reading ``conn``: one of the two always sees the other.
+        self.conn = conn
+        if self.stopping.is_set() and self.polling:
+            _shut(conn)
 
 
 class ControlPlane:
@@ -267,13 +281,13 @@ class ControlPlane:
         self._lanes = threading.local()
         self._all_lanes: List[_Lane] = []
         self._all_lanes_lock = threading.Lock()
-        self._stopping = False
+        self._stopping = threading.Event()
 
     def _lane(self) -> _Lane:
         """This thread's lane, with requests re-prepared when the server info changes."""
         lane = getattr(self._lanes, "lane", None)
         if lane is None:
-            lane = self._lanes.lane = _Lane(self.sessions.get(), self.poll_url)
+            lane = self._lanes.lane = _Lane(self.sessions.get(), self.poll_url, self._stopping)
             with self._all_lanes_lock:
                 self._all_lanes.append(lane)
         info = self.server_info()
@@ -304,16 +318,15 @@ class ControlPlane:
         try:
             lane.polling = not probe
             try:
-                if self._stopping:
+                if self._stopping.is_set():
                     raise ControlPlaneError("poll skipped: stopping", transport=True)
-                with connects_observed(lambda conn: self._poll_connected(lane, conn)):
+                with lane.observed():
                     resp = lane.adapter.send(lane.probe if probe else lane.poll, stream=True,
                                              timeout=(self.connect_timeout, self.poll_window),
                                              **self._kwargs)
             finally:
                 lane.polling = False
             received_at = time.monotonic()  # the deadline anchor: headers are in
-            lane.conn = getattr(resp.raw, "connection", None) or lane.conn
             try:
                 if resp.status_code == 204:
                     resp.content  # noqa: B018 - consumed, so the connection is reused
@@ -380,7 +393,9 @@ class ControlPlane:
             timeout = (self.connect_timeout, deadline.remaining(cap=self.poll_window))
             retry_after = None
             try:
-                resp = lane.adapter.send(request, stream=False, timeout=timeout, **self._kwargs)
+                with lane.observed():
+                    resp = lane.adapter.send(request, stream=False, timeout=timeout,
+                                             **self._kwargs)
                 resp.content  # noqa: B018 - read, so the connection goes back to the pool
                 RawHttp.exchange("control-plane", "POST", request.url, resp.status_code,
                                  request.headers, request.body, resp.headers, resp.content)
@@ -452,19 +467,12 @@ class ControlPlane:
         """Stopping: end long polls still waiting for an answer, so idle workers exit now
         instead of when their poll times out. A poll whose answer has begun to arrive is
         left alone: its commands will be served."""
-        self._stopping = True
+        self._stopping.set()
         with self._all_lanes_lock:
             lanes = list(self._all_lanes)
         for lane in lanes:
             if lane.polling:
                 _shut(lane.conn)
-
-    def _poll_connected(self, lane: _Lane, conn):
-        """A poll opened a connection: record it before looking at ``_stopping``, so
-        either this check or ``interrupt_polls`` (which sets it first) sees the other."""
-        lane.conn = conn
-        if self._stopping and lane.polling:
-            _shut(conn)
 
     def close(self):
         self.gate.close()

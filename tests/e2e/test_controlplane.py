@@ -197,3 +197,22 @@ def test_stop_interrupts_a_long_poll_on_a_replacement_connection(relay):
         _interrupted_promptly(relay, controlplane, probe_then_drop, short_polls=1)
     finally:
         controlplane.close()
+
+
+def test_stop_interrupts_a_long_poll_on_a_connection_a_reply_opened(relay):
+    # The poll's connection is dropped while its command runs; the reply's POST opens the
+    # new one, and the next long poll reuses it.
+    from tunnel_client import wire
+    controlplane = _controlplane(relay)
+    relay.submit({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}, channel="elsewhere")
+
+    def serve_one_then_drop():
+        [command] = controlplane.poll()[0]
+        controlplane.sessions.get().close()
+        reply = wire.unsupported_channel(command)
+        assert controlplane.post(command, reply, command.deadline) == "ok"
+
+    try:
+        _interrupted_promptly(relay, controlplane, serve_one_then_drop, short_polls=1)
+    finally:
+        controlplane.close()
