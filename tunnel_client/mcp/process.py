@@ -24,6 +24,7 @@ log = get_logger("stdio")
 STDERR_LINE_LIMIT = 4096
 STDERR_RATE = 20.0  # lines per second logged; the rest are counted and summarized
 STDERR_BURST = 100
+STDERR_SUMMARY_INTERVAL = 5.0  # seconds between reports of suppressed stderr lines
 GARBAGE_PREVIEW = 120
 
 
@@ -45,6 +46,43 @@ class _RateLimit:
             return True
         self.suppressed += 1
         return False
+
+
+class _SuppressedSummary:
+    """Reports how many stderr lines the rate limit swallowed since the last report."""
+
+    def __init__(self, limit: _RateLimit, fields: dict):
+        self.limit, self.fields = limit, fields
+        self.reported = 0
+        self.reported_at = time.monotonic()
+
+    def report_if_due(self):
+        if time.monotonic() - self.reported_at >= STDERR_SUMMARY_INTERVAL:
+            self.report()
+
+    def report(self):
+        if self.limit.suppressed > self.reported:
+            log.warning("stdio server stderr is noisy; suppressed lines",
+                        extra=dict(self.fields, suppressed=self.limit.suppressed - self.reported))
+            self.reported = self.limit.suppressed
+        self.reported_at = time.monotonic()
+
+
+def _split_lines(data: bytes, limit: int):
+    """Complete lines of ``data`` (a line over ``limit`` bytes is cut into pieces) and
+    the unfinished rest."""
+    lines = []
+    start = 0
+    while True:
+        end = data.find(b"\n", start, start + limit + 1)
+        if end >= 0:
+            lines.append(data[start:end])
+            start = end + 1
+        elif len(data) - start > limit:
+            lines.append(data[start:start + limit])
+            start += limit
+        else:
+            return lines, data[start:]
 
 
 class ChildProcess:
@@ -159,22 +197,34 @@ class ChildProcess:
                 return skipped
 
     def _drain_stderr(self):
+        """Log stderr line by line, rate limited. What the limit suppresses is reported
+        on a timer and when stderr ends, so a flood that stops is never left unreported."""
+        fd = self.proc.stderr.fileno()
         limit = _RateLimit(STDERR_RATE, STDERR_BURST)
-        reported = 0
+        summary = _SuppressedSummary(limit, self._fields)
+        pending = b""
         try:
-            for raw in iter(lambda: self.proc.stderr.readline(STDERR_LINE_LIMIT), b""):
-                text = raw.rstrip(b"\r\n").decode("utf-8", "replace")
-                if not text:
-                    continue
-                if limit.allow():
-                    if limit.suppressed > reported:
-                        log.warning("stdio server stderr is noisy; suppressed lines",
-                                    extra=dict(self._fields,
-                                               suppressed=limit.suppressed - reported))
-                        reported = limit.suppressed
-                    log.info(text, extra=dict(self._fields, stream="stderr"))
+            while True:
+                ready, _, _ = select.select([fd], [], [], STDERR_SUMMARY_INTERVAL)
+                chunk = os.read(fd, 65536) if ready else None
+                if chunk == b"":
+                    break
+                if chunk:
+                    pending += chunk
+                    lines, pending = _split_lines(pending, STDERR_LINE_LIMIT)
+                    for raw in lines:
+                        text = raw.rstrip(b"\r").decode("utf-8", "replace")
+                        if text and limit.allow():
+                            summary.report()  # before the line, so the log reads in order
+                            log.info(text, extra=dict(self._fields, stream="stderr"))
+                summary.report_if_due()
         except (OSError, ValueError):
             pass
+        finally:
+            if pending.strip() and limit.allow():
+                log.info(pending.rstrip(b"\r\n").decode("utf-8", "replace"),
+                         extra=dict(self._fields, stream="stderr"))
+            summary.report()
 
     # --- input ---------------------------------------------------------------------------
 
