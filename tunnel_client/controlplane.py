@@ -128,6 +128,8 @@ class BackoffGate:
     for its verdict. Failures while already paused extend the pause to any longer
     Retry-After but do not count again, so one outage seen by ten workers costs one backoff
     step, not ten, and a wrong key costs one poll per backoff step, not one per worker.
+    A success only counts for a poll sent after the latest pause began: a long poll that
+    was already waiting when another worker met a 429 says nothing about the service now.
     """
 
     def __init__(self, policy: Backoff = POLL_BACKOFF, auth_policy: Backoff = AUTH_BACKOFF):
@@ -135,6 +137,7 @@ class BackoffGate:
         self.auth_policy = auth_policy
         self._cond = threading.Condition()
         self._paused_until = 0.0
+        self._paused_at = float("-inf")  # when the latest failure or pause was recorded
         self._failures = 0
         self._proven = False
         self._probing = False
@@ -158,8 +161,15 @@ class BackoffGate:
                     return PROBE
                 self._cond.wait()
 
-    def success(self):
+    def success(self, sent_at: float):
+        """A poll sent at ``sent_at`` (monotonic) succeeded."""
         with self._cond:
+            if sent_at < self._paused_at:
+                # Overtaken by a later failure or pause: that verdict stands, but a probe
+                # that ended this way must let the next probe go after the pause.
+                self._probing = False
+                self._cond.notify_all()
+                return
             self._failures = 0
             self._proven = True
             self._probing = False
@@ -176,6 +186,7 @@ class BackoffGate:
             policy = self.auth_policy if error.is_auth else self.policy
             delay = max(policy.delay(self._failures), error.retry_after or 0.0)
             self._paused_until = max(self._paused_until, now + delay)
+            self._paused_at = now
             self._probing = False
             self._proven = False
             self.reason = str(error)
@@ -185,7 +196,9 @@ class BackoffGate:
     def pause(self, seconds: float, reason: str):
         """Pause polling without counting a failure (e.g. Retry-After on a response POST)."""
         with self._cond:
-            self._paused_until = max(self._paused_until, time.monotonic() + seconds)
+            now = time.monotonic()
+            self._paused_until = max(self._paused_until, now + seconds)
+            self._paused_at = now
             self.reason = reason
             self._cond.notify_all()
 
