@@ -16,7 +16,7 @@ from urllib.parse import quote
 import requests
 
 from tunnel_client import CLIENT_NAME, USER_AGENT, __version__, wire
-from tunnel_client.errors import ControlPlaneError
+from tunnel_client.errors import ControlPlaneError, brief
 from tunnel_client.net import (Backoff, Route, SessionPool, connects_observed,
                                describe_failure, parse_retry_after)
 from tunnel_client.observe.instruments import Instruments
@@ -100,7 +100,6 @@ def api_error(resp: requests.Response, what: str) -> ControlPlaneError:
         text += " (%s)" % mitigation
     return ControlPlaneError(text, status=resp.status_code, code=code,
                              retry_after=parse_retry_after(resp.headers.get("Retry-After")),
-                             mitigation=mitigation,
                              request_id=resp.headers.get("X-Request-Id"))
 
 
@@ -109,11 +108,6 @@ def transport_error(exc: Exception, what: str, route: Optional[Route] = None
     failure = wire.classify_exception(exc)
     return ControlPlaneError("%s failed: %s" % (what, describe_failure(exc, route)),
                              transport=True, code=failure.source)
-
-
-def _short(exc: Exception) -> str:
-    text = str(exc)
-    return text if len(text) <= 300 else text[:300] + "..."
 
 
 POLL, PROBE = "poll", "probe"
@@ -415,7 +409,7 @@ class ControlPlane:
             except requests.RequestException as exc:
                 if is_notify and not _failed_before_send(exc):
                     log.warning("response post failed; not retried because the notification "
-                                "may have been delivered", extra=dict(fields, error=_short(exc)))
+                                "may have been delivered", extra=dict(fields, error=brief(exc)))
                     return self._outcome(reply, "failed")
                 problem = "%s" % wire.classify_exception(exc).transport_error_kind
             else:

@@ -119,7 +119,7 @@ def test_a_poll_sent_before_a_pause_does_not_clear_it():
     waiter.start()
     waiter.join(0.2)
     assert waiter.is_alive(), "the Retry-After pause must hold for every worker"
-    stop.set()
+    gate.close()
     waiter.join(2)
     assert results == [None]
 

@@ -71,9 +71,6 @@ class _ConfigBase:
                 return spec
         return None
 
-    def was_set(self, key: str) -> bool:
-        return self.origins.get(key, Origin("default", "")).source != "default"
-
     def value(self, key: str):
         node = self
         for part in key.split("."):

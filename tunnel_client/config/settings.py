@@ -264,7 +264,6 @@ def listen_addr(raw, ctx):
 
 # --- JSON Schema fragments for YAML values -----------------------------------------------
 
-_STR = {"type": "string"}
 _BOOL = {"type": "boolean"}
 _INT = {"type": "integer"}
 _STR_LIST = {"type": "array", "items": {"type": "string"}}
