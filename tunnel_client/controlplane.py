@@ -31,8 +31,8 @@ POST_ATTEMPTS = 3
 RETRYABLE_POST_STATUSES = (408, 429, 502, 503, 504)
 ERROR_BODY_LIMIT = 64 * 1024
 
-# Mitigations for the contract's stable error codes most operators meet (openapi.json,
-# APIErrorBody.code), in our words.
+# Mitigations for the stable error codes most operators meet (error_body.code in
+# tests/contract/wire.schema.json), in our words.
 MITIGATIONS = {
     "invalid_tunnel_id_format": "use the exact tunnel ID from the tunnel settings page in "
                                 "control_plane.tunnel_id",

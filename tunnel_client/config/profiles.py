@@ -1,6 +1,6 @@
 """Choosing the configuration file: --config, --profile, --profile-file and their env twins.
 
-Lookup order and messages follow the Go client (INVENTORY.md 2.2).
+Lookup order and messages follow the official Go client.
 """
 
 import os

@@ -2,7 +2,7 @@
 
 Flags, environment lookup, the YAML JSON Schema, ``--help`` text, the configuration
 reference (docs/configuration.md) and the redacted effective-config export are all loops
-over ``SETTINGS``. Names follow the Go client (INVENTORY.md 1.3 and 2.3) so an operator can
+over ``SETTINGS``. Names follow the official Go client so an operator can
 switch clients with the same profile; settings that client does not have are marked
 ``ours`` in the docs.
 """
