@@ -91,4 +91,30 @@ def read_stub_log(path):
         return [json.loads(line) for line in handle if line.strip()]
 
 
+# Skipped groups and what turns each on, printed at the end of a run.
+SKIP_GROUPS = (
+    ("browser", "headless browser (admin UI)", "make browser-deps (root: apt chromium)"),
+    ("proxy", "forward proxy", "make proxy-deps (root: apt tinyproxy)"),
+    ("node", "npm MCP peers", "make peers (needs node >= 20 and npm)"),
+    ("sdk", "official mcp SDK", "a Python >= 3.10 venv (make clean test)"),
+)
+
+
+def pytest_terminal_summary(terminalreporter):
+    skipped = terminalreporter.stats.get("skipped", [])
+    if not skipped:
+        return
+    counts = {}
+    for report in skipped:
+        group = next((g for g in SKIP_GROUPS if g[0] in report.keywords), None)
+        counts[group] = counts.get(group, 0) + 1
+    terminalreporter.section("skipped, and how to run them")
+    for group in SKIP_GROUPS:
+        if group in counts:
+            terminalreporter.line("%3d %-28s %s" % (counts[group], group[1], group[2]))
+    if None in counts:
+        terminalreporter.line("%3d %-28s %s" % (counts[None], "other",
+                                                "reasons above (pytest -rs)"))
+
+
 os.environ.setdefault("NO_PROXY", "*")

@@ -16,7 +16,7 @@ from urllib.parse import quote
 import requests
 
 from tunnel_client import CLIENT_NAME, USER_AGENT, __version__, wire
-from tunnel_client.errors import ControlPlaneError
+from tunnel_client.errors import ControlPlaneError, brief
 from tunnel_client.net import (Backoff, Route, SessionPool, connects_observed,
                                describe_failure, parse_retry_after)
 from tunnel_client.observe.instruments import Instruments
@@ -31,8 +31,8 @@ POST_ATTEMPTS = 3
 RETRYABLE_POST_STATUSES = (408, 429, 502, 503, 504)
 ERROR_BODY_LIMIT = 64 * 1024
 
-# Mitigations for the contract's stable error codes most operators meet (openapi.json,
-# APIErrorBody.code), in our words.
+# Mitigations for the stable error codes most operators meet (error_body.code in
+# tests/contract/wire.schema.json), in our words.
 MITIGATIONS = {
     "invalid_tunnel_id_format": "use the exact tunnel ID from the tunnel settings page in "
                                 "control_plane.tunnel_id",
@@ -100,7 +100,6 @@ def api_error(resp: requests.Response, what: str) -> ControlPlaneError:
         text += " (%s)" % mitigation
     return ControlPlaneError(text, status=resp.status_code, code=code,
                              retry_after=parse_retry_after(resp.headers.get("Retry-After")),
-                             mitigation=mitigation,
                              request_id=resp.headers.get("X-Request-Id"))
 
 
@@ -109,11 +108,6 @@ def transport_error(exc: Exception, what: str, route: Optional[Route] = None
     failure = wire.classify_exception(exc)
     return ControlPlaneError("%s failed: %s" % (what, describe_failure(exc, route)),
                              transport=True, code=failure.source)
-
-
-def _short(exc: Exception) -> str:
-    text = str(exc)
-    return text if len(text) <= 300 else text[:300] + "..."
 
 
 POLL, PROBE = "poll", "probe"
@@ -128,6 +122,8 @@ class BackoffGate:
     for its verdict. Failures while already paused extend the pause to any longer
     Retry-After but do not count again, so one outage seen by ten workers costs one backoff
     step, not ten, and a wrong key costs one poll per backoff step, not one per worker.
+    A success only counts for a poll sent after the latest pause began: a long poll that
+    was already waiting when another worker met a 429 says nothing about the service now.
     """
 
     def __init__(self, policy: Backoff = POLL_BACKOFF, auth_policy: Backoff = AUTH_BACKOFF):
@@ -135,6 +131,7 @@ class BackoffGate:
         self.auth_policy = auth_policy
         self._cond = threading.Condition()
         self._paused_until = 0.0
+        self._paused_at = float("-inf")  # when the latest failure or pause was recorded
         self._failures = 0
         self._proven = False
         self._probing = False
@@ -158,8 +155,15 @@ class BackoffGate:
                     return PROBE
                 self._cond.wait()
 
-    def success(self):
+    def success(self, sent_at: float):
+        """A poll sent at ``sent_at`` (monotonic) succeeded."""
         with self._cond:
+            if sent_at < self._paused_at:
+                # Overtaken by a later failure or pause: that verdict stands, but a probe
+                # that ended this way must let the next probe go after the pause.
+                self._probing = False
+                self._cond.notify_all()
+                return
             self._failures = 0
             self._proven = True
             self._probing = False
@@ -176,6 +180,7 @@ class BackoffGate:
             policy = self.auth_policy if error.is_auth else self.policy
             delay = max(policy.delay(self._failures), error.retry_after or 0.0)
             self._paused_until = max(self._paused_until, now + delay)
+            self._paused_at = now
             self._probing = False
             self._proven = False
             self.reason = str(error)
@@ -185,7 +190,9 @@ class BackoffGate:
     def pause(self, seconds: float, reason: str):
         """Pause polling without counting a failure (e.g. Retry-After on a response POST)."""
         with self._cond:
-            self._paused_until = max(self._paused_until, time.monotonic() + seconds)
+            now = time.monotonic()
+            self._paused_until = max(self._paused_until, now + seconds)
+            self._paused_at = now
             self.reason = reason
             self._cond.notify_all()
 
@@ -402,7 +409,7 @@ class ControlPlane:
             except requests.RequestException as exc:
                 if is_notify and not _failed_before_send(exc):
                     log.warning("response post failed; not retried because the notification "
-                                "may have been delivered", extra=dict(fields, error=_short(exc)))
+                                "may have been delivered", extra=dict(fields, error=brief(exc)))
                     return self._outcome(reply, "failed")
                 problem = "%s" % wire.classify_exception(exc).transport_error_kind
             else:

@@ -1,6 +1,12 @@
 """The one error hierarchy. The CLI maps these to exit codes and one line on stderr."""
 
 
+def brief(exc: BaseException, limit: int = 300) -> str:
+    """An exception's text cut to a length a log line can carry."""
+    text = str(exc)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
 class TunnelClientError(Exception):
     """Base class for every error tunnel-client raises on purpose."""
 
@@ -22,13 +28,12 @@ class ControlPlaneError(TunnelClientError):
     ``retry_after`` the server's requested pause in seconds (None when absent).
     """
 
-    def __init__(self, message, status=None, code=None, retry_after=None, mitigation=None,
-                 request_id=None, transport=False):
+    def __init__(self, message, status=None, code=None, retry_after=None, request_id=None,
+                 transport=False):
         super().__init__(message)
         self.status = status
         self.code = code
         self.retry_after = retry_after
-        self.mitigation = mitigation
         self.request_id = request_id
         self.transport = transport
 

@@ -2,8 +2,8 @@
 
 Everything here is free of I/O: polled commands, replies, the response envelope, the
 ``response_timeout`` grammar, deadlines, the response-header allowlist, and synthesized
-``-32603`` failures with ``tunnel_failure`` provenance. See contract/openapi.json and
-INVENTORY.md section 3 for the rules these functions encode.
+``-32603`` failures with ``tunnel_failure`` provenance. The messages are described in
+tests/contract/wire.schema.json; docs/architecture.md tells the life of a command.
 """
 
 import errno
@@ -448,7 +448,7 @@ def sanitize_response_headers(pairs: Iterable[Tuple[str, str]]) -> Dict[str, Lis
 def preservable_error(body: bytes, rpc_id) -> bool:
     """True when a non-2xx body is the target's own JSON-RPC error for this request.
 
-    Such a body is forwarded byte for byte (INVENTORY 3.17).
+    Such a body is forwarded byte for byte, as the Go client does.
     """
     if not body or body[:3] == b"\xef\xbb\xbf":
         return False

@@ -106,6 +106,7 @@ class Worker(threading.Thread):
             mode = gate.wait(self.stop)
             if mode is None:
                 return
+            sent_at = time.monotonic()
             try:
                 commands, skipped = self.cp.poll(probe=mode == PROBE)
             except ControlPlaneError as error:
@@ -119,7 +120,7 @@ class Worker(threading.Thread):
                 log.exception("unexpected error while polling")
                 gate.failure(ControlPlaneError("poll failed: internal error"))
                 continue
-            gate.success()
+            gate.success(sent_at)
             self.poll_health.succeeded()
             self.poll_log.success()
             for item in skipped:

@@ -31,7 +31,7 @@ def test_round_trips_with_zero_integer_and_string_ids_over_http(relay, daemon, h
         assert reply["resp_json"]["result"]["structuredContent"] == {"echoed": "x%s" % rpc_id}
         assert reply["resp_headers"]["Content-Type"] == ["application/json"]
     for record in relay.responses:
-        assert_valid("TunnelResponsePayload", json.loads(record["body"]))
+        assert_valid("response_payload", json.loads(record["body"]))
     assert relay.polls[-1]["headers"]["X-Tunnel-MCP-Server-Info"] == \
         '{"version":1,"channels":[{"name":"main"}]}'
 

@@ -1,14 +1,17 @@
-"""The local control plane speaks the contract (openapi.json): everything it emits validates,
-and a malformed poll or response gets the contract's error answer, never a crash."""
+"""The local control plane speaks the wire as tests/contract/wire.schema.json describes it:
+everything it emits validates, and a malformed poll or response gets a documented error
+answer, never a crash."""
 
 import json
 import socket
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
 
 from tests.support.calls import final, initialize, tool_call
-from tests.support.contract import assert_valid, contract
+from tests.support.contract import (assert_valid, documented, header_errors,
+                                    stable_error_codes)
 from tests.support.daemon import stub_command, wait_for
 from tunnel_client.devtools.relay import Relay
 
@@ -33,31 +36,27 @@ def url(relay, tail="", tunnel_id=None):
     return "%s/v1/tunnels/%s%s" % (relay.base_url, tunnel_id or relay.tunnel_id, tail)
 
 
-def documented(path, method, status):
-    """The statuses the contract lists for an operation."""
-    operation = contract()["paths"][path][method]
-    return str(status) in operation["responses"]
-
-
-def assert_error(resp, status, code=None, param=None, path=None, method=None):
-    """An error answer as the contract shapes it: the status, an APIErrorResponse body."""
+def assert_error(resp, status, code=None, param=None, operation=None):
+    """An error answer as the wire schema shapes it: the status, an error_response body, and
+    for an ``operation`` a status (and stable code) that operation documents."""
     assert resp.status_code == status, (resp.status_code, resp.text)
     body = resp.json()
-    assert_valid("APIErrorResponse", body)
+    assert_valid("error_response", body)
     assert body["error"]["message"]
     if code is not None:
         assert body["error"]["code"] == code, body
     if param is not None:
         assert body["error"]["param"] == param, body
-    if path is not None:
-        assert documented(path, method, status), "%s %s is not documented for %s" % (
-            method.upper(), status, path)
+    if operation is not None:
+        answer = documented(operation, status)
+        assert answer, "%s is not documented for %s" % (status, operation)
+        if code in stable_error_codes():
+            assert code in answer.get("codes", []), "%s is not a %s code of %s" % (
+                code, status, operation)
     return body
 
 
-POLL = "/v1/tunnels/{tunnel_id}/poll"
-RESPONSE = "/v1/tunnels/{tunnel_id}/response"
-METADATA = "/v1/tunnels/{tunnel_id}"
+POLL, RESPONSE, METADATA = "poll", "respond", "metadata"  # the schema's operations
 
 
 # --- what the relay emits ------------------------------------------------------------------
@@ -67,7 +66,7 @@ def test_metadata_poll_bodies_and_acks_validate(service):
     relay, session = service
     meta = session.get(url(relay), timeout=5)
     assert meta.status_code == 200
-    assert_valid("TunnelClientMetadata", meta.json())
+    assert_valid("tunnel_metadata", meta.json())
     assert meta.json()["id"] == relay.tunnel_id
 
     empty = session.get(url(relay, "/poll"), params={"timeout_ms": 50}, timeout=5)
@@ -82,7 +81,7 @@ def test_metadata_poll_bodies_and_acks_validate(service):
     assert polled.status_code == 200
     assert polled.headers["X-Request-Id"]
     body = polled.json()
-    assert_valid("PolledCommandList", body)
+    assert_valid("poll_body", body)
     by_id = {c["request_id"]: c for c in body["commands"]}
     assert set(by_id) == {rpc.request_id, ending.request_id, untimed.request_id}
     assert by_id[rpc.request_id]["jsonrpc"]["id"] == 7
@@ -106,12 +105,12 @@ def test_metadata_poll_bodies_and_acks_validate(service):
                    "resp_type": "notify_ack"}),
     ]
     for call, payload in answers:
-        assert_valid("TunnelResponsePayload", payload)  # the test's own input is valid
+        assert_valid("response_payload", payload)  # the test's own input is valid
         ack = session.post(url(relay, "/response"), json=payload, timeout=5,
                            headers={"X-Tunnel-Shard-Token": call.shard_token})
         assert ack.status_code == 200, ack.text
         assert ack.json() == {"status": "ok"}
-        assert_valid("TunnelResponseAck", ack.json())
+        assert_valid("response_ack", ack.json())
     assert rpc.take(1)["resp_type"] == "jsonrpc_notify"
     assert rpc.take(1)["resp_json"]["id"] == 7
 
@@ -128,9 +127,26 @@ def test_a_real_client_run_is_answered_200_or_204_only(relay, daemon):
     wait_for(lambda: all("status" in r for r in posts), timeout=5, message="the acks")
     assert [r["status"] for r in posts] == [200] * 4
     for record in posts:
-        assert_valid("TunnelResponsePayload", json.loads(record["body"]))
-    answered = [r["status"] for r in list(relay.polls) if "status" in r]
+        assert_valid("response_payload", json.loads(record["body"]))
+        assert not header_errors(RESPONSE, record["headers"]), record["headers"]
+    polls = list(relay.polls)
+    answered = [r["status"] for r in polls if "status" in r]
     assert answered and set(answered) <= {200, 204}, answered
+    for record in polls:
+        assert not header_errors(POLL, record["headers"]), record["headers"]
+        assert_poll_query(record["path"])
+
+
+def assert_poll_query(path):
+    """The client's poll parameters are within what the poll operation accepts."""
+    from jsonschema import Draft7Validator
+    from tests.support.contract import operation
+
+    query = {k: int(v[0]) for k, v in parse_qs(urlsplit(path).query).items()}
+    declared = operation(POLL)["query"]
+    assert set(query) <= set(declared), query
+    for name, value in query.items():
+        assert not list(Draft7Validator(declared[name]).iter_errors(value)), (name, value)
 
 
 # --- malformed polls -------------------------------------------------------------------------
@@ -174,7 +190,7 @@ def test_poll_auth_failures_use_the_contract_codes(service):
     ]
     for headers, target, status, code in cases:
         resp = session.get(target, params={"timeout_ms": 1}, headers=headers, timeout=5)
-        assert_error(resp, status, code=code, path=POLL, method="get")
+        assert_error(resp, status, code=code, operation=POLL)
 
 
 def test_metadata_refuses_a_key_without_tunnel_use_with_403(service):
@@ -182,19 +198,19 @@ def test_metadata_refuses_a_key_without_tunnel_use_with_403(service):
     relay.add_key("key-without-tunnel-use", False)
     resp = session.get(url(relay), headers={"Authorization": "Bearer key-without-tunnel-use"},
                        timeout=5)
-    assert_error(resp, 403, code="tunnel_use_forbidden", path=METADATA, method="get")
+    assert_error(resp, 403, code="tunnel_use_forbidden", operation=METADATA)
     resp = session.get(url(relay, tunnel_id=OTHER_TUNNEL), timeout=5)
-    assert_error(resp, 403, code="tunnel_use_forbidden", path=METADATA, method="get")
+    assert_error(resp, 403, code="tunnel_use_forbidden", operation=METADATA)
 
 
 def test_injected_poll_faults_are_contract_shaped(service):
     relay, session = service
     relay.faults.push("poll", "status:429:3", "status:503")
     limited = session.get(url(relay, "/poll"), params={"timeout_ms": 1}, timeout=5)
-    assert_error(limited, 429, code="rate_limit_exceeded", path=POLL, method="get")
+    assert_error(limited, 429, code="rate_limit_exceeded", operation=POLL)
     assert limited.headers["Retry-After"] == "3"
     down = session.get(url(relay, "/poll"), params={"timeout_ms": 1}, timeout=5)
-    assert_error(down, 503, code="tunnel_transport_unavailable", path=POLL, method="get")
+    assert_error(down, 503, code="tunnel_transport_unavailable", operation=POLL)
 
 
 # --- malformed responses ---------------------------------------------------------------------
@@ -247,7 +263,7 @@ def test_a_malformed_response_payload_is_a_400_and_the_call_stays_pending(polled
     relay, session, call = polled
     payload = good(call, **change)
     resp = post(session, relay, payload, call.shard_token)
-    assert_error(resp, 400, path=RESPONSE, method="post")
+    assert_error(resp, 400, operation=RESPONSE)
     assert relay.call_count() == 1
     ok = post(session, relay, good(call), call.shard_token)
     assert ok.status_code == 200 and ok.json() == {"status": "ok"}
@@ -258,22 +274,21 @@ def test_missing_fields_and_bodies_that_are_not_objects_are_400s(polled):
     for body in ({"resp_code": 200}, {"request_id": call.request_id}, [good(call)], "null",
                  "not json", b"\xff\xfe", b""):
         resp = post(session, relay, body, call.shard_token)
-        assert_error(resp, 400, path=RESPONSE, method="post")
+        assert_error(resp, 400, operation=RESPONSE)
 
 
 def test_an_invalid_channel_name_is_invalid_channel_format(polled):
     relay, session, call = polled
     resp = post(session, relay, good(call, channel="Main Channel!"), call.shard_token)
-    assert_error(resp, 400, code="invalid_channel_format", param="channel", path=RESPONSE,
-                 method="post")
+    assert_error(resp, 400, code="invalid_channel_format", param="channel", operation=RESPONSE)
 
 
 def test_the_shard_token_header_is_required_and_must_match(polled):
     relay, session, call = polled
     missing = post(session, relay, good(call), None)
-    assert_error(missing, 400, param="X-Tunnel-Shard-Token", path=RESPONSE, method="post")
+    assert_error(missing, 400, param="X-Tunnel-Shard-Token", operation=RESPONSE)
     wrong = post(session, relay, good(call), "shard_somebody_else")
-    assert_error(wrong, 404, code="pending_request_not_found", path=RESPONSE, method="post")
+    assert_error(wrong, 404, code="pending_request_not_found", operation=RESPONSE)
     assert relay.call_count() == 1, "a mismatched post must not consume the request"
     assert post(session, relay, good(call), call.shard_token).status_code == 200
 
@@ -281,10 +296,10 @@ def test_the_shard_token_header_is_required_and_must_match(polled):
 def test_unknown_and_already_answered_requests_are_404(polled):
     relay, session, call = polled
     unknown = post(session, relay, good(call, request_id="req_never_issued"), call.shard_token)
-    assert_error(unknown, 404, code="pending_request_not_found", path=RESPONSE, method="post")
+    assert_error(unknown, 404, code="pending_request_not_found", operation=RESPONSE)
     assert post(session, relay, good(call), call.shard_token).status_code == 200
     again = post(session, relay, good(call), call.shard_token)
-    assert_error(again, 404, code="pending_request_not_found", path=RESPONSE, method="post")
+    assert_error(again, 404, code="pending_request_not_found", operation=RESPONSE)
     assert call.take(1)["resp_code"] == 200
     assert call.take(0.1) is None, "the second answer must not reach the caller"
 
@@ -301,7 +316,7 @@ def test_response_auth_failures_use_the_contract_codes(polled):
     for headers, tunnel_id, status, code in cases:
         resp = post(session, relay, good(call), call.shard_token, headers=headers,
                     tunnel_id=tunnel_id)
-        assert_error(resp, status, code=code, path=RESPONSE, method="post")
+        assert_error(resp, status, code=code, operation=RESPONSE)
     assert post(session, relay, good(call), call.shard_token).status_code == 200
 
 
@@ -312,7 +327,7 @@ def test_an_oversize_response_is_413_request_body_too_large(service):
         call = small.submit(tool_call("echo", 1, input="x"))
         resp = post(session, small, good(call, resp_json={"blob": "x" * 8192}),
                     call.shard_token, headers={"Authorization": "Bearer " + small.api_key})
-        assert_error(resp, 413, code="request_body_too_large", path=RESPONSE, method="post")
+        assert_error(resp, 413, code="request_body_too_large", operation=RESPONSE)
         assert small.call_count() == 1
     finally:
         small.stop()
@@ -321,7 +336,7 @@ def test_an_oversize_response_is_413_request_body_too_large(service):
         "Content-Length": str(relay.max_response_body + 1),
         "X-Tunnel-Shard-Token": "shard", "Content-Type": "application/json"})
     assert answer.startswith(b"HTTP/1.1 413 "), answer[:200]
-    assert_valid("APIErrorResponse", json.loads(answer.split(b"\r\n\r\n", 1)[1]))
+    assert_valid("error_response", json.loads(answer.split(b"\r\n\r\n", 1)[1]))
 
 
 @pytest.mark.parametrize("length", ["abc", "-1", "1e3"])
@@ -330,7 +345,7 @@ def test_a_malformed_content_length_is_a_400(service, length):
     answer = raw_request(relay, "POST", url(relay, "/response"), {
         "Content-Length": length, "X-Tunnel-Shard-Token": "shard"})
     assert answer.startswith(b"HTTP/1.1 400 "), answer[:200]
-    assert_valid("APIErrorResponse", json.loads(answer.split(b"\r\n\r\n", 1)[1]))
+    assert_valid("error_response", json.loads(answer.split(b"\r\n\r\n", 1)[1]))
 
 
 def test_wrong_methods_get_405_with_an_error_body(service):

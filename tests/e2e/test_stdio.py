@@ -45,7 +45,7 @@ def test_tools_list_and_call_round_trip_with_zero_integer_and_string_ids(relay, 
         assert reply["id"] == rpc_id
         assert reply["result"]["structuredContent"] == {"echoed": "hi %s" % rpc_id}
     for record in relay.responses:
-        assert_valid("TunnelResponsePayload", json.loads(record["body"]))
+        assert_valid("response_payload", json.loads(record["body"]))
         assert record["headers"]["X-Tunnel-Shard-Token"].startswith("shard_")
     for record in relay.polls:
         assert record["path"].endswith(("limit=1&timeout_ms=2000", "limit=1&timeout_ms=1"))

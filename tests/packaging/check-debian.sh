@@ -63,15 +63,12 @@ check "$p systemd-analyze verify on systemd $systemd_version" \
 in_chroot "$C" CHECK_PREFIX="$p" bash /tmp/pkgtest/smoke.sh deb "$version" || FAILED=$((FAILED + 1))
 
 if [ -n "$rpm" ]; then
-    mkdir -p "$C/tmp/pkgtest/src/contract"
+    mkdir -p "$C/tmp/pkgtest/src"
     # The checkout's files (tests use repo-level helpers such as benchmarks/), minus the
     # code itself: the tests must import the installed package.
     (cd "$ROOT" && git ls-files -co --exclude-standard -z |
         grep -zv -e '^tunnel_client/' -e '^packaging/' | tar --null -T - -cf -) |
         tar -C "$C/tmp/pkgtest/src" -xf -
-    contract=${TUNNEL_CLIENT_CONTRACT:-$ROOT/../shared/contract/openapi.json}
-    # Without it the contract tests skip themselves, as they do outside the chroot.
-    [ -f "$contract" ] && cp "$contract" "$C/tmp/pkgtest/src/contract/openapi.json"
     cp "$ROOT"/.cache/packaging/tools/wheels/trustme-*.whl "$C/tmp/pkgtest/" 2>/dev/null ||
         echo "INFO $p no trustme wheel (make packaging-tools): its tests will skip"
     t1=$SECONDS

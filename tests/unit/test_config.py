@@ -304,3 +304,37 @@ def test_schema_is_draft7_and_loads_with_the_floor_validator():
     from tunnel_client.config.schema import SCHEMA
     Draft7Validator.check_schema(SCHEMA)
     assert SCHEMA["properties"]["mcp"]["properties"]["stdio"]["additionalProperties"] is False
+
+
+def _conforms(value, kind) -> bool:
+    """isinstance for the annotations the registry produces (Optional, Tuple[X, ...])."""
+    import typing
+
+    origin, args = typing.get_origin(kind), typing.get_args(kind)
+    if origin is typing.Union:
+        return any(_conforms(value, arg) for arg in args)
+    if origin is tuple:
+        return isinstance(value, tuple) and all(_conforms(item, args[0]) for item in value)
+    if kind is type(None):
+        return value is None
+    return isinstance(value, origin or kind)
+
+
+def test_every_config_field_has_the_type_its_setting_parses_to(tmp_path):
+    import dataclasses
+    import typing
+
+    cfg = runtime()
+    nodes = [("", cfg)]
+    checked = 0
+    while nodes:
+        prefix, node = nodes.pop()
+        for item in dataclasses.fields(node):
+            value = getattr(node, item.name)
+            assert item.type is not typing.Any, "%s%s is typed Any" % (prefix, item.name)
+            if dataclasses.is_dataclass(value):
+                nodes.append(("%s%s." % (prefix, item.name), value))
+                continue
+            assert _conforms(value, item.type), (prefix + item.name, value, item.type)
+            checked += 1
+    assert checked > 50

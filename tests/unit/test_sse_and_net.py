@@ -99,10 +99,43 @@ def test_gate_lets_one_probe_through_then_everyone():
     waiter.start()
     waiter.join(0.2)
     assert waiter.is_alive(), "a second worker must wait for the probe's verdict"
-    gate.success()
+    gate.success(time.monotonic())
     waiter.join(2)
     assert results == [POLL]
     assert gate.wait(stop) == POLL
+
+
+def test_a_poll_sent_before_a_pause_does_not_clear_it():
+    gate = BackoffGate()
+    stop = threading.Event()
+    assert gate.wait(stop) == PROBE
+    gate.success(time.monotonic())
+    long_poll_sent = time.monotonic()  # waiting at the service while another worker...
+    gate.failure(ControlPlaneError("429", status=429, retry_after=60))  # ...meets a 429
+    gate.success(long_poll_sent)
+    assert "429" in gate.reason
+    results = []
+    waiter = threading.Thread(target=lambda: results.append(gate.wait(stop)))
+    waiter.start()
+    waiter.join(0.2)
+    assert waiter.is_alive(), "the Retry-After pause must hold for every worker"
+    gate.close()
+    waiter.join(2)
+    assert results == [None]
+
+
+def test_a_probe_overtaken_by_a_pause_lets_the_next_probe_go():
+    gate = BackoffGate()
+    stop = threading.Event()
+    assert gate.wait(stop) == PROBE
+    probe_sent = time.monotonic()
+    gate.pause(0.05, "response POST got 429 with Retry-After")
+    gate.success(probe_sent)
+    results = []
+    waiter = threading.Thread(target=lambda: results.append(gate.wait(stop)))
+    waiter.start()
+    waiter.join(5)
+    assert results == [PROBE], "nobody may probe while a finished probe is still counted"
 
 
 def test_gate_pauses_for_retry_after_and_counts_one_failure_per_outage():

@@ -43,16 +43,15 @@ def _command(**overrides):
     return cmd
 
 
-def test_poll_body_parses_the_contract_example():
-    from tests.support.contract import contract
-    example = contract()["paths"]["/v1/tunnels/{tunnel_id}/poll"]["get"]["responses"]["200"][
-        "content"]["application/json"]["example"]
-    assert_valid("PolledCommandList", example)
+def test_poll_body_parses_the_wire_schema_example():
+    from tests.support.contract import wire_schema
+    example = wire_schema()["definitions"]["poll_body"]["examples"][0]
+    assert_valid("poll_body", example)
     commands, skipped = wire.parse_poll_body(json.dumps(example).encode(), time.monotonic())
     assert not skipped
     assert [c.command_type for c in commands] == ["jsonrpc", "session_termination"]
-    assert commands[0].rpc_id == "rpc_123" and commands[0].response_timeout == 30.0
-    assert commands[1].header("mcp-session-id") == "session_123"
+    assert commands[0].rpc_id == "call_1" and commands[0].response_timeout == 30.0
+    assert commands[1].header("mcp-session-id") == "sess_1"
 
 
 def test_unknown_and_malformed_commands_are_skipped_with_their_request_id():
@@ -106,9 +105,9 @@ def _cmd():
     wire.failure(1, wire.TunnelFailure("transport_closed", "eof", False)),
     wire.unsupported_channel(_cmd()),
 ])
-def test_every_response_body_we_build_matches_the_contract(reply):
+def test_every_response_body_we_build_matches_the_wire_schema(reply):
     body = json.loads(wire.encode_response(_cmd(), reply))
-    assert_valid("TunnelResponsePayload", body)
+    assert_valid("response_payload", body)
     assert body["request_id"] == "req_1" and body["channel"] == "main"
     if reply.resp_type in ("notify_ack", "session_termination_response"):
         assert "resp_json" not in body
@@ -152,7 +151,7 @@ def test_synthesized_failures_carry_valid_provenance():
     assert not tunnel_failure_errors(closed.json()["error"]["data"]["tunnel_failure"])
 
 
-def test_the_contract_rejects_what_provenance_must_never_say():
+def test_the_wire_schema_rejects_what_provenance_must_never_say():
     assert tunnel_failure_errors({"version": 1, "source": "transport_closed",
                                   "upstream_response_received": True})
 
@@ -212,7 +211,7 @@ def test_rpc_kinds():
     assert wire.rpc_kind({"jsonrpc": "2.0", "id": True, "method": "x"}) == "invalid"
     assert wire.rpc_kind({"jsonrpc": "2.0", "id": 1.5, "method": "x"}) == "invalid"
     assert wire.rpc_kind([]) == "invalid"
-    assert not schema_errors("TunnelResponseAck", {"status": "ok"})
+    assert not schema_errors("response_ack", {"status": "ok"})
 
 
 def test_classification_of_tls_errors_whose_reason_is_a_string():

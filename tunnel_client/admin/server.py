@@ -12,7 +12,6 @@ import os
 import socket
 import socketserver
 import stat
-import tempfile
 import threading
 import time
 from typing import Optional
@@ -21,6 +20,7 @@ from urllib.parse import parse_qs, urlsplit
 from tunnel_client import wire
 from tunnel_client.admin import api
 from tunnel_client.errors import StartupError
+from tunnel_client.files import write_private
 from tunnel_client.httpd import (Handler, Server, is_loopback_host, serve_in_thread,
                                  split_hostport, stop_quietly)
 from tunnel_client.observe.logs import get_logger
@@ -286,18 +286,9 @@ class AdminServer:
         self.url = "http+unix://" + base64.urlsafe_b64encode(path.encode()).decode().rstrip("=")
 
     def _write_url_file(self):
-        directory = os.path.dirname(os.path.abspath(self.url_file))
-        fd, tmp = tempfile.mkstemp(prefix=".health-url-", dir=directory)
         try:
-            with os.fdopen(fd, "w") as handle:
-                handle.write(self.url + "\n")
-            os.chmod(tmp, 0o600)
-            os.replace(tmp, self.url_file)
+            write_private(self.url_file, self.url + "\n", prefix=".health-url-")
         except OSError as exc:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
             raise StartupError("cannot write health URL file %s: %s" % (self.url_file, exc))
         self._url_written = True
 

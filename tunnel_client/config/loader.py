@@ -9,7 +9,7 @@ import os
 import re
 import ssl
 from dataclasses import dataclass, field, make_dataclass
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Tuple
 
 from tunnel_client.config import profiles, schema
 from tunnel_client.config import values as v
@@ -45,10 +45,11 @@ def _build_section_classes():
                 tree.setdefault(".".join(parts[:i]), [])
     classes = {}
     for section in sorted(tree, key=lambda name: -name.count(".")):
-        fields = [(s.attr, Any) for s in SETTINGS if s.yaml and s.section == section]
-        fields += [(child.rsplit(".", 1)[-1], Any) for child in classes
+        fields = [(s.attr, s.value_type) for s in SETTINGS if s.yaml and s.section == section]
+        fields += [(child.rsplit(".", 1)[-1], classes[child]) for child in classes
                    if child.rsplit(".", 1)[0] == section and "." in child]
         classes[section] = make_dataclass(_class_name(section), fields, frozen=True)
+        classes[section].__module__ = __name__
     return classes
 
 
@@ -71,9 +72,6 @@ class _ConfigBase:
                 return spec
         return None
 
-    def was_set(self, key: str) -> bool:
-        return self.origins.get(key, Origin("default", "")).source != "default"
-
     def value(self, key: str):
         node = self
         for part in key.split("."):
@@ -81,11 +79,20 @@ class _ConfigBase:
         return node
 
 
-Config = make_dataclass(
-    "Config",
-    [(s.attr, Any) for s in _TOP_SETTINGS] + [(name, Any) for name in _TOP_SECTIONS],
-    bases=(_ConfigBase,), frozen=True)
-Config.__doc__ = "The effective configuration: immutable, typed, with each value's origin."
+if TYPE_CHECKING:
+    class Config(_ConfigBase):
+        """Built at runtime from the registry, so a static checker cannot list its fields;
+        every attribute read is Any to it (the runtime annotations are the real types)."""
+
+        def __getattr__(self, name: str) -> Any: ...
+else:
+    Config = make_dataclass(
+        "Config",
+        [(s.attr, s.value_type) for s in _TOP_SETTINGS]
+        + [(name, _SECTION_CLASSES[name]) for name in _TOP_SECTIONS],
+        bases=(_ConfigBase,), frozen=True)
+    Config.__module__ = __name__
+    Config.__doc__ = "The effective configuration: immutable, typed, with each value's origin."
 
 
 # --- reading the YAML file ---------------------------------------------------------------

@@ -1,6 +1,6 @@
 """Choosing the configuration file: --config, --profile, --profile-file and their env twins.
 
-Lookup order and messages follow the Go client (INVENTORY.md 2.2).
+Lookup order and messages follow the official Go client.
 """
 
 import os
@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Mapping, Optional
 
 from tunnel_client.errors import ConfigError
+from tunnel_client.files import write_private
 
 PROFILE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
@@ -137,23 +138,10 @@ def validate_text(text: str, environ: Mapping[str, str]) -> Optional[str]:
 def write_profile(directory: str, name: str, text: str, force: bool = False) -> str:
     """Write ``<dir>/<name>.yaml`` mode 0600 in a 0700 directory, atomically; never
     overwrite without ``force``."""
-    import tempfile
-
     check_profile_name(name)
     path = os.path.join(directory, name + ".yaml")
     if os.path.exists(path) and not force:
         raise ConfigError('profile "%s" already exists; pass --force to replace it' % name)
     os.makedirs(directory, mode=0o700, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="." + name + "-", suffix=".yaml", dir=directory)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except OSError:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    write_private(path, text, prefix="." + name + "-", suffix=".yaml")
     return path

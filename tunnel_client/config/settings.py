@@ -2,12 +2,13 @@
 
 Flags, environment lookup, the YAML JSON Schema, ``--help`` text, the configuration
 reference (docs/configuration.md) and the redacted effective-config export are all loops
-over ``SETTINGS``. Names follow the Go client (INVENTORY.md 1.3 and 2.3) so an operator can
+over ``SETTINGS``. Names follow the official Go client so an operator can
 switch clients with the same profile; settings that client does not have are marked
 ``ours`` in the docs.
 """
 
 import re
+import typing
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Optional, Tuple
 
@@ -53,6 +54,13 @@ class Setting:
         return self.key.rsplit(".", 1)[0] if "." in self.key else ""
 
     @property
+    def value_type(self) -> Any:
+        """The type of the loaded value: what ``parse`` returns, optional when the default
+        is None. The Config dataclasses carry it as the field's annotation."""
+        kind = typing.get_type_hints(self.parse).get("return", Any)
+        return Optional[kind] if self.default is None else kind
+
+    @property
     def name(self) -> str:
         """The operator-facing name used in messages: the flag without dashes."""
         return self.flag[2:] if self.flag else self.key
@@ -61,24 +69,24 @@ class Setting:
 # --- parser factories --------------------------------------------------------------------
 
 
-def text(raw, ctx):
+def text(raw, ctx) -> Optional[str]:
     return str(raw).strip() or None
 
 
-def resolved(raw, ctx):
+def resolved(raw, ctx) -> Optional[str]:
     return v.resolve_value(str(raw), ctx.environ) if str(raw).strip() else None
 
 
-def path(raw, ctx):
+def path(raw, ctx) -> Optional[str]:
     return v.resolve_path(str(raw), ctx.environ) if str(raw).strip() else None
 
 
-def boolean(raw, ctx):
+def boolean(raw, ctx) -> bool:
     return v.parse_bool(raw)
 
 
 def duration(minimum=0.0, positive=False, below=None):
-    def parse(raw, ctx):
+    def parse(raw, ctx) -> float:
         seconds = v.parse_duration(raw)
         if positive and seconds <= 0:
             raise ValueError("must be greater than zero; " + v.DURATION_HINT)
@@ -91,7 +99,7 @@ def duration(minimum=0.0, positive=False, below=None):
 
 
 def integer(low, high):
-    def parse(raw, ctx):
+    def parse(raw, ctx) -> int:
         number = v.parse_int(raw)
         if number < low:
             raise ValueError("must be greater than zero" if low == 1
@@ -105,7 +113,7 @@ def integer(low, high):
 def choice(*options, aliases=None):
     aliases = aliases or {}
 
-    def parse(raw, ctx):
+    def parse(raw, ctx) -> str:
         value = str(raw).strip().lower()
         value = aliases.get(value, value)
         if value not in options:
@@ -114,13 +122,13 @@ def choice(*options, aliases=None):
     return parse
 
 
-def proxy(raw, ctx):
+def proxy(raw, ctx) -> Optional[v.ProxySetting]:
     if not str(raw).strip():
         return None
     return v.parse_proxy(str(raw), ctx.environ, ctx.label)
 
 
-def api_key(raw, ctx):
+def api_key(raw, ctx) -> str:
     key = v.resolve_secret(str(raw), ctx.environ, require_ref=ctx.source == "flag")
     if not re.match(r"^[0-9A-Za-z_-]+$", key):
         raise v.Invalid("control plane API key is malformed; it may contain only letters, "
@@ -128,7 +136,7 @@ def api_key(raw, ctx):
     return key
 
 
-def tunnel_id(raw, ctx):
+def tunnel_id(raw, ctx) -> Optional[str]:
     value = str(raw).strip()
     if not value:
         return None
@@ -138,12 +146,12 @@ def tunnel_id(raw, ctx):
     return value
 
 
-def base_url(raw, ctx):
+def base_url(raw, ctx) -> str:
     url = v.resolve_value(str(raw), ctx.environ)
     return v.parse_http_url(url, what="control-plane base URL").rstrip("/")
 
 
-def url_path(raw, ctx):
+def url_path(raw, ctx) -> str:
     value = v.resolve_value(str(raw), ctx.environ) if str(raw).strip() else ""
     if not value:
         return ""
@@ -154,14 +162,14 @@ def url_path(raw, ctx):
     return value.rstrip("/")
 
 
-def organization_id(raw, ctx):
+def organization_id(raw, ctx) -> Optional[str]:
     value = str(raw).strip()
     if "\r" in value or "\n" in value:
         raise ValueError("cannot contain header line breaks")
     return value or None
 
 
-def channel_list(raw, ctx):
+def channel_list(raw, ctx) -> Optional[Tuple[str, ...]]:
     items = raw if isinstance(raw, list) else [raw]
     channels = []
     for item in items:
@@ -185,7 +193,7 @@ CONTROL_PLANE_PROTECTED_HEADERS = (
 
 
 def headers(protected=()):
-    def parse(raw, ctx):
+    def parse(raw, ctx) -> v.HeaderList:
         if isinstance(raw, dict):
             pairs = [(str(k), "" if val is None else str(val)) for k, val in raw.items()]
         else:
@@ -195,7 +203,7 @@ def headers(protected=()):
     return parse
 
 
-def http_bindings(raw, ctx):
+def http_bindings(raw, ctx) -> Tuple[v.BindingSpec, ...]:
     if isinstance(raw, list) and raw and isinstance(raw[0], dict):
         return tuple(v.http_binding({k.replace("-", "_"): (None if val is None else str(val))
                                      for k, val in item.items()}, ctx.environ, ctx.label)
@@ -205,7 +213,7 @@ def http_bindings(raw, ctx):
                  if str(e).strip())
 
 
-def stdio_bindings(raw, ctx):
+def stdio_bindings(raw, ctx) -> Tuple[v.BindingSpec, ...]:
     if isinstance(raw, list) and raw and isinstance(raw[0], dict):
         return tuple(v.stdio_binding(item.get("channel"), str(item.get("command") or ""),
                                      ctx.environ, ctx.label) for item in raw)
@@ -214,7 +222,7 @@ def stdio_bindings(raw, ctx):
                  if str(e).strip())
 
 
-def harpoon_targets(raw, ctx):
+def harpoon_targets(raw, ctx) -> Tuple[v.HarpoonTargetSpec, ...]:
     if isinstance(raw, list) and raw and isinstance(raw[0], dict):
         items = [v.harpoon_target({k.replace("-", "_"): (None if val is None else str(val))
                                    for k, val in item.items()}, ctx.environ) for item in raw]
@@ -228,12 +236,12 @@ def harpoon_targets(raw, ctx):
     return tuple(items)
 
 
-def string_list(raw, ctx):
+def string_list(raw, ctx) -> Optional[Tuple[str, ...]]:
     items = raw if isinstance(raw, list) else [raw]
     return tuple(str(i).strip() for i in items if str(i).strip()) or None
 
 
-def regex_list(raw, ctx):
+def regex_list(raw, ctx) -> Optional[Tuple[str, ...]]:
     patterns = string_list(raw, ctx) or ()
     for pattern in patterns:
         try:
@@ -243,7 +251,7 @@ def regex_list(raw, ctx):
     return patterns or None
 
 
-def transports(raw, ctx):
+def transports(raw, ctx) -> Optional[Tuple[str, ...]]:
     items = string_list(raw, ctx) or ()
     for item in items:
         if item != "http-streamable":
@@ -252,7 +260,7 @@ def transports(raw, ctx):
     return items or None
 
 
-def listen_addr(raw, ctx):
+def listen_addr(raw, ctx) -> Optional[str]:
     value = v.resolve_value(str(raw), ctx.environ) if str(raw).strip() else ""
     if not value:
         return None
@@ -264,7 +272,6 @@ def listen_addr(raw, ctx):
 
 # --- JSON Schema fragments for YAML values -----------------------------------------------
 
-_STR = {"type": "string"}
 _BOOL = {"type": "boolean"}
 _INT = {"type": "integer"}
 _STR_LIST = {"type": "array", "items": {"type": "string"}}

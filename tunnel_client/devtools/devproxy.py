@@ -1,6 +1,6 @@
 """``dev proxy``: the local control plane and a tunnel-client runtime in one process.
 
-The one place devtools composes the runtime (DESIGN.md section 3): it builds a Config as
+The one place devtools composes the runtime (docs/architecture.md, Rooms): it builds a Config as
 ``run`` would, with the relay as control plane and short poll timings, and reports ready
 only after the client has polled once.
 """

@@ -1,6 +1,6 @@
 """The local control plane: a faithful, single-process stand-in for the tunnel service.
 
-Service side (contract/openapi.json): ``GET /v1/tunnels/{id}``, ``GET .../poll``,
+Service side (tests/contract/wire.schema.json): ``GET /v1/tunnels/{id}``, ``GET .../poll``,
 ``POST .../response`` with bearer auth and the contract's error bodies. Caller side:
 ``POST /v1/mcp/{id}[/{channel}]`` takes MCP Streamable HTTP from any MCP client and turns
 each message into a command; ``DELETE`` becomes ``session_termination``. Replies are JSON,
@@ -341,7 +341,8 @@ class Relay:
 
 
 def validate_response_payload(payload, allow_extensions: bool = False) -> Optional[str]:
-    """The contract's TunnelResponsePayload rules, by hand (no schema file at runtime)."""
+    """The response_payload rules (tests/contract/wire.schema.json), by hand: no schema
+    file at runtime."""
     if not isinstance(payload, dict):
         return "body must be a JSON object"
     extra = set(payload) - _RESPONSE_FIELDS

@@ -19,6 +19,7 @@ from requests.structures import CaseInsensitiveDict
 
 from tunnel_client import wire
 from tunnel_client.config.values import BindingSpec, HeaderList, redact_url
+from tunnel_client.errors import brief
 from tunnel_client.mcp.binding import Binding
 from tunnel_client.mcp.protocol import default_initialize_params
 from tunnel_client.sse import EventTooLarge, SseParser
@@ -275,7 +276,7 @@ class HttpBinding(Binding):
                 cause = wire.TunnelFailure("protocol", "response_body_too_large", True)
             log.warning("MCP response failed", extra=dict(
                 self._fields, request_id=cmd.request_id, failure_source=cause.source,
-                transport_error_kind=cause.transport_error_kind, error=_short(exc)))
+                transport_error_kind=cause.transport_error_kind, error=brief(exc)))
             yield wire.failure(rpc_id, cause)
         finally:
             resp.close()
@@ -360,7 +361,7 @@ class HttpBinding(Binding):
                                   allow_redirects=False, **self._kwargs)
         except requests.RequestException as exc:
             log.warning("MCP session termination failed",
-                        extra=dict(self._fields, request_id=cmd.request_id, error=_short(exc)))
+                        extra=dict(self._fields, request_id=cmd.request_id, error=brief(exc)))
             return wire.session_terminated(502)
         with resp:
             return wire.session_terminated(resp.status_code,
@@ -394,8 +395,3 @@ def _as_utf8(body: bytes, msg) -> bytes:
 
 def _path(url: str) -> str:
     return urlsplit(url).path
-
-
-def _short(exc: Exception) -> str:
-    text = str(exc)
-    return text if len(text) <= 300 else text[:300] + "..."

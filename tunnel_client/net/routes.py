@@ -3,7 +3,7 @@ resolved once at startup and logged once.
 
 Sessions use ``trust_env=False`` and every request passes ``proxies=``, ``verify=`` and
 ``cert=`` explicitly, because requests otherwise lets ``HTTPS_PROXY`` and
-``REQUESTS_CA_BUNDLE`` silently override session settings (DESIGN.md section 5).
+``REQUESTS_CA_BUNDLE`` silently override session settings.
 """
 
 import atexit

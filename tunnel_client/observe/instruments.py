@@ -1,6 +1,6 @@
 """Every metric the daemon exports, declared in one place.
 
-Names follow the Go client where it has one (INVENTORY.md 6.1), so dashboards carry over;
+Names follow the official Go client where it has one, so dashboards carry over;
 the rest are ours (stdio supervision, response delivery, process basics).
 """
 

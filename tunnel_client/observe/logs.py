@@ -13,7 +13,7 @@ import os
 import re
 import threading
 import traceback
-from typing import Dict, Iterable, List, Optional
+from typing import Dict, List, Optional
 
 ROOT = "tunnel_client"
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING,
@@ -306,10 +306,6 @@ class LogSetup:
         for handler in list(self.root.handlers):
             self.root.removeHandler(handler)
             handler.close()
-
-
-def iter_events(setup: Optional[LogSetup]) -> Iterable[dict]:
-    return setup.ring.recent(0) if setup else []
 
 
 _raw_log = logging.getLogger(ROOT + ".http")

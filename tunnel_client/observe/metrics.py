@@ -58,10 +58,6 @@ class _Metric:
         return ["# HELP %s %s" % (self.name, _escape(self.doc)),
                 "# TYPE %s %s" % (self.name, self.kind)]
 
-    def series_count(self) -> int:
-        with self._lock:
-            return len(self._series)
-
 
 class Counter(_Metric):
     kind = "counter"
@@ -101,9 +97,6 @@ class Gauge(_Metric):
         with self._lock:
             key = self._key(labels)
             self._series[key] = self._series.get(key, 0) + amount
-
-    def dec(self, amount: float = 1, **labels):
-        self.inc(-amount, **labels)
 
     def set_function(self, function: Callable[[], float]):
         """Read the value at scrape time (unlabelled gauges only)."""
