@@ -21,7 +21,8 @@ from tunnel_client.mcp.binding import Binding
 from tunnel_client.mcp.harpoon import HarpoonBinding, HarpoonOptions
 from tunnel_client.mcp.http import HttpBinding
 from tunnel_client.mcp.router import Router
-from tunnel_client.mcp.stdio import StdioBinding, StdioPolicy, child_environment
+from tunnel_client.mcp.childenv import child_environment
+from tunnel_client.mcp.stdio import StdioBinding, StdioPolicy
 from tunnel_client.mcp.targets import HostPolicy, Registry, Target
 from tunnel_client.net import Backoff, TrustStore, resolve_route
 from tunnel_client.net.proxycheck import ProxyHealth
@@ -55,7 +56,9 @@ class Service:
         self.fatal_reason: Optional[str] = None
         self.metadata: Optional[TunnelMetadata] = None
         self.metadata_error: Optional[str] = None
-        self.housekeeping = Housekeeping()
+        # Time-critical jobs and network jobs never share a thread (see housekeeping.py).
+        self.housekeeping = Housekeeping("housekeeping")
+        self.network_jobs = Housekeeping("network-jobs")
         self.trust = TrustStore(cfg.ca_bundle)
         self._metadata_attempts = 0
         _register_secrets(cfg)
@@ -185,11 +188,14 @@ class Service:
             self.log_setup.set_context(client_instance_id=self.instance_id,
                                        tunnel_id=cfg.control_plane.tunnel_id)
         self.housekeeping.start()
+        self.network_jobs.start()
         self._write_pid_file()
         started: List[Binding] = []
         try:
             for binding in self.router.bindings:
-                binding.start(self.housekeeping)
+                # An HTTP binding's jobs are probes over the network; stdio ones are not.
+                binding.start(self.housekeeping if binding.transport == "stdio"
+                              else self.network_jobs)
                 started.append(binding)
         except BaseException:
             for binding in started:
@@ -206,12 +212,12 @@ class Service:
         log.info("control-plane route resolved", extra={"route": self.cp_route.describe()})
         for binding in self.router.bindings:
             log.info("mcp channel route resolved", extra={"binding": binding.describe()})
-        self.housekeeping.call_later(0, self._fetch_metadata, "tunnel-metadata")
+        self.network_jobs.call_later(0, self._fetch_metadata, "tunnel-metadata")
         if self.notifier.enabled:
             self.housekeeping.call_later(READY_FALLBACK, self._first_poll, "systemd-ready")
         interval = cfg.proxy.check_interval
         if interval and self.proxy_health.routes:
-            self.housekeeping.call_later(0, lambda: (self.proxy_health.run_once(), interval)[1],
+            self.network_jobs.call_later(0, lambda: (self.proxy_health.run_once(), interval)[1],
                                          "proxy-health")
         main = self.router.route("main")
         if cfg.mcp.startup_wait_timeout > 0 and isinstance(main, HttpBinding):
@@ -234,7 +240,7 @@ class Service:
 
     def _start_workers(self):
         if self.discoverer is not None:
-            self.housekeeping.call_later(0, self._run_discovery, "oauth-discovery")
+            self.network_jobs.call_later(0, self._run_discovery, "oauth-discovery")
         for worker in self.workers:
             worker.start()
 
@@ -347,6 +353,7 @@ class Service:
             binding.stop()
         self.harpoon.stop()
         self.housekeeping.stop()
+        self.network_jobs.stop()
         self.admin.stop()
         self.controlplane.close()
         self.trust.close()

@@ -353,3 +353,17 @@ def test_an_era_locked_server_gets_a_second_child_for_the_other_era(relay, daemo
     again = result_of(final(relay, rpc("tools/list", 4, _meta=meta)))["result"]
     assert again["pid"] == modern["pid"]
     assert "started a dedicated process" in instance.output()
+
+
+def test_a_killed_child_restarts_while_the_metadata_endpoint_hangs(relay, daemon):
+    """Restarts run on their own scheduler: a hanging network job cannot delay them."""
+    relay.faults.push("metadata", "delay:8")
+    instance = daemon(mcp_command=stub_command(), args=FAST_RESTART)
+    started = "stdio MCP command started"
+    pid = wait_for(lambda: [json.loads(line)["pid"] for line in instance.output().splitlines()
+                            if started in line], message="the first child")[0]
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: instance.output().count(started) == 2, message="the restarted child")
+    assert "tunnel metadata" not in instance.output(), "the metadata fetch was not hanging"
+    assert result_of(final(relay, tool_call("echo", 1, input="back")))["result"][
+        "structuredContent"] == {"echoed": "back"}

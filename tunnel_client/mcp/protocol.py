@@ -7,7 +7,8 @@ every request carries its protocol version in ``_meta`` and ``server/discover`` 
 """
 
 import copy
-from typing import Any, Dict, Optional
+from dataclasses import dataclass
+from typing import Any, Dict, FrozenSet, Optional
 
 from tunnel_client import CLIENT_NAME, __version__
 
@@ -32,9 +33,39 @@ def is_modern(msg: Dict[str, Any]) -> bool:
     return msg.get("method") == DISCOVER or MODERN_VERSION_KEY in meta(msg)
 
 
-def progress_token(msg: Dict[str, Any]):
+@dataclass(frozen=True)
+class ProgressToken:
+    """A caller's progress token, whatever its JSON type (kept as a value, never a key)."""
+
+    value: Any
+
+
+def progress_token(msg: Dict[str, Any]) -> Optional[ProgressToken]:
+    """The request's ``_meta.progressToken`` when it has a non-null one, of any JSON type."""
     token = meta(msg).get("progressToken")
-    return token if isinstance(token, (str, int)) and not isinstance(token, bool) else None
+    return None if token is None else ProgressToken(token)
+
+
+CAPABILITY_OF = {"sampling/createMessage": "sampling", "elicitation/create": "elicitation",
+                 "roots/list": "roots"}
+CLIENT_CAPABILITIES_KEY = "io.modelcontextprotocol/clientCapabilities"
+
+
+def declared_capabilities(value) -> FrozenSet[str]:
+    """The capability names a client declared (an ``initialize``'s ``capabilities``)."""
+    return frozenset(k for k in value if isinstance(k, str)) if isinstance(value, dict) \
+        else frozenset()
+
+
+def initialize_capabilities(msg: Dict[str, Any]) -> FrozenSet[str]:
+    params = msg.get("params")
+    return declared_capabilities(params.get("capabilities") if isinstance(params, dict)
+                                 else None)
+
+
+def request_capabilities(msg: Dict[str, Any]) -> FrozenSet[str]:
+    """A 2026-07-28 request declares the caller's capabilities in its own ``_meta``."""
+    return declared_capabilities(meta(msg).get(CLIENT_CAPABILITIES_KEY))
 
 
 def with_id_and_token(msg: Dict[str, Any], rpc_id, token=None) -> Dict[str, Any]:
@@ -44,7 +75,7 @@ def with_id_and_token(msg: Dict[str, Any], rpc_id, token=None) -> Dict[str, Any]
     """
     out = dict(msg)
     out["id"] = rpc_id
-    if token is not None:
+    if token is not None:  # only when the request has a _meta dict holding a token
         params = dict(out["params"])
         params["_meta"] = dict(params["_meta"], progressToken=token)
         out["params"] = params

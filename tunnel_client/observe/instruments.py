@@ -48,6 +48,14 @@ class Instruments:
         # stdio supervision
         self.stdio_restarts = r.counter("mcp_stdio_restarts_total",
                                         "stdio MCP server restarts.", ("channel", "reason"))
+        self.stdio_relayed_requests = r.counter(
+            "mcp_stdio_relayed_requests_total",
+            "Server-to-client requests from a stdio server relayed to the caller.",
+            ("channel", "method"))
+        self.stdio_unrouted_notifications = r.counter(
+            "mcp_stdio_unrouted_notifications_total",
+            "stdio server notifications outside any single call (no caller can get them).",
+            ("channel", "method"))
         self.stdio_generation = r.gauge("mcp_stdio_generation",
                                         "Current stdio process generation (1 = first spawn).",
                                         ("channel",))
