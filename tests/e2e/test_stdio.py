@@ -7,6 +7,7 @@ import signal
 import time
 
 import pytest
+import requests
 
 from tests.conftest import read_stub_log
 from tests.support.calls import exchange, final, initialize, notification, rpc, tool_call
@@ -367,3 +368,29 @@ def test_a_killed_child_restarts_while_the_metadata_endpoint_hangs(relay, daemon
     assert "tunnel metadata" not in instance.output(), "the metadata fetch was not hanging"
     assert result_of(final(relay, tool_call("echo", 1, input="back")))["result"][
         "structuredContent"] == {"echoed": "back"}
+
+
+def test_status_readiness_and_metrics_show_the_child_of_each_era(relay, daemon, tmp_path):
+    url_file = str(tmp_path / "admin.url")
+    daemon(mcp_command=stub_command(), args=["--health.url-file", url_file])
+    wait_for(lambda: os.path.exists(url_file) and open(url_file).read().strip(),
+             message="the admin URL file")
+    base = open(url_file).read().strip()
+    meta = {"io.modelcontextprotocol/protocolVersion": "2026-07-28"}
+    assert "result" in result_of(final(relay, rpc("tools/list", 1, _meta=meta)))
+    assert "result" in result_of(final(relay, initialize(rpc_id=2)))
+    assert "result" in result_of(final(relay, rpc("tools/list", 3)))
+    status = requests.get(base + "/api/status", timeout=5).json()
+    channel = status["channels"][0]
+    children = {c["era"]: c for c in channel["children"]}
+    assert set(children) == {"2026-07-28", "legacy"}
+    assert children["2026-07-28"]["pid"] != children["legacy"]["pid"]
+    assert children["legacy"]["handshake"] == "done"
+    assert all(c["generation"] == 1 and c["restarts"] == 0 for c in children.values())
+    assert requests.get(base + "/readyz", timeout=5).status_code == 200
+    ready = {i["name"]: i for i in status["readiness"]["inputs"]}["channel:main"]["reason"]
+    assert "legacy: stdio server running" in ready and "2026-07-28: stdio server running" \
+        in ready
+    metrics = requests.get(base + "/metrics", timeout=5).text
+    for era in ("legacy", "2026-07-28"):
+        assert 'mcp_stdio_generation{channel="main",era="%s"} 1' % era in metrics

@@ -57,8 +57,8 @@ class Instruments:
             "stdio server notifications outside any single call (no caller can get them).",
             ("channel", "method"))
         self.stdio_generation = r.gauge("mcp_stdio_generation",
-                                        "Current stdio process generation (1 = first spawn).",
-                                        ("channel",))
+                                        "Current stdio process generation (1 = first spawn), per "
+                                        "MCP era the child serves.", ("channel", "era"))
         self.stdio_last_exchange = r.gauge(
             "mcp_stdio_last_exchange_timestamp_seconds",
             "Unix time of the last JSON-RPC reply read from the stdio server.", ("channel",))

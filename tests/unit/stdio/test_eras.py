@@ -9,6 +9,9 @@ MODERN_META = {"_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28"
 class FakeSupervisor:
     label = ""
 
+    def claim(self, label):
+        self.label = label
+
 
 class FakeSession:
     def __init__(self, era):
@@ -45,6 +48,7 @@ def test_the_first_era_claims_the_boot_child_and_the_other_gets_a_new_one():
     assert len(made) == 1 and made[0].started == 1
     modern = eras.child_for(Era.MODERN)
     assert modern is made[0] and modern.era == "2026-07-28"
+    assert modern.supervisor.label == "2026-07-28"
     legacy = eras.child_for(Era.LEGACY)
     assert legacy is made[1] and legacy.started == 1 and legacy.era == "legacy"
     assert eras.child_for(Era.MODERN) is modern and eras.child_for(Era.LEGACY) is legacy

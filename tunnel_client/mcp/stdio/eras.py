@@ -70,7 +70,7 @@ class EraRouter:
             if self._first is not None and self._first not in self._claimed.values():
                 session = self._first
                 session.era = era.value
-                session.supervisor.label = era.value
+                session.supervisor.claim(era.value)
                 self._claimed[era] = session
                 return session
             # Started under the lock: two callers of a new era must not start two children.

@@ -129,8 +129,20 @@ class Supervisor:
                     channel=self.channel, reason=reason))
             self.child = child
             self._move(ChildState.RUNNING, "running")
-        self.metrics.stdio_generation.set(generation, channel=self.channel)
+        self._publish(generation)
         child.start()
+
+    def claim(self, label: str):
+        """This lineage now serves ``label`` (an MCP era) through all its restarts."""
+        with self._cond:
+            self.label = label
+            generation = self.generation
+        self._publish(generation)
+
+    def _publish(self, generation: int):
+        if self.label:  # a child no era has claimed yet has no series of its own
+            self.metrics.stdio_generation.set(generation, channel=self.channel,
+                                              era=self.label)
 
     def _respawn(self):
         with self._cond:
