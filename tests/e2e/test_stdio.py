@@ -214,6 +214,29 @@ def test_server_to_client_requests_get_local_answers(relay, daemon):
     assert roots["result"]["structuredContent"]["answer"]["error"]["code"] == -32601
 
 
+def test_a_server_request_is_relayed_to_the_caller_that_declared_it_and_answered_back(
+        relay, daemon):
+    daemon(mcp_command=stub_command("--test-tools"))
+    final(relay, rpc("initialize", 0, protocolVersion="2025-06-18",
+                     capabilities={"roots": {"listChanged": True}},
+                     clientInfo={"name": "test", "version": "1"}))
+    call = relay.submit(tool_call("ask_client", 1, method="roots/list"))
+    asked = call.take(10)
+    assert asked["resp_type"] == "jsonrpc_notify", asked
+    request = asked["resp_json"]
+    assert request["method"] == "roots/list" and request["id"].startswith("tc-ask-")
+    roots = {"roots": [{"uri": "file:///srv/data", "name": "data"}]}
+    ack = final(relay, {"jsonrpc": "2.0", "id": request["id"], "result": roots})
+    assert (ack["resp_type"], ack["resp_code"]) == ("notify_ack", 202)
+    done = call.take(10)
+    assert result_of(done)["result"]["structuredContent"]["answer"]["result"] == roots
+    # Answering again, or answering nothing that was asked, is acknowledged and dropped.
+    for rpc_id in (request["id"], "never-asked", 7):
+        again = final(relay, {"jsonrpc": "2.0", "id": rpc_id, "result": roots})
+        assert (again["resp_type"], again["resp_code"]) == ("notify_ack", 202)
+    assert result_of(final(relay, tool_call("echo", 2, input="ok")))["result"]
+
+
 def test_session_termination_on_stdio_is_405_and_the_server_keeps_serving(relay, daemon):
     daemon(mcp_command=stub_command())
     payload = final(relay, None, command_type="session_termination",
