@@ -9,13 +9,13 @@ import os
 import secrets
 import threading
 import time
-from typing import List, Optional
+from typing import Callable, List, Optional
 
 from tunnel_client import __version__, wire
 from tunnel_client.admin.server import AdminServer
 from tunnel_client.config import Config
 from tunnel_client.controlplane import ControlPlane, TunnelMetadata
-from tunnel_client.errors import ControlPlaneError, StartupError
+from tunnel_client.errors import ControlPlaneError, StartupError, TunnelClientError
 from tunnel_client.housekeeping import Housekeeping
 from tunnel_client.mcp.binding import Binding
 from tunnel_client.mcp.harpoon import HarpoonBinding, HarpoonOptions
@@ -116,7 +116,7 @@ class Service:
         cfg = self.cfg
         if spec.transport == "stdio":
             stdio = cfg.mcp.stdio
-            return StdioBinding(
+            binding = StdioBinding(
                 spec.channel, spec.argv,
                 child_environment(cfg.environ, [cfg.control_plane.api_key],
                                   stdio.inherit_secrets),
@@ -128,6 +128,8 @@ class Service:
                             max_line=stdio.max_message_bytes, stop_grace=stdio.stop_grace,
                             ttl=cfg.mcp.connection_max_ttl),
                 instruments=self.metrics, on_fatal=self.fail)
+            binding.set_roots(_roots_for(cfg, spec.channel))
+            return binding
         cert = spec.client_cert or cfg.mcp.client_cert
         key = spec.client_key or cfg.mcp.client_key
         route = resolve_route("mcp:" + spec.channel, spec.url,
@@ -313,6 +315,22 @@ class Service:
                                                    "description": self.metadata.description})
         return None
 
+    def reload(self, load: Callable[[], Config]):
+        """On SIGHUP: re-read the configuration and apply what can change while running
+        (the operator's roots for stdio servers); the rest needs a restart."""
+        def job():
+            try:
+                cfg = load()
+            except TunnelClientError as exc:
+                log.warning("reload failed; keeping the running configuration",
+                            extra={"error": str(exc)})
+                return
+            for binding in self.router.bindings:
+                if isinstance(binding, StdioBinding):
+                    binding.set_roots(_roots_for(cfg, binding.channel))
+            log.info("configuration reloaded (mcp.roots; other settings apply at restart)")
+        self.housekeeping.call_later(0, job, "reload")
+
     def fail(self, exc: Exception):
         """A part of the service cannot go on (e.g. a stdio server that cannot stay up)."""
         if self.fatal_reason is None:
@@ -393,6 +411,10 @@ class Service:
 
 
 _SENSITIVE_HEADER_WORDS = ("auth", "token", "key", "secret", "cookie", "password", "session")
+
+
+def _roots_for(cfg: Config, channel: str):
+    return tuple(uri for only, uri in cfg.mcp.roots or () if only in (None, channel))
 
 
 def _register_secrets(cfg: Config):

@@ -417,3 +417,37 @@ def test_status_readiness_and_metrics_show_the_child_of_each_era(relay, daemon, 
     metrics = requests.get(base + "/metrics", timeout=5).text
     for era in ("legacy", "2026-07-28"):
         assert 'mcp_stdio_generation{channel="main",era="%s"} 1' % era in metrics
+
+
+def test_the_operators_roots_answer_the_server_and_a_reload_announces_new_ones(
+        relay, daemon, stub_log, tmp_path):
+    config = tmp_path / "tunnel.yaml"
+    config.write_text("mcp:\n  roots: ['file:///srv/data']\n")
+    instance = daemon(mcp_command=stub_command("--test-tools", "--log", stub_log),
+                      args=["--config", str(config)])
+    final(relay, rpc("initialize", 0, protocolVersion="2025-06-18",
+                     capabilities={"roots": {}, "sampling": {}},
+                     clientInfo={"name": "test", "version": "1"}))
+
+    def roots_seen_by_server(rpc_id):
+        reply = result_of(final(relay, tool_call("ask_client", rpc_id, method="roots/list")))
+        return reply["result"]["structuredContent"]["answer"]["result"]["roots"]
+
+    # The caller declared roots, but the operator's have the last word: nobody is asked.
+    assert roots_seen_by_server(1) == [{"uri": "file:///srv/data", "name": "data"}]
+    handshake = [e for e in read_stub_log(stub_log) if e["method"] == "initialize"]
+    assert handshake[0]["capabilities"]["roots"] == {"listChanged": True}
+    config.write_text("mcp:\n  roots: ['file:///srv/data', 'file:///srv/more/']\n")
+    instance.signal(signal.SIGHUP)
+    wait_for(lambda: any(e["method"] == "notifications/roots/list_changed"
+                         for e in read_stub_log(stub_log)), message="roots/list_changed")
+    assert roots_seen_by_server(2) == [{"uri": "file:///srv/data", "name": "data"},
+                                       {"uri": "file:///srv/more/", "name": "more"}]
+    assert instance.proc.poll() is None
+
+
+def test_a_root_that_is_not_a_file_uri_is_a_one_line_startup_error(relay, daemon):
+    instance = daemon(wait=False, mcp_command=stub_command(),
+                      args=["--mcp.root", "/srv/data"])
+    assert instance.wait(15) != 0
+    assert 'root "/srv/data" is not a file:// URI' in instance.output()

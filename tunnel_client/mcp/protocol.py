@@ -7,6 +7,7 @@ every request carries its protocol version in ``_meta`` and ``server/discover`` 
 """
 
 import copy
+from urllib.parse import urlsplit
 from dataclasses import dataclass
 from typing import Any, Dict, FrozenSet, Optional
 
@@ -20,6 +21,7 @@ CANCELLED = "notifications/cancelled"
 PROGRESS = "notifications/progress"
 PING = "ping"
 DISCOVER = "server/discover"
+ROOTS_LIST = "roots/list"
 
 
 def meta(msg: Dict[str, Any]) -> Dict[str, Any]:
@@ -99,6 +101,25 @@ def local_answer(request: Dict[str, Any]) -> Dict[str, Any]:
     return {"jsonrpc": "2.0", "id": request["id"],
             "error": {"code": -32601, "message": "Method not found: the tunnel client cannot "
                       "forward %s to the caller" % request.get("method")}}
+
+
+ROOTS_LIST_CHANGED = "notifications/roots/list_changed"
+
+
+def roots_answer(request: Dict[str, Any], uris) -> Dict[str, Any]:
+    """The operator's roots as the answer to a server's ``roots/list``."""
+    roots = [{"uri": uri, "name": urlsplit(uri).path.rstrip("/").rsplit("/", 1)[-1] or "/"}
+             for uri in uris]
+    return {"jsonrpc": "2.0", "id": request["id"], "result": {"roots": roots}}
+
+
+def with_roots_capability(msg: Dict[str, Any]) -> Dict[str, Any]:
+    """An ``initialize`` (a copy) that declares roots, for a tunnel that answers them."""
+    params = dict(msg.get("params") or {}) if isinstance(msg.get("params"), dict) else {}
+    caps = params.get("capabilities")
+    params["capabilities"] = dict(caps if isinstance(caps, dict) else {},
+                                  roots={"listChanged": True})
+    return dict(msg, params=params)
 
 
 def replace_id(msg: Dict[str, Any], rpc_id) -> Dict[str, Any]:

@@ -1,6 +1,8 @@
 """Inbound: what a child writes on its own goes to its call, to the caller that can answer
 it, or gets a local answer; no message can break the reader."""
 
+import types
+
 import pytest
 
 from tunnel_client.mcp.stdio.asks import Asks
@@ -15,7 +17,8 @@ class Rig:
         self.asks = Asks()
         self.metrics = Instruments()
         self.answered = []
-        self.inbound = Inbound("main", self.mux, self.asks, self.metrics, "session",
+        self.session = types.SimpleNamespace(roots=())
+        self.inbound = Inbound("main", self.mux, self.asks, self.metrics, self.session,
                                lambda: 1, lambda gen, msg: self.answered.append(msg))
 
     def call(self, caps=(), rpc_id=1):
@@ -41,7 +44,7 @@ def test_a_server_request_goes_to_the_one_caller_that_declared_the_capability(
     relay_id = event.message["id"]
     assert isinstance(relay_id, str) and relay_id.startswith("tc-ask-")
     ask = rig.asks.take(relay_id)
-    assert (ask.session, ask.generation, ask.child_id) == ("session", 1, 17)
+    assert (ask.session, ask.generation, ask.child_id) == (rig.session, 1, 17)
     assert rig.asks.take(relay_id) is None and rig.answered == []
 
 
@@ -65,6 +68,16 @@ def test_with_two_calls_in_flight_nobody_is_asked():
     rig.ask("sampling/createMessage")
     assert all(isinstance(c.next(0), Expired) for c in calls)
     assert rig.answered[0]["id"] == "srv-1" and "error" in rig.answered[0]
+
+
+def test_the_operators_roots_answer_roots_list_even_when_a_caller_could():
+    rig = Rig()
+    rig.session.roots = ("file:///srv/data", "file:///")
+    call = rig.call(["roots"])
+    rig.ask("roots/list")
+    assert isinstance(call.next(0), Expired)
+    assert rig.answered == [{"jsonrpc": "2.0", "id": "srv-1", "result": {"roots": [
+        {"uri": "file:///srv/data", "name": "data"}, {"uri": "file:///", "name": "/"}]}}]
 
 
 def test_ping_is_always_answered_locally():

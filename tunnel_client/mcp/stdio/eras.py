@@ -104,11 +104,21 @@ class StdioBinding(Binding):
         self.channel = channel
         self.asks = Asks()  # shared, so a caller's answer finds its child in any era
 
+        self.roots = ()
+
         def new_session(era: Optional[Era]) -> StdioSession:
-            return StdioSession(channel, argv, env, policy, instruments, on_fatal,
-                                era.value if era else "", self.asks)
+            session = StdioSession(channel, argv, env, policy, instruments, on_fatal,
+                                   era.value if era else "", self.asks)
+            session.roots = self.roots
+            return session
 
         self.eras = EraRouter(channel, new_session)
+
+    def set_roots(self, uris):
+        """The operator's roots for this channel (at start, and again on reload)."""
+        self.roots = tuple(uris)
+        for session in self.sessions():
+            session.set_roots(self.roots)
 
     def start(self, housekeeping):
         self.eras.start(housekeeping)

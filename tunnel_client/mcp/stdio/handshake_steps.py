@@ -44,8 +44,8 @@ class HandshakeSteps:
 
     def _inject_handshake(self, running) -> bool:
         """Replay the handshake to this child; False when the child died meanwhile."""
-        request = {"jsonrpc": "2.0", "id": 0, "method": mcp.INITIALIZE,
-                   "params": self.handshake.replay_params()}
+        request = self.for_child({"jsonrpc": "2.0", "id": 0, "method": mcp.INITIALIZE,
+                                  "params": self.handshake.replay_params()})
         call, line = self.mux.open(request, running.generation)
         if line is None:
             return False
@@ -113,7 +113,7 @@ class HandshakeSteps:
                     def on_final(reply):
                         if "result" in reply:
                             self._initialized(generation, reply["result"], "forwarded")
-                    outcome = yield from self._exchange(msg, deadline, caller,
+                    outcome = yield from self._exchange(self.for_child(msg), deadline, caller,
                                                         cmd.request_id, on_final)
                 finally:
                     self.handshake.end(generation)

@@ -100,6 +100,11 @@ class Inbound:
         capability = mcp.CAPABILITY_OF.get(method)
         why = "ping is always answered locally" if method == mcp.PING else \
             "no caller can answer %s" % method
+        roots = self.session.roots if method == mcp.ROOTS_LIST else ()
+        if roots:  # the operator's roots have the last word
+            self.metrics.stdio_local_answers.inc(channel=self.channel, method=method)
+            self.answer_later(generation, mcp.roots_answer(msg, roots))
+            return
         if capability is not None:
             call = self.mux.sole_caller_call(generation)
             if call is None:

@@ -45,6 +45,7 @@ class StdioSession(HandshakeSteps, Binding):
         self.argv = list(argv)
         self.policy = policy
         self.era = era
+        self.roots = ()  # the operator's roots (file:// URIs); empty: ask the caller
         self.metrics = instruments or Instruments()
         self.mux = PipeMux()
         self.handshake = Handshake()
@@ -91,6 +92,24 @@ class StdioSession(HandshakeSteps, Binding):
         return dict(info, name=self.channel, transport_kind="stdio",
                     command=" ".join(self.argv), era=self.era or None,
                     handshake=self.handshake.state(info["generation"]))
+
+    def set_roots(self, uris):
+        """New operator roots; an initialized child hears that its roots changed."""
+        uris = tuple(uris)
+        if uris == self.roots:
+            return
+        self.roots = uris
+        running = self.supervisor.current()
+        if running is not None and not self.handshake.modern_only and \
+                self.handshake.ready(running.generation):
+            self.write(running.generation, {"jsonrpc": "2.0",
+                                             "method": mcp.ROOTS_LIST_CHANGED})
+            log.info("told the stdio server its roots changed",
+                     extra=dict(self._fields, roots=len(uris)))
+
+    def for_child(self, initialize: dict) -> dict:
+        """An initialize as the child gets it: declaring roots when the tunnel has some."""
+        return mcp.with_roots_capability(initialize) if self.roots else initialize
 
     # --- writes the tunnel client makes on its own ------------------------------------------
 
