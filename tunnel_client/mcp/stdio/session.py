@@ -59,7 +59,10 @@ class StdioSession(HandshakeSteps, Binding):
         self.inbound = Inbound(channel, self.mux, self.asks, self.metrics, self,
                                lambda: self.supervisor.generation, self._answer_later)
         self.pinger = HealthPinger(self)
-        self._fields = {"channel": channel, "era": era}
+
+    @property
+    def _fields(self) -> dict:
+        return {"channel": self.channel, "era": self.era}
 
     # --- lifecycle and status ---------------------------------------------------------------
 
