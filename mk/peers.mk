@@ -1,6 +1,6 @@
 # Third-party MCP peers for tests/interop (npm). The exact versions are pinned by
 # tests/interop/npm/package-lock.json; the install lives in the gitignored .cache/peers.
-## peers          install the npm MCP peers the interop tests drive (server-everything)
+## peers          install the npm MCP peers the interop tests drive (server-everything, server-filesystem)
 PEERS_DIR ?= .cache/peers
 PEERS_SPEC := tests/interop/npm
 NPM ?= npm

@@ -1,5 +1,9 @@
-"""One thread for periodic and delayed jobs (health pings, restarts, metadata refresh,
-watchdog), so idle the daemon wakes only when a job is due."""
+"""Schedulers for periodic and delayed jobs; idle, the daemon wakes only when a job is due.
+
+The service runs two: one for time-critical jobs (child restarts, local answers, health
+pings, the systemd watchdog) and one for network jobs (tunnel metadata, proxy checks, HTTP
+probes, OAuth discovery), so an endpoint that hangs can never delay a restart.
+"""
 
 import heapq
 import itertools
@@ -13,12 +17,13 @@ log = get_logger("housekeeping")
 
 
 class Housekeeping:
-    def __init__(self):
+    def __init__(self, name: str = "housekeeping"):
+        self.name = name
         self._heap = []
         self._counter = itertools.count()
         self._cond = threading.Condition()
         self._stopped = False
-        self._thread = threading.Thread(target=self._run, name="housekeeping", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
     def start(self):
         self._thread.start()
@@ -55,7 +60,8 @@ class Housekeeping:
             try:
                 again = job()
             except Exception:  # one broken job must not stop the others
-                log.exception("housekeeping job failed", extra={"job": name})
+                log.exception("housekeeping job failed", extra={"job": name,
+                                                                 "scheduler": self.name})
                 again = None
             if again is not None:
                 self.call_later(again, job, name)

@@ -9,19 +9,20 @@ import os
 import secrets
 import threading
 import time
-from typing import List, Optional
+from typing import Callable, List, Optional
 
 from tunnel_client import __version__, wire
 from tunnel_client.admin.server import AdminServer
 from tunnel_client.config import Config
 from tunnel_client.controlplane import ControlPlane, TunnelMetadata
-from tunnel_client.errors import ControlPlaneError, StartupError
+from tunnel_client.errors import ControlPlaneError, StartupError, TunnelClientError
 from tunnel_client.housekeeping import Housekeeping
 from tunnel_client.mcp.binding import Binding
 from tunnel_client.mcp.harpoon import HarpoonBinding, HarpoonOptions
 from tunnel_client.mcp.http import HttpBinding
 from tunnel_client.mcp.router import Router
-from tunnel_client.mcp.stdio import StdioBinding, StdioPolicy, child_environment
+from tunnel_client.mcp.childenv import child_environment
+from tunnel_client.mcp.stdio import StdioBinding, StdioPolicy
 from tunnel_client.mcp.targets import HostPolicy, Registry, Target
 from tunnel_client.net import Backoff, TrustStore, resolve_route
 from tunnel_client.net.proxycheck import ProxyHealth
@@ -55,7 +56,9 @@ class Service:
         self.fatal_reason: Optional[str] = None
         self.metadata: Optional[TunnelMetadata] = None
         self.metadata_error: Optional[str] = None
-        self.housekeeping = Housekeeping()
+        # Time-critical jobs and network jobs never share a thread (see housekeeping.py).
+        self.housekeeping = Housekeeping("housekeeping")
+        self.network_jobs = Housekeeping("network-jobs")
         self.trust = TrustStore(cfg.ca_bundle)
         self._metadata_attempts = 0
         _register_secrets(cfg)
@@ -113,7 +116,7 @@ class Service:
         cfg = self.cfg
         if spec.transport == "stdio":
             stdio = cfg.mcp.stdio
-            return StdioBinding(
+            binding = StdioBinding(
                 spec.channel, spec.argv,
                 child_environment(cfg.environ, [cfg.control_plane.api_key],
                                   stdio.inherit_secrets),
@@ -125,6 +128,8 @@ class Service:
                             max_line=stdio.max_message_bytes, stop_grace=stdio.stop_grace,
                             ttl=cfg.mcp.connection_max_ttl),
                 instruments=self.metrics, on_fatal=self.fail)
+            binding.set_roots(_roots_for(cfg, spec.channel))
+            return binding
         cert = spec.client_cert or cfg.mcp.client_cert
         key = spec.client_key or cfg.mcp.client_key
         route = resolve_route("mcp:" + spec.channel, spec.url,
@@ -185,11 +190,14 @@ class Service:
             self.log_setup.set_context(client_instance_id=self.instance_id,
                                        tunnel_id=cfg.control_plane.tunnel_id)
         self.housekeeping.start()
+        self.network_jobs.start()
         self._write_pid_file()
         started: List[Binding] = []
         try:
             for binding in self.router.bindings:
-                binding.start(self.housekeeping)
+                # An HTTP binding's jobs are probes over the network; stdio ones are not.
+                binding.start(self.housekeeping if binding.transport == "stdio"
+                              else self.network_jobs)
                 started.append(binding)
         except BaseException:
             for binding in started:
@@ -206,12 +214,12 @@ class Service:
         log.info("control-plane route resolved", extra={"route": self.cp_route.describe()})
         for binding in self.router.bindings:
             log.info("mcp channel route resolved", extra={"binding": binding.describe()})
-        self.housekeeping.call_later(0, self._fetch_metadata, "tunnel-metadata")
+        self.network_jobs.call_later(0, self._fetch_metadata, "tunnel-metadata")
         if self.notifier.enabled:
             self.housekeeping.call_later(READY_FALLBACK, self._first_poll, "systemd-ready")
         interval = cfg.proxy.check_interval
         if interval and self.proxy_health.routes:
-            self.housekeeping.call_later(0, lambda: (self.proxy_health.run_once(), interval)[1],
+            self.network_jobs.call_later(0, lambda: (self.proxy_health.run_once(), interval)[1],
                                          "proxy-health")
         main = self.router.route("main")
         if cfg.mcp.startup_wait_timeout > 0 and isinstance(main, HttpBinding):
@@ -234,7 +242,7 @@ class Service:
 
     def _start_workers(self):
         if self.discoverer is not None:
-            self.housekeeping.call_later(0, self._run_discovery, "oauth-discovery")
+            self.network_jobs.call_later(0, self._run_discovery, "oauth-discovery")
         for worker in self.workers:
             worker.start()
 
@@ -307,6 +315,22 @@ class Service:
                                                    "description": self.metadata.description})
         return None
 
+    def reload(self, load: Callable[[], Config]):
+        """On SIGHUP: re-read the configuration and apply what can change while running
+        (the operator's roots for stdio servers); the rest needs a restart."""
+        def job():
+            try:
+                cfg = load()
+            except TunnelClientError as exc:
+                log.warning("reload failed; keeping the running configuration",
+                            extra={"error": str(exc)})
+                return
+            for binding in self.router.bindings:
+                if isinstance(binding, StdioBinding):
+                    binding.set_roots(_roots_for(cfg, binding.channel))
+            log.info("configuration reloaded (mcp.roots; other settings apply at restart)")
+        self.housekeeping.call_later(0, job, "reload")
+
     def fail(self, exc: Exception):
         """A part of the service cannot go on (e.g. a stdio server that cannot stay up)."""
         if self.fatal_reason is None:
@@ -347,6 +371,7 @@ class Service:
             binding.stop()
         self.harpoon.stop()
         self.housekeeping.stop()
+        self.network_jobs.stop()
         self.admin.stop()
         self.controlplane.close()
         self.trust.close()
@@ -386,6 +411,10 @@ class Service:
 
 
 _SENSITIVE_HEADER_WORDS = ("auth", "token", "key", "secret", "cookie", "password", "session")
+
+
+def _roots_for(cfg: Config, channel: str):
+    return tuple(uri for only, uri in cfg.mcp.roots or () if only in (None, channel))
 
 
 def _register_secrets(cfg: Config):

@@ -7,6 +7,7 @@ import signal
 import time
 
 import pytest
+import requests
 
 from tests.conftest import read_stub_log
 from tests.support.calls import exchange, final, initialize, notification, rpc, tool_call
@@ -223,6 +224,29 @@ def test_server_to_client_requests_get_local_answers(relay, daemon):
     assert roots["result"]["structuredContent"]["answer"]["error"]["code"] == -32601
 
 
+def test_a_server_request_is_relayed_to_the_caller_that_declared_it_and_answered_back(
+        relay, daemon):
+    daemon(mcp_command=stub_command("--test-tools"))
+    final(relay, rpc("initialize", 0, protocolVersion="2025-06-18",
+                     capabilities={"roots": {"listChanged": True}},
+                     clientInfo={"name": "test", "version": "1"}))
+    call = relay.submit(tool_call("ask_client", 1, method="roots/list"))
+    asked = call.take(10)
+    assert asked["resp_type"] == "jsonrpc_notify", asked
+    request = asked["resp_json"]
+    assert request["method"] == "roots/list" and request["id"].startswith("tc-ask-")
+    roots = {"roots": [{"uri": "file:///srv/data", "name": "data"}]}
+    ack = final(relay, {"jsonrpc": "2.0", "id": request["id"], "result": roots})
+    assert (ack["resp_type"], ack["resp_code"]) == ("notify_ack", 202)
+    done = call.take(10)
+    assert result_of(done)["result"]["structuredContent"]["answer"]["result"] == roots
+    # Answering again, or answering nothing that was asked, is acknowledged and dropped.
+    for rpc_id in (request["id"], "never-asked", 7):
+        again = final(relay, {"jsonrpc": "2.0", "id": rpc_id, "result": roots})
+        assert (again["resp_type"], again["resp_code"]) == ("notify_ack", 202)
+    assert result_of(final(relay, tool_call("echo", 2, input="ok")))["result"]
+
+
 def test_session_termination_on_stdio_is_405_and_the_server_keeps_serving(relay, daemon):
     daemon(mcp_command=stub_command())
     payload = final(relay, None, command_type="session_termination",
@@ -363,3 +387,77 @@ def test_an_era_locked_server_gets_a_second_child_for_the_other_era(relay, daemo
     again = result_of(final(relay, rpc("tools/list", 4, _meta=meta)))["result"]
     assert again["pid"] == modern["pid"]
     assert "started a dedicated process" in instance.output()
+
+
+def test_a_killed_child_restarts_while_the_metadata_endpoint_hangs(relay, daemon):
+    """Restarts run on their own scheduler: a hanging network job cannot delay them."""
+    relay.faults.push("metadata", "delay:8")
+    instance = daemon(mcp_command=stub_command(), args=FAST_RESTART)
+    started = "stdio MCP command started"
+    pid = wait_for(lambda: [json.loads(line)["pid"] for line in instance.output().splitlines()
+                            if started in line], message="the first child")[0]
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: instance.output().count(started) == 2, message="the restarted child")
+    assert "tunnel metadata" not in instance.output(), "the metadata fetch was not hanging"
+    assert result_of(final(relay, tool_call("echo", 1, input="back")))["result"][
+        "structuredContent"] == {"echoed": "back"}
+
+
+def test_status_readiness_and_metrics_show_the_child_of_each_era(relay, daemon, tmp_path):
+    url_file = str(tmp_path / "admin.url")
+    daemon(mcp_command=stub_command(), args=["--health.url-file", url_file])
+    wait_for(lambda: os.path.exists(url_file) and open(url_file).read().strip(),
+             message="the admin URL file")
+    base = open(url_file).read().strip()
+    meta = {"io.modelcontextprotocol/protocolVersion": "2026-07-28"}
+    assert "result" in result_of(final(relay, rpc("tools/list", 1, _meta=meta)))
+    assert "result" in result_of(final(relay, initialize(rpc_id=2)))
+    assert "result" in result_of(final(relay, rpc("tools/list", 3)))
+    status = requests.get(base + "/api/status", timeout=5).json()
+    channel = status["channels"][0]
+    children = {c["era"]: c for c in channel["children"]}
+    assert set(children) == {"2026-07-28", "legacy"}
+    assert children["2026-07-28"]["pid"] != children["legacy"]["pid"]
+    assert children["legacy"]["handshake"] == "done"
+    assert all(c["generation"] == 1 and c["restarts"] == 0 for c in children.values())
+    assert requests.get(base + "/readyz", timeout=5).status_code == 200
+    ready = {i["name"]: i for i in status["readiness"]["inputs"]}["channel:main"]["reason"]
+    assert "legacy: stdio server running" in ready and "2026-07-28: stdio server running" \
+        in ready
+    metrics = requests.get(base + "/metrics", timeout=5).text
+    for era in ("legacy", "2026-07-28"):
+        assert 'mcp_stdio_generation{channel="main",era="%s"} 1' % era in metrics
+
+
+def test_the_operators_roots_answer_the_server_and_a_reload_announces_new_ones(
+        relay, daemon, stub_log, tmp_path):
+    config = tmp_path / "tunnel.yaml"
+    config.write_text("mcp:\n  roots: ['file:///srv/data']\n")
+    instance = daemon(mcp_command=stub_command("--test-tools", "--log", stub_log),
+                      args=["--config", str(config)])
+    final(relay, rpc("initialize", 0, protocolVersion="2025-06-18",
+                     capabilities={"roots": {}, "sampling": {}},
+                     clientInfo={"name": "test", "version": "1"}))
+
+    def roots_seen_by_server(rpc_id):
+        reply = result_of(final(relay, tool_call("ask_client", rpc_id, method="roots/list")))
+        return reply["result"]["structuredContent"]["answer"]["result"]["roots"]
+
+    # The caller declared roots, but the operator's have the last word: nobody is asked.
+    assert roots_seen_by_server(1) == [{"uri": "file:///srv/data", "name": "data"}]
+    handshake = [e for e in read_stub_log(stub_log) if e["method"] == "initialize"]
+    assert handshake[0]["capabilities"]["roots"] == {"listChanged": True}
+    config.write_text("mcp:\n  roots: ['file:///srv/data', 'file:///srv/more/']\n")
+    instance.signal(signal.SIGHUP)
+    wait_for(lambda: any(e["method"] == "notifications/roots/list_changed"
+                         for e in read_stub_log(stub_log)), message="roots/list_changed")
+    assert roots_seen_by_server(2) == [{"uri": "file:///srv/data", "name": "data"},
+                                       {"uri": "file:///srv/more/", "name": "more"}]
+    assert instance.proc.poll() is None
+
+
+def test_a_root_that_is_not_a_file_uri_is_a_one_line_startup_error(relay, daemon):
+    instance = daemon(wait=False, mcp_command=stub_command(),
+                      args=["--mcp.root", "/srv/data"])
+    assert instance.wait(15) != 0
+    assert 'root "/srv/data" is not a file:// URI' in instance.output()

@@ -36,6 +36,21 @@ def need_server_everything():
         pytest.skip("@modelcontextprotocol/server-everything is not installed: run `make peers`")
 
 
+FILESYSTEM = os.path.join(ROOT, ".cache", "peers", "node_modules", "@modelcontextprotocol",
+                          "server-filesystem", "dist", "index.js")
+
+
+def need_server_filesystem():
+    if shutil.which("node") is None:
+        pytest.skip("node is not installed; server-filesystem interop needs node >= 20")
+    if not os.path.isfile(FILESYSTEM):
+        pytest.skip("@modelcontextprotocol/server-filesystem is not installed: run `make peers`")
+
+
+def filesystem_command(*directories) -> str:
+    return " ".join(["node", FILESYSTEM] + [str(d) for d in directories])
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -131,3 +131,25 @@ def tool_tour(name, arguments):
     async def tour(client):
         return (await client.call_tool(name, arguments)).structured_content
     return tour
+
+
+async def answering_session(spec, mode, tour):
+    """A session whose client answers the server's sampling and elicitation requests
+    (the model always says "blue", the user always accepts); returns what ``session``
+    does plus the questions the client was asked."""
+    from mcp import types
+
+    asked = []
+
+    async def sampling(context, params):
+        asked.append(("sampling", params.messages[0].content.text))
+        return types.CreateMessageResult(role="assistant", model="test-model",
+                                         content=types.TextContent(type="text", text="blue"))
+
+    async def elicitation(context, params):
+        asked.append(("elicitation", params.message))
+        return types.ElicitResult(action="accept", content={"ok": True})
+
+    async with Client(target(spec), mode=mode, sampling_callback=sampling,
+                      elicitation_callback=elicitation) as client:
+        return client.protocol_version, await tour(client), asked

@@ -10,6 +10,8 @@ import sys
 import anyio
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import SamplingMessage, TextContent
+from pydantic import BaseModel
 
 server = MCPServer("sdk-peer", instructions="An MCPServer the tunnel interop tests drive.")
 
@@ -45,6 +47,26 @@ async def slow(steps: int = 3, delay: float = 0.02, ctx: Context = None) -> str:
 def explode(reason: str = "boom") -> str:
     """Always fails with a tool error (isError: true)."""
     raise ToolError("explode failed: %s" % reason)
+
+
+@server.tool()
+async def ask_model(prompt: str, ctx: Context = None) -> str:
+    """Ask the client's model (sampling/createMessage) and return its text."""
+    answer = await ctx.session.create_message(
+        [SamplingMessage(role="user", content=TextContent(type="text", text=prompt))],
+        max_tokens=50, related_request_id=ctx.request_id)
+    return "model said: %s" % answer.content.text
+
+
+class Confirmation(BaseModel):
+    ok: bool
+
+
+@server.tool()
+async def ask_user(question: str, ctx: Context = None) -> str:
+    """Ask the user (elicitation/create) and report the answer."""
+    answer = await ctx.elicit(question, Confirmation)
+    return "user %s: %s" % (answer.action, answer.data.ok if answer.data else None)
 
 
 @server.resource("peer://notes", name="notes", mime_type="text/plain")

@@ -25,16 +25,22 @@ def run(args) -> int:
     setup = LogSetup(cfg.log.level, cfg.log.format, cfg.log.file,
                      ring_capacity=cfg.admin_ui.log_buffer_events)
     service = Service(cfg, setup)
-    install_signal_handlers(service, setup)
+    install_signal_handlers(service, setup,
+                            lambda: config.load(flags.collect(args), os.environ))
     service.start()
     service.wait()
     return service.shutdown()
 
 
-def install_signal_handlers(service, setup):
+def install_signal_handlers(service, setup, load=None):
     def stop(signum, frame):
         service.request_stop()
 
+    def hangup(signum, frame):
+        setup.reopen()  # logrotate
+        if load is not None:
+            service.reload(load)
+
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGHUP, lambda signum, frame: setup.reopen())
+    signal.signal(signal.SIGHUP, hangup)

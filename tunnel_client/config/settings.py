@@ -241,6 +241,23 @@ def string_list(raw, ctx) -> Optional[Tuple[str, ...]]:
     return tuple(str(i).strip() for i in items if str(i).strip()) or None
 
 
+def roots_list(raw, ctx) -> Optional[Tuple[Tuple[Optional[str], str], ...]]:
+    """``file://`` URIs for every stdio channel, or ``channel=NAME,uri=file://...``."""
+    found = []
+    for entry in string_list(raw, ctx) or ():
+        channel, uri = None, entry
+        if entry.lower().startswith("channel="):
+            channel, _, rest = entry[len("channel="):].partition(",")
+            if not rest.lower().startswith("uri="):
+                raise ValueError('entry "%s": after channel=, the rest must start with uri='
+                                 % entry)
+            channel, uri = channel.strip().lower(), rest[len("uri="):].strip()
+        if not uri.startswith("file://") or len(uri) <= len("file://"):
+            raise ValueError('root "%s" is not a file:// URI (write file:///path/to/dir)' % uri)
+        found.append((channel, uri))
+    return tuple(found) or None
+
+
 def regex_list(raw, ctx) -> Optional[Tuple[str, ...]]:
     patterns = string_list(raw, ctx) or ()
     for pattern in patterns:
@@ -546,6 +563,12 @@ SETTINGS = SELECTORS + (
             "Count RFC 1918 and ULA addresses as private for OAuth registration.",
             expect="true or false", schema=_BOOL),
 
+    Setting("mcp.roots", "MCP_ROOTS", "--mcp.root", roots_list, None,
+            "Roots the tunnel gives stdio servers that ask (roots/list), instead of the "
+            "caller's: file:// URIs for every stdio channel, or channel=NAME,uri=URI for one. "
+            "Re-read on SIGHUP; servers then get notifications/roots/list_changed.",
+            expect="file:// URIs or channel=NAME,uri=file://... entries", schema=_STR_LIST,
+            multiple=True, env_split=r"[;\n]", metavar="URI", ours=True),
     Setting("mcp.stdio.restart_limit", "MCP_STDIO_RESTART_LIMIT", "--mcp.stdio.restart-limit",
             integer(0, 1000), 5, "Restarts of a stdio server allowed within restart_window "
             "before the daemon gives up and exits non-zero.", expect="an integer 0..1000",

@@ -48,9 +48,17 @@ class Instruments:
         # stdio supervision
         self.stdio_restarts = r.counter("mcp_stdio_restarts_total",
                                         "stdio MCP server restarts.", ("channel", "reason"))
+        self.stdio_relayed_requests = r.counter(
+            "mcp_stdio_relayed_requests_total",
+            "Server-to-client requests from a stdio server relayed to the caller.",
+            ("channel", "method"))
+        self.stdio_unrouted_notifications = r.counter(
+            "mcp_stdio_unrouted_notifications_total",
+            "stdio server notifications outside any single call (no caller can get them).",
+            ("channel", "method"))
         self.stdio_generation = r.gauge("mcp_stdio_generation",
-                                        "Current stdio process generation (1 = first spawn).",
-                                        ("channel",))
+                                        "Current stdio process generation (1 = first spawn), per "
+                                        "MCP era the child serves.", ("channel", "era"))
         self.stdio_last_exchange = r.gauge(
             "mcp_stdio_last_exchange_timestamp_seconds",
             "Unix time of the last JSON-RPC reply read from the stdio server.", ("channel",))

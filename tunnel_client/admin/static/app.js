@@ -294,16 +294,23 @@
     replaceChildren(list, warnings.map(function (w) { return el("li", null, String(w)); }));
   }
 
+  // One stdio child (a channel has one per MCP era in use): era, pid, generation, restarts.
+  function childLines(child) {
+    return [
+      (child.era ? (child.era === "legacy" ? "legacy era" : child.era + " era") + ": " : "") +
+        (child.pid ? "pid " + child.pid : "no process"),
+      [child.generation !== undefined ? "generation " + child.generation : "",
+        child.restarts !== undefined ? child.restarts + " restart" + (child.restarts === 1 ? "" : "s") : ""]
+        .filter(Boolean).join(" · "),
+      child.handshake ? "handshake " + child.handshake : "",
+    ].filter(Boolean);
+  }
+
   function renderChannels(status) {
     var rows = (status.channels || []).map(function (ch) {
       var stdio = ch.transport_kind === "stdio";
-      var processLines = stdio ? [
-        ch.pid ? "pid " + ch.pid : "no process",
-        [ch.generation !== undefined ? "generation " + ch.generation : "",
-          ch.restarts !== undefined ? ch.restarts + " restart" + (ch.restarts === 1 ? "" : "s") : ""]
-          .filter(Boolean).join(" · "),
-        ch.handshake ? "handshake " + ch.handshake : "",
-      ].filter(Boolean) : ["—"];
+      var processLines = stdio ? (ch.children && ch.children.length ? ch.children : [ch])
+        .map(childLines).reduce(function (all, lines) { return all.concat(lines); }, []) : ["—"];
       return el("tr", { "data-channel": ch.name, class: ch.healthy ? "" : "row-bad" },
         el("td", null, el("strong", null, ch.name)),
         el("td", null, stdio ? "stdio" : (ch.transport_kind || "?")),

@@ -1,0 +1,80 @@
+"""Handshake: whose turn it is, what is cached per child, what callers declared."""
+
+import threading
+
+from tunnel_client import wire
+from tunnel_client.mcp import protocol as mcp
+from tunnel_client.mcp.stdio.handshake import Handshake, Turn
+
+SOON = wire.Deadline.after(5)
+
+
+def init(caps=None, version="2025-06-18"):
+    return {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": version, "capabilities": caps or {}, "clientInfo": {"name": "t"}}}
+
+
+def test_one_caller_handshakes_with_a_child_while_the_others_wait_for_it():
+    hs = Handshake()
+    assert hs.begin(1, SOON) is Turn.MINE
+    waited = []
+    other = threading.Thread(target=lambda: waited.append(hs.begin(1, SOON)))
+    other.start()
+    hs.done(1, {"serverInfo": {"name": "s"}})
+    hs.end(1)
+    other.join(5)
+    assert waited == [Turn.READY]
+    assert hs.cached(1) == (1, {"serverInfo": {"name": "s"}})
+
+
+def test_a_restarted_child_needs_its_own_handshake_with_the_first_callers_params():
+    hs = Handshake()
+    hs.remember(init(version="first"))
+    hs.remember(init(version="second"))
+    hs.done(1, {"ok": 1})
+    assert hs.ready(1) and not hs.ready(2)
+    assert hs.cached(2) is None
+    assert hs.begin(2, SOON) is Turn.MINE
+    assert hs.replay_params()["protocolVersion"] == "first"
+
+
+def test_without_any_connector_initialize_the_default_handshake_is_replayed():
+    assert Handshake().replay_params() == mcp.default_initialize_params()
+
+
+def test_an_unanswered_handshake_lets_requests_through_but_not_a_cached_initialize():
+    hs = Handshake()
+    hs.unanswered(1)
+    assert hs.begin(1, SOON) is Turn.READY
+    assert hs.begin(1, SOON, need_result=True) is Turn.MINE
+
+
+def test_a_rejected_handshake_marks_a_server_that_needs_none():
+    hs = Handshake()
+    hs.rejected()
+    assert hs.begin(3, SOON) is Turn.READY
+    assert hs.state(3) == "modern (none)"
+
+
+def test_a_wait_for_another_callers_handshake_ends_at_the_deadline():
+    hs = Handshake()
+    hs.begin(1, SOON)
+    assert hs.begin(1, wire.Deadline.after(0.05)) is Turn.EXPIRED
+
+
+def test_capabilities_by_session_or_else_only_what_every_caller_declared():
+    hs = Handshake()
+    hs.declare("s1", init({"sampling": {}, "elicitation": {}}))
+    hs.declare("s2", init({"roots": {}, "sampling": {}}))
+    hs.declare(None, init({"sampling": {}, "elicitation": {}, "junk": 1}))
+    assert hs.capabilities("s1") == {"sampling", "elicitation"}
+    assert hs.capabilities("s2") == {"roots", "sampling"}
+    assert hs.capabilities(None) == {"sampling"}
+    assert hs.capabilities("unknown") == {"sampling"}
+
+
+def test_capabilities_that_are_not_an_object_declare_nothing():
+    hs = Handshake()
+    hs.declare(None, {"jsonrpc": "2.0", "id": 1, "method": "initialize",
+                      "params": {"capabilities": ["sampling"]}})
+    assert hs.capabilities(None) == frozenset()

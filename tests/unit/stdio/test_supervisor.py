@@ -1,0 +1,104 @@
+"""Supervisor: states change in one place, children restart with backoff, a crash loop
+ends in GAVE_UP and one fatal call; generations tell children apart. Real processes."""
+
+import threading
+
+import pytest
+
+from tunnel_client import wire
+from tunnel_client.housekeeping import Housekeeping
+from tunnel_client.mcp.stdio import supervisor as sup
+from tunnel_client.mcp.stdio.policy import StdioPolicy
+from tunnel_client.observe.instruments import Instruments
+
+
+class Story:
+    """A supervisor of ``argv`` with its scheduler, recording what it reports."""
+
+    def __init__(self, argv, **policy):
+        self.down, self.fatal = [], []
+        self.fatal_seen = threading.Event()
+        self.scheduler = Housekeeping("test")
+        self.scheduler.start()
+        self.supervisor = sup.Supervisor(
+            "main", argv, {"PATH": "/usr/bin:/bin"},
+            StdioPolicy(**dict({"restart_backoff": 0.01, "health_interval": 0,
+                                "stop_grace": 0.2}, **policy)),
+            Instruments(), on_message=lambda gen, msg: None,
+            on_down=lambda gen: self.down.append(gen) or 0, on_fatal=self._fatal)
+
+    def _fatal(self, exc):
+        self.fatal.append(exc)
+        self.fatal_seen.set()
+
+    def close(self):
+        self.supervisor.stop()
+        self.scheduler.stop()
+
+
+@pytest.fixture
+def story():
+    made = []
+
+    def make(argv, **policy):
+        made.append(Story(argv, **policy))
+        return made[-1]
+
+    yield make
+    for each in made:
+        each.close()
+
+
+def test_a_running_child_is_handed_out_with_its_generation(story):
+    s = story(["sleep", "30"])
+    s.supervisor.start(s.scheduler)
+    running = s.supervisor.wait_running(wire.Deadline.after(5))
+    assert isinstance(running, sup.Running) and running.generation == 1
+    assert s.supervisor.state is sup.ChildState.RUNNING
+
+
+def test_a_killed_child_is_replaced_by_the_next_generation(story):
+    s = story(["sleep", "30"])
+    s.supervisor.start(s.scheduler)
+    s.supervisor.kill(1, sup.DownReason.HEALTH, "did not answer")
+    assert s.supervisor.wait_replaced(1, wire.Deadline.after(10))
+    assert s.supervisor.generation == 2 and s.down == [1]
+    assert s.supervisor.snapshot()["restarts"] == 1
+
+
+def test_news_about_an_old_generation_changes_nothing(story):
+    s = story(["sleep", "30"])
+    s.supervisor.start(s.scheduler)
+    s.supervisor.kill(0, sup.DownReason.HEALTH, "stale")
+    s.supervisor._down(0, sup.DownReason.EXIT, "stale")
+    assert s.supervisor.generation == 1 and s.down == []
+
+
+def test_a_child_that_keeps_exiting_ends_in_gave_up_with_one_fatal_report(story):
+    s = story(["false"], restart_limit=2, restart_window=60)
+    s.supervisor.start(s.scheduler)
+    assert s.fatal_seen.wait(10)
+    assert s.supervisor.state is sup.ChildState.GAVE_UP
+    assert "restarted 2 times" in s.supervisor.reason and len(s.fatal) == 1
+    assert isinstance(s.supervisor.wait_running(wire.Deadline.after(1)), sup.Unavailable)
+
+
+def test_a_stopped_supervisor_is_not_restarted_and_refuses_calls(story):
+    s = story(["sleep", "30"])
+    s.supervisor.start(s.scheduler)
+    s.supervisor.stop()
+    assert s.supervisor.state is sup.ChildState.STOPPED and s.fatal == []
+    assert isinstance(s.supervisor.wait_running(wire.Deadline.after(1)), sup.Unavailable)
+
+
+def test_waiting_for_a_child_that_never_starts_ends_at_the_callers_deadline(story):
+    s = story(["sleep", "30"])  # never started: stays NEW
+    assert isinstance(s.supervisor.wait_running(wire.Deadline.after(0.05)), sup.Expired)
+
+
+def test_only_allowed_transitions_happen(story):
+    s = story(["sleep", "30"])
+    with s.supervisor._cond:
+        s.supervisor._move(sup.ChildState.STOPPED, "stopped")
+        with pytest.raises(RuntimeError):
+            s.supervisor._move(sup.ChildState.RUNNING, "no way back")
