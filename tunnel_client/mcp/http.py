@@ -4,9 +4,9 @@ The command's headers are applied over the operator's static ones (the connector
 ``Authorization``, ``Mcp-Session-Id``, ``Mcp-Protocol-Version``, ``Mcp-Method``...), Host
 is the target's own. Replies are JSON or SSE; notifications become ``jsonrpc_notify``, the
 matching response the terminal ``jsonrpc_response`` with the real status, the target's own
-JSON-RPC errors pass through byte for byte, and everything else is a synthesized
-``-32603`` with provenance. Every call has connect and read timeouts, even without a
-``response_timeout``.
+JSON-RPC errors pass through byte for byte (one sent with ``"id": null`` gets the caller's
+id, everything else in it intact), and everything else is a synthesized ``-32603`` with
+provenance. Every call has connect and read timeouts, even without a ``response_timeout``.
 """
 
 import threading
@@ -290,9 +290,11 @@ class HttpBinding(Binding):
         except (requests.RequestException, OSError):
             return wire.failure(rpc_id, wire.TunnelFailure(
                 "target_http", "response_body_unreadable", True, status), headers)
-        if not cut and wire.preservable_error(body, rpc_id):
-            return wire.Reply(wire.RESP_JSONRPC, status, body,
-                              dict(headers, **{"Content-Type": ["application/json"]}))
+        if not cut:
+            kept = body if wire.preservable_error(body, rpc_id) else _claim_error(body, rpc_id)
+            if kept is not None:
+                return wire.Reply(wire.RESP_JSONRPC, status, kept,
+                                  dict(headers, **{"Content-Type": ["application/json"]}))
         cause = wire.TunnelFailure("target_http", "response_body_too_large", True, status) \
             if cut else wire.target_http_failure(status, body)
         return wire.failure(rpc_id, cause, headers)
@@ -310,7 +312,10 @@ class HttpBinding(Binding):
             return wire.failure(rpc_id, wire.protocol_failure("malformed_json"), headers)
         if wire.rpc_kind(msg) != "response" or msg.get("id") != rpc_id or \
                 type(msg.get("id")) is not type(rpc_id):
-            return wire.failure(rpc_id, wire.protocol_failure(), headers)
+            claimed = _claim_error(body, rpc_id)
+            if claimed is None:
+                return wire.failure(rpc_id, wire.protocol_failure(), headers)
+            return wire.response(claimed, status, headers)
         return wire.response(_as_utf8(body, msg), status, headers)
 
     def _stream(self, resp, rpc_id, status, headers, deadline, cmd) -> Iterator[wire.Reply]:
@@ -332,7 +337,9 @@ class HttpBinding(Binding):
                     yield wire.response(event.data.encode("utf-8"), status, headers, sse=True)
                     return
                 else:
-                    yield wire.failure(rpc_id, wire.protocol_failure(), headers)
+                    claimed = _claim_error(event.data.encode("utf-8"), rpc_id)
+                    yield wire.failure(rpc_id, wire.protocol_failure(), headers) \
+                        if claimed is None else wire.response(claimed, status, headers, sse=True)
                     return
         log.warning("MCP stream ended before the response", extra=dict(
             self._fields, request_id=cmd.request_id))
@@ -377,6 +384,20 @@ def _discard(resp, timeout_for_next_read, limit: int = 64 * 1024):
         read_limited(resp, limit, timeout_for_next_read)
     except (requests.RequestException, OSError):
         pass
+
+
+def _claim_error(body, rpc_id) -> Optional[bytes]:
+    """A well-formed JSON-RPC error the target sent with ``"id": null`` (it answers before
+    reading the request, e.g. "Server not initialized"), re-addressed to the caller's id
+    with its code, message and data intact; None for anything else."""
+    try:
+        msg = wire.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(msg, dict) or "id" not in msg or msg["id"] is not None:
+        return None
+    claimed = wire.dumps(dict(msg, id=rpc_id))
+    return claimed if wire.preservable_error(claimed, rpc_id) else None
 
 
 def _as_utf8(body: bytes, msg) -> bytes:
