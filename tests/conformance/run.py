@@ -71,6 +71,20 @@ def server_paths(server_dir: str) -> str:
         ("src",), ("src", "mcp-types"), ("examples", "servers", "everything-server")))
 
 
+def server_problem(args):
+    """Why the server cannot run with ``--python``, in one line naming the fix; else None."""
+    check = subprocess.run([args.python, "-c", "import mcp_everything_server.server"],
+                           env=dict(os.environ, PYTHONPATH=server_paths(args.server_dir)),
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                           stdin=subprocess.DEVNULL)
+    if check.returncode == 0:
+        return None
+    last = (check.stderr.decode(errors="replace").strip().splitlines() or ["?"])[-1]
+    return ("the everything server does not start with %s (%s): set CONFORMANCE_PYTHON to a "
+            "Python >= 3.10 that has the MCP SDK's dependencies (pip install mcp)"
+            % (args.python, last))
+
+
 def start_http_server(procs: Processes, args) -> str:
     port = free_port()
     proc = procs.start("everything-server", [
@@ -125,10 +139,13 @@ def run_suite(args, url: str, version: str, out: str):
     """(passed, failed) from one conformance run; its output is kept in ``out``."""
     os.makedirs(out, exist_ok=True)
     with open(os.path.join(out, "conformance.log"), "wb") as log:
-        subprocess.run([args.node, args.cli, "server", "--url", url, "--suite", "all",
-                        "--spec-version", version, "-o", out], stdout=log,
-                       stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=out,
-                       timeout=args.timeout)
+        try:
+            subprocess.run([args.node, args.cli, "server", "--url", url, "--suite", "all",
+                            "--spec-version", version, "-o", out], stdout=log,
+                           stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=out,
+                           timeout=args.timeout)
+        except subprocess.TimeoutExpired:
+            return None
     with open(os.path.join(out, "conformance.log"), errors="replace") as log:
         found = TOTAL.findall(log.read())
     if not found:
@@ -184,6 +201,10 @@ def main(argv=None) -> int:
                                       "everything-server")):
         print("%s has no examples/servers/everything-server: point --server-dir at a copy of "
               "the modelcontextprotocol/python-sdk repository" % args.server_dir)
+        return 2
+    problem = server_problem(args)
+    if problem:
+        print(problem)
         return 2
     stamp = time.strftime("%Y%m%dT%H%M%S")
     results, passes = {}, {}
