@@ -2,6 +2,8 @@
 
 Comments (``: ping``) and events without data (keep-alives) produce nothing the caller
 must handle; an event larger than ``max_event_bytes`` is an error, never unbounded memory.
+The last event id and the ``retry:`` delay outlive the events that set them (even a
+data-less priming event), as a reconnecting client needs them.
 """
 
 import codecs
@@ -29,6 +31,19 @@ class SseParser:
         self._data_size = 0
         self._event = ""
         self._id: Optional[str] = None
+        self._started = False
+        self.retry_ms: Optional[int] = None  # the server's last ``retry:`` field
+
+    @property
+    def last_event_id(self) -> Optional[str]:
+        """The id to send as ``Last-Event-ID`` when reconnecting ("" or None: none)."""
+        return self._id
+
+    def new_stream(self):
+        """Start reading a reconnected stream: line and event buffers are reset, the last
+        event id and retry delay are kept (WHATWG reconnection)."""
+        self._decoder.reset()
+        self._buffer, self._data, self._data_size, self._event = "", [], 0, ""
         self._started = False
 
     def feed(self, chunk: bytes) -> List[Event]:
@@ -66,6 +81,8 @@ class SseParser:
             self._event = value
         elif name == "id" and "\0" not in value:
             self._id = value
+        elif name == "retry" and value.isdigit() and value.isascii():
+            self.retry_ms = int(value)
         return None
 
     def _dispatch(self) -> Optional[Event]:

@@ -76,6 +76,44 @@ def test_target_jsonrpc_errors_pass_through_byte_for_byte(relay, daemon, scripte
     assert payload["resp_headers"]["Www-Authenticate"] == ['Bearer realm="x"']
 
 
+def test_target_errors_sent_with_a_null_id_reach_the_caller_under_its_id(relay, daemon,
+                                                                          scripted):
+    error = {"code": -32000, "message": "Bad Request: Server not initialized",
+             "data": {"hint": ["initialize first", 1]}}
+    body = json.dumps({"jsonrpc": "2.0", "error": error, "id": None}).encode()
+    server = scripted(lambda r: (400, {"Content-Type": "application/json"}, body))
+    daemon(mcp_url=server.url)
+    for rpc_id in ("d-1", 0):
+        payload = final(relay, rpc("server/discover", rpc_id))
+        assert payload["resp_code"] == 400
+        assert payload["resp_json"] == {"jsonrpc": "2.0", "error": error, "id": rpc_id}
+
+
+@pytest.mark.parametrize("media", ["application/json", "text/event-stream"])
+def test_null_id_errors_in_a_success_reply_reach_the_caller_too(relay, daemon, scripted,
+                                                                media):
+    message = {"jsonrpc": "2.0", "id": None, "error": {"code": -32600, "message": "nope"}}
+    server = scripted(lambda r: (200, {"Content-Type": media}, sse(message)
+                                 if media == "text/event-stream" else json.dumps(message).encode()))
+    daemon(mcp_url=server.url)
+    payload = final(relay, rpc("tools/list", 3))
+    assert payload["resp_json"] == dict(message, id=3)
+
+
+@pytest.mark.parametrize("body,kind", [
+    (b'{"jsonrpc":"2.0","id":null,"error":{"code":"x","message":"no"}}', "invalid_mcp_error"),
+    (b'{"jsonrpc":"2.0","id":null,"error":{"code":1}}', "invalid_mcp_error"),
+    (b'{"jsonrpc":"2.0","id":77,"error":{"code":1,"message":"another"}}', "invalid_mcp_error"),
+    (b'{"jsonrpc":"2.0","id":null,"result":{}}', "non_protocol_response")])
+def test_bodies_that_are_not_this_requests_jsonrpc_error_are_still_synthesized(
+        relay, daemon, scripted, body, kind):
+    server = scripted(lambda r: (400, {"Content-Type": "application/json"}, body))
+    daemon(mcp_url=server.url)
+    payload = final(relay, rpc("tools/list", 1))
+    failure = payload["resp_json"]["error"]["data"]["tunnel_failure"]
+    assert (payload["resp_code"], failure["transport_error_kind"]) == (400, kind)
+
+
 def test_non_json_error_bodies_become_target_http_failures_without_leaking(relay, daemon,
                                                                            scripted):
     server = scripted(lambda r: (503, {"Content-Type": "text/plain"}, b"secret upstream page"))

@@ -404,3 +404,25 @@ def test_a_command_is_never_handed_to_a_poller_that_hung_up(service):
     assert resp.status_code == 200
     assert [c["request_id"] for c in resp.json()["commands"]] == [call.request_id]
     assert call.deliveries == 1
+
+
+def test_a_caller_refused_before_its_body_is_read_gets_its_connection_closed(relay):
+    """The unread body of a refused request must not be parsed as the next request on a
+    keep-alive connection (a suite's DNS-rebinding probe followed by a real call did that)."""
+    smuggled = b"GET /readyz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    host, port = relay.base_url.split("//")[1].split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(b"POST /v1/mcp/%s HTTP/1.1\r\nHost: attacker.example\r\n"
+                     b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (
+                         relay.tunnel_id.encode(), len(smuggled), smuggled))
+        received = b""
+        while True:
+            try:
+                chunk = sock.recv(65536)
+            except socket.timeout:
+                break
+            if not chunk:
+                break
+            received += chunk
+    assert received.startswith(b"HTTP/1.0 403") or received.startswith(b"HTTP/1.1 403")
+    assert received.count(b"HTTP/1.") == 1, received

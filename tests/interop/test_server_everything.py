@@ -4,12 +4,13 @@ direct route. server-everything is a legacy-era server: the SDK's auto mode prob
 server/discover, gets refused, and falls back to the 2025-11-25 handshake."""
 
 import pytest
+import requests
 
 pytest.importorskip("mcp", reason="the official mcp SDK needs Python >= 3.10")
 
 from tests.interop import sdk_client  # noqa: E402
 from tests.interop.peers import (  # noqa: E402
-    everything_stdio_command, need_server_everything, run, start_everything_http, tunnel)
+    CALL_TIMEOUT, everything_stdio_command, need_server_everything, run, start_everything_http, tunnel)
 from tests.interop.session_checks import assert_close_ends_the_session  # noqa: E402
 
 pytestmark = [pytest.mark.sdk, pytest.mark.node, pytest.mark.slow]
@@ -102,3 +103,28 @@ def test_twenty_concurrent_clients_get_only_their_own_answers(peer, mode):
 def test_closing_the_client_ends_its_session_at_the_server(peer, mode):
     assert_close_ends_the_session(peer.relay, peer.server.url if peer.server else None, mode,
                                   lambda c: c.call_tool("get-sum", {"a": 1, "b": 2}))
+
+
+def test_an_upstream_error_sent_with_a_null_id_reaches_the_caller_intact():
+    """server-everything answers a request outside any session (here the 2026-07-28
+    ``server/discover``) with HTTP 400 and its own JSON-RPC error carrying ``"id": null``;
+    through the tunnel the caller gets that error, under its own id."""
+    need_server_everything()
+    server = start_everything_http()
+    try:
+        with tunnel(mcp_url=server.url) as relay:
+            direct = _post(server.url)
+            tunneled = _post(relay.mcp_url)
+    finally:
+        server.stop()
+    assert direct[0] == 400 and direct[1]["id"] is None
+    assert direct[1]["error"]["code"] == -32000
+    assert tunneled == (direct[0], dict(direct[1], id="discover-1"))
+
+
+def _post(url):
+    resp = requests.post(url, timeout=CALL_TIMEOUT, proxies={"http": None, "https": None},
+                         json={"jsonrpc": "2.0", "id": "discover-1", "method": "server/discover",
+                               "params": {}},
+                         headers={"Accept": "application/json, text/event-stream"})
+    return resp.status_code, resp.json()

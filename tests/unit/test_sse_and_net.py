@@ -43,6 +43,25 @@ def test_sse_bounds_event_size():
         parser.feed(b"data: " + b"x" * 200 + b"\n")
 
 
+def test_sse_priming_event_leaves_an_id_and_retry_for_reconnection():
+    parser = SseParser()
+    assert parser.last_event_id is None and parser.retry_ms is None
+    assert parser.feed(b"id: ev-1\nretry: 500\ndata:\n\n") == []  # nothing to dispatch
+    assert (parser.last_event_id, parser.retry_ms) == ("ev-1", 500)
+    for bad in (b"retry: soon\n\n", b"retry: -5\n\n", "retry: \u0661\n\n".encode()):
+        parser.feed(bad)
+    assert parser.retry_ms == 500  # only ASCII digits set the delay
+
+
+def test_sse_new_stream_drops_a_half_event_but_keeps_id_and_retry():
+    parser = SseParser()
+    parser.feed(b"id: 4\nretry: 20\n\nevent: message\ndata: half")
+    parser.new_stream()
+    found = parser.feed(b"data: whole\n\n")
+    assert [(e.event, e.id, e.data) for e in found] == [("message", "4", "whole")]
+    assert parser.retry_ms == 20
+
+
 @pytest.mark.parametrize("value,expected", [
     ("2", 2.0), (" 5 ", 5.0), ("0", None), ("120", 60.0), ("99999999999999999999", 60.0),
     ("soon", None), ("", None), (None, None), ("-3", None)])

@@ -387,6 +387,7 @@ class _RelayHandler(Handler):
 
     def _read_body(self, limit: int) -> bytes:
         """The request body; a malformed Content-Length is the caller's error, not ours."""
+        self._body_read = True
         length = self.headers.get("Content-Length")
         if length is not None and not length.strip().isdigit():
             self.close_connection = True
@@ -418,7 +419,14 @@ class _RelayHandler(Handler):
         try:
             match = _MCP_RE.match(path)
             if match:
-                return self._caller(method, match.group(1), match.group(2) or "main")
+                self._body_read = False
+                try:
+                    return self._caller(method, match.group(1), match.group(2) or "main")
+                finally:
+                    if not self._body_read and _has_body(self.headers):
+                        # Refused before reading it: the body must not be parsed as the
+                        # next request on this connection.
+                        self.close_connection = True
             match = _PATH_RE.match(path)
             if match:
                 self._record = None
@@ -655,6 +663,11 @@ class _RelayHandler(Handler):
 
 class _BadRequest(ValueError):
     pass
+
+
+def _has_body(headers) -> bool:
+    return headers.get("Content-Length", "0").strip() not in ("", "0") or \
+        "Transfer-Encoding" in headers
 
 
 def _query_int(query, name: str, default: int, low: int, high: Optional[int]):

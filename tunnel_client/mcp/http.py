@@ -4,9 +4,9 @@ The command's headers are applied over the operator's static ones (the connector
 ``Authorization``, ``Mcp-Session-Id``, ``Mcp-Protocol-Version``, ``Mcp-Method``...), Host
 is the target's own. Replies are JSON or SSE; notifications become ``jsonrpc_notify``, the
 matching response the terminal ``jsonrpc_response`` with the real status, the target's own
-JSON-RPC errors pass through byte for byte, and everything else is a synthesized
-``-32603`` with provenance. Every call has connect and read timeouts, even without a
-``response_timeout``.
+JSON-RPC errors pass through byte for byte (one sent with ``"id": null`` gets the caller's
+id, everything else in it intact), and everything else is a synthesized ``-32603`` with
+provenance. Every call has connect and read timeouts, even without a ``response_timeout``.
 """
 
 import threading
@@ -33,6 +33,10 @@ log = get_logger("mcpclient")
 ERROR_BODY_LIMIT = 100 * 1024
 MAX_BODY = 64 << 20
 DEFAULT_ACCEPT = "application/json, text/event-stream"
+# Resuming a stream the server ended early: the delay when it sent no ``retry:`` (the SDKs'
+# default), and how many resumed streams in a row may end with no new event before we stop.
+DEFAULT_RETRY = 1.0
+MAX_FRUITLESS_RESUMES = 3
 # Never copied from a command: hop-by-hop headers and what requests computes itself.
 _NOT_FORWARDED = frozenset((
     "host", "content-length", "content-type", "connection", "keep-alive", "transfer-encoding",
@@ -67,6 +71,7 @@ class HttpBinding(Binding):
         self.probe_since = time.time()
         self._last_reply = 0.0
         self._stopped = False
+        self._stop = threading.Event()  # ends a wait before resuming a stream
         self.discoverer = None  # set by the service for the main channel
 
     def start(self, housekeeping):
@@ -74,6 +79,7 @@ class HttpBinding(Binding):
 
     def stop(self):
         self._stopped = True
+        self._stop.set()
         self.sessions.close()
 
     # --- health --------------------------------------------------------------------------
@@ -291,9 +297,11 @@ class HttpBinding(Binding):
         except (requests.RequestException, OSError):
             return wire.failure(rpc_id, wire.TunnelFailure(
                 "target_http", "response_body_unreadable", True, status), headers)
-        if not cut and wire.preservable_error(body, rpc_id):
-            return wire.Reply(wire.RESP_JSONRPC, status, body,
-                              dict(headers, **{"Content-Type": ["application/json"]}))
+        if not cut:
+            kept = body if wire.preservable_error(body, rpc_id) else _claim_error(body, rpc_id)
+            if kept is not None:
+                return wire.Reply(wire.RESP_JSONRPC, status, kept,
+                                  dict(headers, **{"Content-Type": ["application/json"]}))
         cause = wire.TunnelFailure("target_http", "response_body_too_large", True, status) \
             if cut else wire.target_http_failure(status, body)
         return wire.failure(rpc_id, cause, headers)
@@ -311,34 +319,99 @@ class HttpBinding(Binding):
             return wire.failure(rpc_id, wire.protocol_failure("malformed_json"), headers)
         if wire.rpc_kind(msg) != "response" or msg.get("id") != rpc_id or \
                 type(msg.get("id")) is not type(rpc_id):
-            return wire.failure(rpc_id, wire.protocol_failure(), headers)
+            claimed = _claim_error(body, rpc_id)
+            if claimed is None:
+                return wire.failure(rpc_id, wire.protocol_failure(), headers)
+            return wire.response(claimed, status, headers)
         return wire.response(_as_utf8(body, msg), status, headers)
 
     def _stream(self, resp, rpc_id, status, headers, deadline, cmd) -> Iterator[wire.Reply]:
+        """Events of the POST's stream, then of resumed streams while the server ends one
+        early after giving it an event id (it may, to make the client poll: GET with
+        ``Last-Event-ID`` after its ``retry:`` delay)."""
         parser = SseParser()
+        window = deadline.sooner(self.ttl)  # resuming ends there, whatever the server says
+        stream, fruitless = resp, 0  # fruitless: resumed streams in a row with no new id
+        while True:
+            seen = parser.last_event_id
+            try:
+                done = yield from self._events(stream, parser, rpc_id, status, headers,
+                                               deadline)
+            finally:
+                if stream is not resp:
+                    stream.close()
+            if done:
+                return
+            fruitless = fruitless + 1 if stream is not resp and \
+                parser.last_event_id == seen else 0
+            if fruitless >= MAX_FRUITLESS_RESUMES:
+                break
+            stream = self._resume(parser, cmd, window)
+            if stream is None:
+                break
+            parser.new_stream()
+        log.warning("MCP stream ended before the response", extra=dict(
+            self._fields, request_id=cmd.request_id))
+        yield wire.failure(rpc_id, wire.TunnelFailure("transport_closed", "unexpected_eof", True),
+                           headers)
+
+    def _events(self, resp, parser, rpc_id, status, headers, deadline):
+        """Yield the replies one stream carries; True once the terminal one was yielded,
+        False when the stream ended before it."""
         for chunk in iter_body(resp, self._reader(deadline)):
             for event in parser.feed(chunk):
                 try:
                     msg = wire.loads(event.data)
                 except ValueError:
                     yield wire.failure(rpc_id, wire.protocol_failure("malformed_json"), headers)
-                    return
+                    return True
                 kind = wire.rpc_kind(msg)
                 if kind in ("notification", "request"):
                     # Server-to-client requests travel like notifications: the caller sees
                     # them in its stream, as it would when talking to the server directly.
                     yield wire.notify(event.data.encode("utf-8"), status, headers)
-                elif kind == "response" and msg.get("id") == rpc_id and \
+                    continue
+                if kind == "response" and msg.get("id") == rpc_id and \
                         type(msg.get("id")) is type(rpc_id):
                     yield wire.response(event.data.encode("utf-8"), status, headers, sse=True)
-                    return
-                else:
-                    yield wire.failure(rpc_id, wire.protocol_failure(), headers)
-                    return
-        log.warning("MCP stream ended before the response", extra=dict(
-            self._fields, request_id=cmd.request_id))
-        yield wire.failure(rpc_id, wire.TunnelFailure("transport_closed", "unexpected_eof", True),
-                           headers)
+                    return True
+                claimed = _claim_error(event.data.encode("utf-8"), rpc_id)
+                yield wire.failure(rpc_id, wire.protocol_failure(), headers) \
+                    if claimed is None else wire.response(claimed, status, headers, sse=True)
+                return True
+        return False
+
+    def _resume(self, parser, cmd: wire.Command, window: wire.Deadline):
+        """The resumed stream (a GET with ``Last-Event-ID`` after the server's ``retry:``
+        delay), or None when there is nothing to resume or no time or no stream for it."""
+        last_id = parser.last_event_id
+        delay = DEFAULT_RETRY if parser.retry_ms is None else parser.retry_ms / 1000.0
+        left = window.remaining()
+        if not last_id or (left is not None and left <= delay):
+            return None
+        if self._stop.wait(delay):
+            return None
+        headers = self._headers(cmd)
+        for name in ("Content-Type", "Mcp-Method", "Mcp-Name"):
+            headers.pop(name, None)  # a GET has no body to describe
+        headers.update({"Accept": "text/event-stream", "Last-Event-ID": last_id})
+        try:
+            resp = self.sessions.get().get(self.url, headers=headers, stream=True,
+                                           timeout=self._timeout(window),
+                                           allow_redirects=False, **self._kwargs)
+        except requests.RequestException as exc:
+            log.warning("MCP stream resumption failed: %s" % describe_failure(exc, self.route),
+                        extra=dict(self._fields, request_id=cmd.request_id))
+            return None
+        RawHttp.exchange("mcp:" + self.channel, "GET", self.url, resp.status_code,
+                         resp.request.headers, None, resp.headers, None)
+        media = resp.headers.get("Content-Type", "").split(";")[0].strip().lower()
+        if resp.status_code != 200 or media != "text/event-stream":
+            log.warning("MCP stream resumption refused: HTTP %d %s" % (resp.status_code, media),
+                        extra=dict(self._fields, request_id=cmd.request_id))
+            resp.close()
+            return None
+        return resp
 
     def _oauth_discovery(self, deadline: wire.Deadline) -> wire.Reply:
         """Run discovery now; answer with the raw PRMD document and the upstream status."""
@@ -378,6 +451,20 @@ def _discard(resp, timeout_for_next_read, limit: int = 64 * 1024):
         read_limited(resp, limit, timeout_for_next_read)
     except (requests.RequestException, OSError):
         pass
+
+
+def _claim_error(body, rpc_id) -> Optional[bytes]:
+    """A well-formed JSON-RPC error the target sent with ``"id": null`` (it answers before
+    reading the request, e.g. "Server not initialized"), re-addressed to the caller's id
+    with its code, message and data intact; None for anything else."""
+    try:
+        msg = wire.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(msg, dict) or "id" not in msg or msg["id"] is not None:
+        return None
+    claimed = wire.dumps(dict(msg, id=rpc_id))
+    return claimed if wire.preservable_error(claimed, rpc_id) else None
 
 
 def _as_utf8(body: bytes, msg) -> bytes:
