@@ -28,6 +28,7 @@ from tunnel_client.net.proxycheck import ProxyHealth
 from tunnel_client.observe.health import Check, PollHealth, Readiness
 from tunnel_client.observe.instruments import Instruments
 from tunnel_client.oauth import Discoverer
+from tunnel_client.policy import from_config as build_policy_gate, policies_of
 from tunnel_client.observe import process
 from tunnel_client.observe.logs import REDACTOR, RawHttp, get_logger
 from tunnel_client.observe.systemd import Notifier
@@ -43,8 +44,9 @@ READY_FALLBACK = 45.0
 
 
 class Service:
-    def __init__(self, cfg: Config, log_setup=None):
+    def __init__(self, cfg: Config, log_setup=None, reload_config=None):
         self.cfg = cfg
+        self.reload_config = reload_config  # re-reads flags > env > YAML on SIGHUP
         self.log_setup = log_setup
         self.instance_id = secrets.token_hex(16)
         self.started_at = time.time()
@@ -88,13 +90,16 @@ class Service:
             if self.startup_wait_error else Check(True, "no wait pending"))
         for binding in self.router.bindings:
             self.readiness.add("channel:" + binding.channel, binding.health)
+        self.policy = build_policy_gate(cfg, self.metrics)
+        if self.policy is not None and self.policy.audit is not None:
+            self.readiness.add("audit", self.policy.audit.check)
         self.inflight = InFlight(self.metrics.pool_occupancy)
         poll_log = PollLog()
         size = cfg.mcp.max_concurrent_requests
         self.metrics.pool_capacity.set(size)
         self.workers = [Worker(i, self.controlplane, self.router, self.stop_event,
                                self.poll_health, self.inflight, self.metrics, poll_log,
-                               cp.tunnel_id or "") for i in range(size)]
+                               cp.tunnel_id or "", self.policy) for i in range(size)]
         self._pid_written = False
         process.register(self.metrics.registry)
         self.proxy_health = ProxyHealth(
@@ -184,6 +189,8 @@ class Service:
         if self.log_setup is not None:
             self.log_setup.set_context(client_instance_id=self.instance_id,
                                        tunnel_id=cfg.control_plane.tunnel_id)
+        if self.policy is not None:
+            self.policy.start()  # the audit file opens first: nothing to undo if it cannot
         self.housekeeping.start()
         self._write_pid_file()
         started: List[Binding] = []
@@ -285,6 +292,25 @@ class Service:
                              "plain HTTP on their port (use http://proxy:port)" % route.name)
         return found
 
+    def reload(self):
+        """SIGHUP: re-read the policy and reopen the audit file, off the signal handler."""
+        if self.policy is not None:
+            self.housekeeping.call_later(0, self._reload_policy, "policy-reload")
+
+    def _reload_policy(self):
+        try:
+            fresh = self.reload_config() if self.reload_config else self.cfg
+            policies = policies_of(fresh)
+        except Exception as exc:  # a bad edit must not take down the daemon or its policy
+            self.metrics.policy_reloads.inc(result="failed")
+            log.error("policy reload failed; keeping the current policy: %s" % exc)
+            self.policy.reload(self.policy.policies)
+            return None
+        self.policy.reload(policies)
+        self.metrics.policy_reloads.inc(result="ok")
+        log.info("policy reloaded", extra={"channels": sorted(policies.channels)})
+        return None
+
     def set_log_level(self, level: str):
         if self.log_setup is not None:
             self.log_setup.set_level(level)
@@ -346,6 +372,8 @@ class Service:
         for binding in self.router.bindings:
             binding.stop()
         self.harpoon.stop()
+        if self.policy is not None:
+            self.policy.close()
         self.housekeeping.stop()
         self.admin.stop()
         self.controlplane.close()

@@ -24,7 +24,8 @@ def run(args) -> int:
     cfg = config.load(flags.collect(args), os.environ)
     setup = LogSetup(cfg.log.level, cfg.log.format, cfg.log.file,
                      ring_capacity=cfg.admin_ui.log_buffer_events)
-    service = Service(cfg, setup)
+    service = Service(cfg, setup,
+                      reload_config=lambda: config.load(flags.collect(args), os.environ))
     install_signal_handlers(service, setup)
     service.start()
     service.wait()
@@ -37,4 +38,8 @@ def install_signal_handlers(service, setup):
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGHUP, lambda signum, frame: setup.reopen())
+    def hangup(signum, frame):
+        setup.reopen()
+        service.reload()
+
+    signal.signal(signal.SIGHUP, hangup)

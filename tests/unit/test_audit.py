@@ -1,0 +1,138 @@
+"""The audit trail: sealed, chained records that `audit verify` checks offline."""
+
+import json
+import os
+
+import pytest
+
+from tunnel_client.policy.audit import AuditTrail
+from tunnel_client.policy.verify import parse_head, verify
+
+KEY = b"k" * 32
+
+
+def trail(tmp_path, records=5, rotate_after=None):
+    path = str(tmp_path / "audit.jsonl")
+    audit = AuditTrail(path, KEY)
+    audit.open()
+    for i in range(records):
+        if rotate_after is not None and i == rotate_after:
+            os.rename(path, path + ".1")
+            audit.reopen()
+        assert audit.write({"channel": "main", "request_id": "req_%d" % i,
+                            "method": "tools/call", "decision": "allow"})
+    head = audit.chain_head()
+    audit.close()
+    return path, head
+
+
+def lines(path):
+    with open(path, "rb") as handle:
+        return handle.read().splitlines(keepends=True)
+
+
+def rewrite(path, new_lines):
+    with open(path, "wb") as handle:
+        handle.writelines(new_lines)
+
+
+def test_an_untouched_trail_verifies_across_a_rotation_whatever_the_file_order(tmp_path):
+    path, head = trail(tmp_path, 6, rotate_after=3)
+    first = json.loads(lines(path)[0])
+    assert first["type"] == "link" and first["reason"] == "reopen"
+    verdict = verify([path, path + ".1"], KEY, (head["seq"], head["digest"]))
+    assert verdict.ok, verdict.summary()
+    # start link, 3 records | reopen link, 3 records, stop link
+    assert verdict.records == 9 and verdict.first_seq == 0
+
+
+def test_a_restarted_daemon_continues_the_chain(tmp_path):
+    path, _ = trail(tmp_path, 2)
+    audit = AuditTrail(path, KEY)
+    audit.open()
+    audit.write({"request_id": "after-restart"})
+    audit.close()
+    assert verify([path], KEY).ok
+
+
+def test_an_edited_record_is_pinpointed(tmp_path):
+    path, _ = trail(tmp_path)
+    content = lines(path)
+    content[2] = content[2].replace(b'"decision":"allow"', b'"decision":"deny"')
+    rewrite(path, content)
+    verdict = verify([path], KEY)
+    assert not verdict.ok and verdict.where == "%s:3" % path
+    assert "MAC does not match at seq 2" in verdict.message
+
+
+def test_a_removed_record_is_pinpointed(tmp_path):
+    path, _ = trail(tmp_path)
+    content = lines(path)
+    del content[3]
+    rewrite(path, content)
+    verdict = verify([path], KEY)
+    assert "1 record missing between seq 2 and seq 4" in verdict.message
+
+
+def test_swapped_records_are_pinpointed(tmp_path):
+    path, _ = trail(tmp_path)
+    content = lines(path)
+    content[2], content[3] = content[3], content[2]
+    rewrite(path, content)
+    verdict = verify([path], KEY)
+    assert not verdict.ok and "seq 3" in verdict.message and verdict.where.endswith(":3")
+
+
+def test_a_record_appended_without_the_key_is_pinpointed(tmp_path):
+    path, _ = trail(tmp_path)
+    content = lines(path)
+    last = json.loads(content[-1])
+    import hashlib
+    last.pop("mac")
+    forged = dict(last, seq=last["seq"] + 1, prev=hashlib.sha256(
+        content[-1].rstrip(b"\n")).hexdigest(), request_id="forged")
+    forged["mac"] = "0" * 64  # shaped like a record, sealed without the key
+    rewrite(path, content + [json.dumps(forged, separators=(",", ":")).encode() + b"\n"])
+    verdict = verify([path], KEY)
+    assert "forged" in verdict.message and verdict.where.endswith(":%d" % (len(content) + 1))
+
+
+def test_a_truncated_file_is_caught_against_the_chain_head(tmp_path):
+    path, head = trail(tmp_path)
+    rewrite(path, lines(path)[:-2])
+    assert verify([path], KEY).ok  # without the head a clean cut is invisible
+    verdict = verify([path], KEY, (head["seq"], head["digest"]))
+    assert "truncated" in verdict.message and "1 record missing at the end" in verdict.message
+    verdict = verify([path], KEY, (None, head["digest"]))
+    assert "truncated" in verdict.message
+
+
+def test_a_record_cut_mid_line_and_a_wrong_key(tmp_path):
+    path, _ = trail(tmp_path)
+    content = lines(path)
+    rewrite(path, content[:-1] + [content[-1][:40]])
+    assert "incomplete" in verify([path], KEY).message
+    rewrite(path, content)
+    assert "key is wrong" in verify([path], b"x" * 32).message
+
+
+def test_chain_head_syntax():
+    digest = "a" * 64
+    assert parse_head("12:" + digest) == (12, digest)
+    assert parse_head(digest) == (None, digest)
+    with pytest.raises(ValueError):
+        parse_head("12:xyz")
+
+
+def test_on_failure_deny_refuses_while_records_cannot_be_written(tmp_path):
+    path = str(tmp_path / "audit.jsonl")
+    audit = AuditTrail(path, KEY, on_failure="deny")
+    audit.open()
+    os.close(audit._fd)  # the disk goes away under the writer
+    assert not audit.write({"request_id": "lost"})
+    assert audit.refusing and not audit.check().ok
+    assert audit.write({"request_id": "back"})  # reopened on the next record
+    assert not audit.refusing
+    audit.close()
+    verdict = verify([path], KEY)
+    assert verdict.ok, verdict.summary()
