@@ -70,7 +70,11 @@ def test_an_explicit_allow_lets_one_write_tool_past_the_read_only_preset():
     p = compile_policy({"preset": "read_only", "tools": {"allow": ["create_ticket", "get_*"]}})
     assert p.decide(call("create_ticket"), {}).allowed
     assert p.decide(call("get_ticket"), {}).allowed
-    assert p.decide(call("close_ticket"), {}).rule == "tools.allow"
+    assert p.decide(call("close_ticket"), {}).rule == "preset:read_only"
+    assert p.decide(call("search"), {"search": True}).allowed  # the allow list only adds
+    assert p.visible("tools", "create_ticket", {}) and p.visible("tools", "search",
+                                                                 {"search": True})
+    assert not p.visible("tools", "close_ticket", {})
 
 
 def test_argument_schema_and_size_rules():

@@ -2,8 +2,8 @@
 
 Order of evaluation (the first rule that decides is the one reported):
 deny lists (methods, then the item's kind), allow lists, the ``read_only`` preset, argument
-rules. An explicit allow match on a tool, prompt or resource lets it past the preset, so
-"read-only plus create_ticket" is one line. Rate limits are applied by the gate afterwards,
+rules. With the preset, an item allow list adds to what the preset allows instead of
+restricting it, so "read-only plus create_ticket" is one line. Rate limits are applied by the gate afterwards,
 since they consume tokens and this module has no state.
 """
 
@@ -175,7 +175,7 @@ class ChannelPolicy:
         explicit = None
         if items is not None:
             passes, explicit = items.allowed_by(s.name)
-            if not passes:
+            if not passes and not self.read_only:  # with the preset, allow lists add
                 return Decision("deny", "%s.allow" % s.kind)
         if self.read_only and not _read_only_ok(s, explicit, read_only_tools):
             return Decision("deny", "preset:read_only")
@@ -211,11 +211,9 @@ class ChannelPolicy:
         if items.denied_by(name):
             return False
         passes, explicit = items.allowed_by(name)
-        if not passes:
-            return False
         if self.read_only and kind == "tools" and explicit is None:
             return bool(read_only_tools.get(name))
-        return True
+        return passes or self.read_only
 
     def method_allowed(self, method: str) -> bool:
         """Whether a whole method is open (used to keep advertised capabilities truthful)."""
