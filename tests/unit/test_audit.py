@@ -128,11 +128,15 @@ def test_on_failure_deny_refuses_while_records_cannot_be_written(tmp_path):
     path = str(tmp_path / "audit.jsonl")
     audit = AuditTrail(path, KEY, on_failure="deny")
     audit.open()
-    os.close(audit._fd)  # the disk goes away under the writer
+    os.rename(path, path + ".1")
+    os.mkdir(path)  # something unwritable took the file's place
+    os.close(audit._fd)  # and the open file went away under the writer
     assert not audit.write({"request_id": "lost"})
-    assert audit.refusing and not audit.check().ok
-    assert audit.write({"request_id": "back"})  # reopened on the next record
-    assert not audit.refusing
+    assert audit.refusing and not audit.check().ok  # a reopen was tried, and failed
+    os.rmdir(path)
+    assert not audit.refusing  # reopened: the trail recovers with the disk
+    assert audit.write({"request_id": "back"})
     audit.close()
-    verdict = verify([path], KEY)
+    verdict = verify([path, path + ".1"], KEY)
     assert verdict.ok, verdict.summary()
+    assert json.loads(lines(path)[0])["reason"] == "recover"

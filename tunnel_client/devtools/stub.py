@@ -91,8 +91,10 @@ class StubServer:
     def record(self, msg: dict):
         if not self.options.log_path:
             return
+        params = msg.get("params") if isinstance(msg.get("params"), dict) else {}
         line = json.dumps({"pid": os.getpid(), "t": time.time(), "method": msg.get("method"),
-                           "id": msg.get("id"), "meta": bool(_meta(msg).get(VERSION_KEY))})
+                           "id": msg.get("id"), "meta": bool(_meta(msg).get(VERSION_KEY)),
+                           "name": params.get("name") or params.get("uri")})
         with self._lock, open(self.options.log_path, "a") as handle:
             handle.write(line + "\n")
 

@@ -170,8 +170,20 @@ class AuditTrail:
 
     @property
     def refusing(self) -> bool:
-        """Fail closed: refuse calls while records cannot be written."""
-        return self.failing is not None and self.on_failure == "deny"
+        """Fail closed: refuse calls while records cannot be written (each call first
+        tries to reopen the file, so the trail recovers as soon as the disk does)."""
+        if self.failing is None or self.on_failure != "deny":
+            return False
+        with self._lock:
+            if self._fd is None:
+                try:
+                    self._open_fd()
+                    self._append({"type": "link", "reason": "recover"})
+                    self._recovered()
+                except OSError as exc:
+                    self._close_fd()
+                    self._failed(exc)
+        return self.failing is not None
 
     def chain_head(self) -> Dict[str, Any]:
         return {"seq": self.seq, "digest": self.head}
