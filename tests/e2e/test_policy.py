@@ -3,6 +3,7 @@ server, in both MCP eras. What the policy refuses never reaches the server (its 
 shows it absent); the audit trail verifies offline."""
 
 import json
+import os
 import signal
 
 import pytest
@@ -213,3 +214,104 @@ def test_a_trail_written_by_hand_without_the_key_fails_verification(tmp_path):
     trail.open()
     trail.close()
     assert not verify([path], b"another-key-another-key-another").ok
+
+
+def test_operator_surface_api_metrics_and_the_chain_head(relay, daemon, setup, tmp_path):
+    from tests.support import prom
+    url_file = str(tmp_path / "admin-url")
+    daemon(mcp_command=stub_command(), args=setup({"tools": {"deny": ["fail"]}}) + [
+        "--health.url-file", url_file])
+    answer(relay, tool_call("echo", 1, input="ok"))
+    refused_rule(answer(relay, tool_call("fail", 2)))
+    base = wait_for(lambda: open(url_file).read().strip(), message="the admin URL")
+    state = requests.get(base + "/api/audit", timeout=5).json()
+    assert state["enabled"] and state["policy"] == {"main": {"mode": "enforce",
+                                                             "read_only": False}}
+    head = state["audit"]["head"]
+    assert [d["decision"] for d in state["recent"]][:2] == ["deny", "allow"]
+    metrics = prom.parse(requests.get(base + "/metrics", timeout=5).text)
+    assert prom.value(metrics, "policy_decisions_total", channel="main",
+                      rule="tools.deny:fail", result="deny") == 1
+    assert prom.value(metrics, "audit_records_total") >= 3
+
+    head_text = "%d:%s" % (head["seq"], head["digest"])
+    key_file = str(setup.tmp / "audit.key")
+    ok = audit_cli("verify", setup.audit, "--key-file", key_file, "--head", head_text)
+    assert ok.returncode == 0 and ok.stdout.startswith("OK:"), ok.stdout + ok.stderr
+    tail = audit_cli("tail", setup.audit, "-n", "5")
+    assert "tools/call fail deny rule=tools.deny:fail" in tail.stdout
+    with open(setup.audit, "rb") as handle:
+        content = handle.read().splitlines(keepends=True)
+    with open(setup.audit, "wb") as handle:
+        handle.writelines(content[:-1])  # the last record cut away
+    cut = audit_cli("verify", setup.audit, "--key-file", key_file, "--head", head_text)
+    assert cut.returncode == 2 and "truncated" in cut.stdout, cut.stdout
+
+
+def audit_cli(*args):
+    import subprocess
+    import sys
+    from tests.support.daemon import ROOT
+    return subprocess.run([sys.executable, "-m", "tunnel_client", "audit"] + list(args),
+                          capture_output=True, text=True, cwd=ROOT, timeout=60)
+
+
+def test_doctor_checks_the_audit_key_permissions_and_the_trail(tmp_path):
+    import subprocess
+    import sys
+    from tests.support.daemon import ROOT
+    key = tmp_path / "audit.key"
+    key.write_bytes(KEY)
+    key.chmod(0o644)
+    trail = str(tmp_path / "audit.jsonl")
+    audit = AuditTrail(trail, KEY)
+    audit.open()
+    audit.write({"request_id": "r1"})
+    audit.close()
+    argv = [sys.executable, "-m", "tunnel_client", "doctor", "--offline",
+            "--mcp.command", stub_command(), "--audit.file", trail,
+            "--audit.key-file", str(key)]
+
+    def doctor_line():
+        proc = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, timeout=60,
+                              env=dict(os.environ, PYTHONPATH=ROOT))
+        return [line for line in proc.stdout.splitlines() if " audit " in line][0]
+
+    assert doctor_line().startswith("WARN") and "chmod 600" in doctor_line()
+    key.chmod(0o600)
+    assert doctor_line().startswith("OK") and "trail verifies (3 records)" in doctor_line()
+    with open(trail, "rb") as handle:
+        content = handle.read().replace(b'"r1"', b'"r2"')
+    with open(trail, "wb") as handle:
+        handle.write(content)
+    assert doctor_line().startswith("CRIT") and "MAC does not match" in doctor_line()
+
+
+def test_policy_check_and_explain_commands(tmp_path):
+    import subprocess
+    import sys
+    from tests.support.daemon import ROOT
+    config_file = tmp_path / "config.yaml"
+    config_file.write_text(yaml.safe_dump({"policy": {"channels": {"main": {
+        "preset": "read_only", "tools": {"deny": ["drop_*"]},
+        "arguments": {"run_query": {"schema": {
+            "type": "object", "properties": {"sql": {"pattern": "^SELECT"}}}}}}}}}))
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "tunnel_client", "policy"] + list(args),
+                              capture_output=True, text=True, cwd=ROOT, timeout=60,
+                              env=dict(os.environ, PYTHONPATH=ROOT))
+    ok = cli("check", str(config_file))
+    assert ok.returncode == 0 and "channel main: mode enforce; read_only preset" in ok.stdout
+    explain = ["explain", "--config", str(config_file), "--method", "tools/call"]
+    refused = cli(*explain, "--tool", "drop_users")
+    assert refused.returncode == 1 and "rule tools.deny:drop_*" in refused.stdout
+    query = cli(*explain, "--tool", "run_query", "--read-only-tool", "run_query",
+                "--args", '{"sql": "DELETE FROM t"}')
+    assert query.returncode == 1 and "arguments.run_query.schema" in query.stdout
+    query = cli(*explain, "--tool", "run_query", "--read-only-tool", "run_query",
+                "--args", '{"sql": "SELECT 1"}')
+    assert query.returncode == 0 and query.stdout.startswith("forwarded")
+    config_file.write_text("policy:\n  channels:\n    main:\n      tools: {alow: [x]}\n")
+    bad = cli("check", str(config_file))
+    assert bad.returncode == 1 and "main.tools" in bad.stderr and "alow" in bad.stderr

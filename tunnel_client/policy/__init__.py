@@ -4,7 +4,7 @@ Sits between the router and a binding and knows no transport (docs/policy.md).""
 
 from typing import Optional
 
-from tunnel_client.policy.audit import AuditTrail, read_key
+from tunnel_client.policy.audit import AuditTrail
 from tunnel_client.policy.gate import PolicyGate
 from tunnel_client.policy.rules import PolicySet
 
@@ -22,6 +22,6 @@ def from_config(cfg, instruments=None) -> Optional[PolicyGate]:
         return None
     audit = None
     if cfg.audit.file:
-        audit = AuditTrail(cfg.audit.file, read_key(cfg.audit.key_file), cfg.audit.on_failure,
-                           cfg.audit.syslog, instruments)
+        audit = AuditTrail(cfg.audit.file, None, cfg.audit.on_failure, cfg.audit.syslog,
+                           instruments, key_file=cfg.audit.key_file)
     return PolicyGate(policies_of(cfg), audit, instruments, cfg.control_plane.tunnel_id or "")

@@ -93,10 +93,12 @@ def last_line(path: str) -> Optional[bytes]:
 class AuditTrail:
     """Thread-safe writer. ``write`` returns False when a record could not be written."""
 
-    def __init__(self, path: str, key: bytes, on_failure: str = "deny",
-                 syslog: bool = False, instruments=None, recent: int = 200):
+    def __init__(self, path: str, key: Optional[bytes] = None, on_failure: str = "deny",
+                 syslog: bool = False, instruments=None, recent: int = 200,
+                 key_file: Optional[str] = None):
         self.path = path
         self.key = key
+        self.key_file = key_file  # read at open(), so building a service reads no secret
         self.on_failure = on_failure
         self.syslog = syslog
         self.metrics = instruments
@@ -112,6 +114,8 @@ class AuditTrail:
 
     def open(self):
         """Continue the chain from the file (or the head file) and write a ``link``."""
+        if self.key_file:
+            self.key = read_key(self.key_file)
         with self._lock:
             self._resume()
             try:
