@@ -7,7 +7,6 @@ truncated tail is caught against the chain head (/api/audit, syslog). A reopened
 file starts with a ``link`` record that continues the chain from the previous file.
 """
 
-import collections
 import datetime
 import hashlib
 import hmac
@@ -94,8 +93,7 @@ class AuditTrail:
     """Thread-safe writer. ``write`` returns False when a record could not be written."""
 
     def __init__(self, path: str, key: Optional[bytes] = None, on_failure: str = "deny",
-                 syslog: bool = False, instruments=None, recent: int = 200,
-                 key_file: Optional[str] = None):
+                 syslog: bool = False, instruments=None, key_file: Optional[str] = None):
         self.path = path
         self.key = key
         self.key_file = key_file  # read at open(), so building a service reads no secret
@@ -106,7 +104,6 @@ class AuditTrail:
         self.head = GENESIS
         self.failing: Optional[str] = None
         self.failures = 0
-        self.recent = collections.deque(maxlen=recent)
         self._fd: Optional[int] = None
         self._lock = threading.Lock()
 
@@ -120,7 +117,7 @@ class AuditTrail:
             self._resume()
             try:
                 self._open_fd()
-                self._append({"type": "link", "reason": "start"})
+                self._append({"reason": "start"})
             except OSError as exc:
                 raise StartupError("cannot write audit file %s: %s"
                                    % (self.path, exc.strerror or exc)) from None
@@ -135,7 +132,7 @@ class AuditTrail:
             self._close_fd()
             try:
                 self._open_fd()
-                self._append({"type": "link", "reason": "reopen"})
+                self._append({"reason": "reopen"})
                 self._recovered()
             except OSError as exc:
                 self._failed(exc)
@@ -144,7 +141,7 @@ class AuditTrail:
         with self._lock:
             if self._fd is not None:
                 try:
-                    self._append({"type": "link", "reason": "stop"})
+                    self._append({"reason": "stop"})
                 except OSError as exc:
                     self._failed(exc)
             self._save_head()
@@ -157,8 +154,8 @@ class AuditTrail:
             try:
                 if self._fd is None:
                     self._open_fd()  # retry after a failure: the disk may have room again
-                    self._append({"type": "link", "reason": "recover"})
-                self._append(dict(fields, type="command"))
+                    self._append({"reason": "recover"})
+                self._append(fields, "command")
             except OSError as exc:
                 self._failed(exc)
                 self._close_fd()
@@ -169,7 +166,6 @@ class AuditTrail:
                     facts, target_name=fields.get("name")))
                 return False
             self._recovered()
-            self.recent.append(dict(fields, seq=self.seq))
             return True
 
     @property
@@ -182,7 +178,7 @@ class AuditTrail:
             if self._fd is None:
                 try:
                     self._open_fd()
-                    self._append({"type": "link", "reason": "recover"})
+                    self._append({"reason": "recover"})
                     self._recovered()
                 except OSError as exc:
                     self._close_fd()
@@ -201,8 +197,8 @@ class AuditTrail:
 
     # --- internals (lock held) -----------------------------------------------------------
 
-    def _append(self, fields: Dict[str, Any]):
-        record = {"v": VERSION, "seq": self.seq + 1, "ts": utc_now()}
+    def _append(self, fields: Dict[str, Any], kind: str = "link"):
+        record = {"v": VERSION, "seq": self.seq + 1, "ts": utc_now(), "type": kind}
         record.update(fields)
         record["prev"] = self.head
         line = seal(record, self.key)

@@ -14,11 +14,12 @@ from typing import Any, Dict, Iterator, Optional
 
 from tunnel_client import wire
 from tunnel_client.observe.logs import get_logger
-from tunnel_client.policy.audit import AuditTrail, utc_now
+from tunnel_client.policy.audit import AuditTrail
 from tunnel_client.policy.limits import Buckets
 from tunnel_client.policy.lists import (HANDSHAKE_METHODS, LIST_METHODS, filter_list,
                                         read_only_hints, truthful_capabilities)
-from tunnel_client.policy.rules import ALLOW, ChannelPolicy, Decision, PolicySet, subject_of
+from tunnel_client.policy.rules import (ALLOW, ChannelPolicy, Decision, PolicySet, Subject,
+                                        subject_of)
 
 log = get_logger("policy")
 
@@ -75,12 +76,14 @@ class PolicyGate:
 
     # --- the command path ----------------------------------------------------------------
 
-    def decide(self, policy: Optional[ChannelPolicy], cmd: wire.Command) -> Decision:
+    def decide(self, policy: Optional[ChannelPolicy], cmd: wire.Command,
+               subject: Optional[Subject] = None) -> Decision:
         decision = ALLOW
         if policy is not None and cmd.kind in _DECIDED_KINDS:
-            decision = policy.decide(cmd.message, self.hints.get(cmd.channel, {}))
+            subject = subject or subject_of(cmd.message)
+            decision = policy.decide(cmd.message, self.hints.get(cmd.channel, {}), subject)
             if decision.allowed and cmd.kind == "call":
-                decision = self._take_tokens(policy, cmd)
+                decision = self._take_tokens(policy, subject)
         if self.audit is not None and self.audit.refusing and cmd.kind in _DECIDED_KINDS:
             decision = Decision("deny", "audit.on_failure")
         if policy is not None and self.metrics is not None:
@@ -92,18 +95,20 @@ class PolicyGate:
                ) -> Iterator[wire.Reply]:
         started = time.monotonic()
         policy = self.policies.get(cmd.channel)  # read once: reloads affect the next command
-        decision = self.decide(policy, cmd)
+        subject = subject_of(cmd.message) if cmd.message else None
+        decision = self.decide(policy, cmd, subject)
         if not decision.allowed:
             log.info("policy %s" % decision.result, extra={
                 "channel": cmd.channel, "request_id": cmd.request_id, "rpc_method": cmd.method,
                 "rule": decision.rule, "detail": decision.detail or None})
-        return self._replies(binding, cmd, deadline, policy, decision, started)
+        return self._replies(binding, cmd, deadline, policy, decision, started, subject)
 
-    def _replies(self, binding, cmd, deadline, policy, decision, started):
+    def _replies(self, binding, cmd, deadline, policy, decision, started, subject):
         if decision.refuses:
             reply = refusal(cmd, decision)
             digest = hashlib.sha256(reply.body or b"")
-            self._record(cmd, policy, decision, reply, started, len(reply.body or b""), digest)
+            self._record(cmd, subject, policy, decision, reply, started, len(reply.body or b""),
+                         digest)
             yield reply
             return
         replies = binding.handle(cmd, deadline)
@@ -119,7 +124,7 @@ class PolicyGate:
                         sent += len(reply.body)
                         digest.update(reply.body)
                     recorded = True
-                    self._record(cmd, policy, decision, reply, started, sent, digest)
+                    self._record(cmd, subject, policy, decision, reply, started, sent, digest)
                 elif reply.body:
                     sent += len(reply.body)
                     digest.update(reply.body)
@@ -129,14 +134,15 @@ class PolicyGate:
             if close is not None:
                 close()
             if not recorded:  # deadline passed or the caller went away: no terminal reply
-                self._record(cmd, policy, decision, None, started, sent, digest)
+                self._record(cmd, subject, policy, decision, None, started, sent, digest)
 
     def record_local(self, cmd: wire.Command, reply: wire.Reply, started: float):
         """Commands answered without a binding (unsupported channel, invalid) are audited
         too: one record per command."""
         body = reply.body or b""
-        self._record(cmd, None, Decision("allow", "no_binding"), reply, started, len(body),
-                     hashlib.sha256(body))
+        subject = subject_of(cmd.message) if cmd.message else None
+        self._record(cmd, subject, None, Decision("allow", "no_binding"), reply, started,
+                     len(body), hashlib.sha256(body))
 
     # --- results -------------------------------------------------------------------------
 
@@ -167,8 +173,8 @@ class PolicyGate:
         return wire.Reply(reply.resp_type, reply.resp_code, wire.dumps(msg), reply.headers,
                           reply.failure)
 
-    def _take_tokens(self, policy: ChannelPolicy, cmd: wire.Command) -> Decision:
-        for rule, rate in policy.rate_rules(subject_of(cmd.message)):
+    def _take_tokens(self, policy: ChannelPolicy, subject: Subject) -> Decision:
+        for rule, rate in policy.rate_rules(subject):
             wait = self.buckets.bucket(policy.channel, rule, rate).take()
             if wait is not None:
                 return Decision("limit", rule, policy.enforced, wait)
@@ -176,8 +182,7 @@ class PolicyGate:
 
     # --- audit ---------------------------------------------------------------------------
 
-    def _record(self, cmd, policy, decision, reply, started, sent, digest):
-        subject = subject_of(cmd.message) if cmd.message else None
+    def _record(self, cmd, subject, policy, decision, reply, started, sent, digest):
         fields = {
             "tunnel_id": self.tunnel_id, "channel": cmd.channel, "request_id": cmd.request_id,
             "command_type": cmd.command_type, "session": _session(cmd),
@@ -200,7 +205,7 @@ class PolicyGate:
                 fields["reply"] = _payload(reply)
             self.audit.write(fields)
         if policy is not None or self.audit is not None:
-            self.recent.append({"ts": utc_now(), "channel": cmd.channel, "method": cmd.method,
+            self.recent.append({"time": time.time(), "channel": cmd.channel, "method": cmd.method,
                                 "name": fields["name"], "decision": fields["decision"],
                                 "rule": fields["rule"], "status": fields["status"]})
 

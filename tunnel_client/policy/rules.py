@@ -150,11 +150,10 @@ class ChannelPolicy:
     def enforced(self) -> bool:
         return self.mode == "enforce"
 
-    def decide(self, message: Mapping[str, Any],
-               read_only_tools: Mapping[str, bool]) -> Decision:
+    def decide(self, message: Mapping[str, Any], read_only_tools: Mapping[str, bool],
+               subject: Optional[Subject] = None) -> Decision:
         """The static decision (everything but rate limits) for one request or notice."""
-        subject = subject_of(message)
-        decision = self._decide(subject, read_only_tools)
+        decision = self._decide(subject or subject_of(message), read_only_tools)
         if decision.allowed or self.enforced:
             return decision
         return Decision(decision.kind, decision.rule, False, decision.retry_after,

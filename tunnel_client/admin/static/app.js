@@ -511,7 +511,7 @@
     var refused = d.decision === "deny" || d.decision === "limit";
     var shadow = d.decision.indexOf("shadow_") === 0;
     return el("tr", { class: refused ? "row-bad" : "" },
-      el("td", { class: "nowrap", title: d.ts }, d.ts ? d.ts.slice(11, 23) : "—"),
+      el("td", { class: "nowrap", title: isoTime(d.time) }, callTime(d.time)),
       el("td", null, d.channel),
       el("td", null, d.method || "—"),
       el("td", { class: "wrap" }, textOf(d.name) || "—"),
