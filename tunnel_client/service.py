@@ -294,17 +294,26 @@ class Service:
 
     def reload(self):
         """SIGHUP: re-read the policy and reopen the audit file, off the signal handler."""
-        if self.policy is not None:
+        if self.reload_config is not None:
             self.housekeeping.call_later(0, self._reload_policy, "policy-reload")
 
     def _reload_policy(self):
         try:
-            fresh = self.reload_config() if self.reload_config else self.cfg
+            fresh = self.reload_config()
             policies = policies_of(fresh)
         except Exception as exc:  # a bad edit must not take down the daemon or its policy
+            if self.policy is None:
+                log.debug("configuration not re-read on SIGHUP: %s" % exc)
+                return None
             self.metrics.policy_reloads.inc(result="failed")
             log.error("policy reload failed; keeping the current policy: %s" % exc)
-            self.policy.reload(self.policy.policies)
+            if self.policy is not None:
+                self.policy.reload(self.policy.policies)
+            return None
+        if self.policy is None:
+            if policies or fresh.audit.file:
+                log.warning("policy or audit configured since the daemon started; restart "
+                            "it to turn them on (a reload only changes them once on)")
             return None
         self.policy.reload(policies)
         self.metrics.policy_reloads.inc(result="ok")

@@ -315,3 +315,30 @@ def test_policy_check_and_explain_commands(tmp_path):
     config_file.write_text("policy:\n  channels:\n    main:\n      tools: {alow: [x]}\n")
     bad = cli("check", str(config_file))
     assert bad.returncode == 1 and "main.tools" in bad.stderr and "alow" in bad.stderr
+
+
+def test_the_harpoon_channel_is_policed_like_any_binding(relay, daemon, setup, scripted):
+    backend = scripted(lambda request: (200, {"Content-Type": "text/plain"}, b"ok"))
+    args = setup({"preset": "read_only", "tools": {"allow": ["call_target"]},
+                  "arguments": {"call_target": {"schema": {
+                      "properties": {"method": {"enum": ["GET"]}}}}}})
+    # the policy is the harpoon channel's, not main's
+    config = yaml.safe_load(open(args[1]))
+    config["policy"]["channels"] = {"harpoon": config["policy"]["channels"]["main"]}
+    with open(args[1], "w") as handle:
+        yaml.safe_dump(config, handle)
+    daemon(mcp_command=stub_command(), args=args + [
+        "--harpoon.allow-plaintext-http", "true",
+        "--harpoon.target", "label=inventory,url=%s" % backend.url])
+
+    def call(msg):
+        return final(relay, msg, channel="harpoon")["resp_json"]
+    tools = call(rpc("tools/list", 1))["result"]["tools"]
+    assert [t["name"] for t in tools] == ["list_targets", "call_target",
+                                          "get_oauth_target_audience"]
+    assert call(tool_call("call_target", 2, label="inventory"))["result"]["structuredContent"][
+        "status_code"] == 200
+    assert refused_rule(call(tool_call("call_target", 3, label="inventory", method="POST"))) \
+        == "arguments.call_target.schema"
+    assert len(backend.requests) == 1  # the refused POST never left the tunnel
+    assert "result" in answer(relay, tool_call("echo", 4, input="main is not policed"))

@@ -140,3 +140,45 @@ def test_on_failure_deny_refuses_while_records_cannot_be_written(tmp_path):
     verdict = verify([path, path + ".1"], KEY)
     assert verdict.ok, verdict.summary()
     assert json.loads(lines(path)[0])["reason"] == "recover"
+
+
+def test_the_chain_continues_after_a_record_longer_than_the_read_chunk(tmp_path):
+    from tunnel_client.policy.audit import last_line
+    path = str(tmp_path / "audit.jsonl")
+    audit = AuditTrail(path, KEY)
+    audit.open()
+    audit.write({"request": "x" * 200000})  # payload capture makes long lines
+    audit.close()
+    assert last_line(path, chunk=1000) == lines(path)[-1].rstrip(b"\n")
+    audit = AuditTrail(path, KEY)
+    audit.open()
+    audit.close()
+    assert verify([path], KEY).ok
+
+
+def test_on_failure_continue_counts_and_goes_on(tmp_path):
+    from tunnel_client.observe.instruments import Instruments
+    path = str(tmp_path / "audit.jsonl")
+    audit = AuditTrail(path, KEY, on_failure="continue", instruments=Instruments())
+    audit.open()
+    os.rename(path, path + ".1")
+    os.mkdir(path)
+    os.close(audit._fd)
+    assert not audit.write({"request_id": "lost"})
+    assert not audit.refusing and audit.check().ok
+    assert "continuing unrecorded" in audit.check().reason
+    assert audit.metrics.audit_failures.value() == 1
+
+
+def test_records_are_copied_to_syslog_when_asked(tmp_path, monkeypatch):
+    import syslog
+    sent = []
+    monkeypatch.setattr(syslog, "openlog", lambda *args: sent.append(("open",) + args))
+    monkeypatch.setattr(syslog, "syslog", lambda priority, line: sent.append(line))
+    path = str(tmp_path / "audit.jsonl")
+    audit = AuditTrail(path, KEY, syslog=True)
+    audit.open()
+    audit.write({"request_id": "r1"})
+    audit.close()
+    assert sent[0] == ("open", "tunnel-client-audit", 0, syslog.LOG_AUTHPRIV)
+    assert [line.encode() + b"\n" for line in sent[1:]] == lines(path)

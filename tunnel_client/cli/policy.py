@@ -110,6 +110,10 @@ def run_explain(args) -> int:
               "rule": decision.rule or None, "rate_limits": rates}
     if decision.detail:
         result["detail"] = decision.detail
+        if decision.rule.endswith(".schema"):
+            arguments = (message.get("params") or {}).get("arguments") or {}
+            result["detail"] = policy.schema_message(args.tool or "", arguments) or \
+                decision.detail
     if decision.refuses:
         cmd = wire.Command("explain", "explain", wire.CMD_JSONRPC, args.channel, 0.0,
                            message=message)

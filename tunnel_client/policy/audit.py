@@ -75,18 +75,23 @@ def utc_now() -> str:
     return now.strftime("%Y-%m-%dT%H:%M:%S.") + "%03dZ" % (now.microsecond // 1000)
 
 
-def last_line(path: str) -> Optional[bytes]:
-    """The last complete line of a file, or None (missing or empty file)."""
+def last_line(path: str, chunk: int = 1 << 16) -> Optional[bytes]:
+    """The last non-empty line of a file, however long, or None (missing or empty file)."""
     try:
         with open(path, "rb") as handle:
-            handle.seek(0, os.SEEK_END)
-            size = handle.tell()
-            handle.seek(max(0, size - (1 << 20)))
-            data = handle.read()
+            end = handle.seek(0, os.SEEK_END)
+            data = b""
+            while end > 0:
+                start = max(0, end - chunk)
+                handle.seek(start)
+                data = handle.read(end - start) + data
+                end = start
+                stripped = data.rstrip(b"\n")
+                if b"\n" in stripped:
+                    return stripped.rsplit(b"\n", 1)[1]
+            return data.rstrip(b"\n") or None
     except OSError:
         return None
-    lines = [line for line in data.split(b"\n") if line.strip()]
-    return lines[-1] if lines else None
 
 
 class AuditTrail:
@@ -113,6 +118,9 @@ class AuditTrail:
         """Continue the chain from the file (or the head file) and write a ``link``."""
         if self.key_file:
             self.key = read_key(self.key_file)
+        if self.syslog:
+            import syslog
+            syslog.openlog("tunnel-client-audit", 0, syslog.LOG_AUTHPRIV)
         with self._lock:
             self._resume()
             try:
@@ -121,9 +129,6 @@ class AuditTrail:
             except OSError as exc:
                 raise StartupError("cannot write audit file %s: %s"
                                    % (self.path, exc.strerror or exc)) from None
-        if self.syslog:
-            import syslog
-            syslog.openlog("tunnel-client-audit", 0, syslog.LOG_AUTHPRIV)
 
     def reopen(self):
         """After logrotate moved the file (SIGHUP): a new file linked to the old one."""

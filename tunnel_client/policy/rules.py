@@ -199,10 +199,23 @@ class ChannelPolicy:
             if rule.validator is not None:
                 error = next(iter(rule.validator.iter_errors(arguments)), None)
                 if error is not None:
+                    # the path and the keyword only: argument values are payload, and
+                    # payloads stay out of records and logs unless the operator opts in
                     where = "/".join(str(p) for p in error.absolute_path) or "arguments"
                     return Decision("deny", "arguments.%s.schema" % rule.key,
-                                    detail="%s: %s" % (where, error.message[:200]))
+                                    detail="%s fails %s" % (where, error.validator))
         return ALLOW
+
+    def schema_message(self, tool: str, arguments) -> Optional[str]:
+        """The full validation message for one tool's arguments (for `policy explain`,
+        where the operator typed the arguments themselves)."""
+        for rule in self.arguments:
+            if rule.validator is not None and rule.match.first(tool) is not None:
+                error = next(iter(rule.validator.iter_errors(arguments)), None)
+                if error is not None:
+                    where = "/".join(str(p) for p in error.absolute_path) or "arguments"
+                    return "%s: %s" % (where, error.message)
+        return None
 
     def visible(self, kind: str, name: str, read_only_tools: Mapping[str, bool]) -> bool:
         """Whether a listed tool, prompt or resource may be advertised to the caller."""
