@@ -98,9 +98,11 @@ class PolicyGate:
         subject = subject_of(cmd.message) if cmd.message else None
         decision = self.decide(policy, cmd, subject)
         if not decision.allowed:
-            log.info("policy %s" % decision.result, extra={
-                "channel": cmd.channel, "request_id": cmd.request_id, "rpc_method": cmd.method,
-                "rule": decision.rule, "detail": decision.detail or None})
+            fields = {"channel": cmd.channel, "request_id": cmd.request_id,
+                      "rpc_method": cmd.method, "rule": decision.rule}
+            if decision.detail:
+                fields["detail"] = decision.detail
+            log.info("policy %s" % decision.result, extra=fields)
         return self._replies(binding, cmd, deadline, policy, decision, started, subject)
 
     def _replies(self, binding, cmd, deadline, policy, decision, started, subject):
