@@ -182,3 +182,13 @@ def test_records_are_copied_to_syslog_when_asked(tmp_path, monkeypatch):
     audit.close()
     assert sent[0] == ("open", "tunnel-client-audit", 0, syslog.LOG_AUTHPRIV)
     assert [line.encode() + b"\n" for line in sent[1:]] == lines(path)
+
+
+def test_the_tail_of_a_trail_verifies_on_its_own(tmp_path):
+    from tunnel_client.policy.verify import verify_tail
+    path, _ = trail(tmp_path, 50)
+    assert verify_tail(path, KEY, max_bytes=2000).ok
+    content = lines(path)
+    content[-3] = content[-3].replace(b'"allow"', b'"deny"')
+    rewrite(path, content)
+    assert "MAC does not match" in verify_tail(path, KEY, max_bytes=2000).message
