@@ -307,8 +307,7 @@ class Service:
                 return None
             self.metrics.policy_reloads.inc(result="failed")
             log.error("policy reload failed; keeping the current policy: %s" % exc)
-            if self.policy is not None:
-                self.policy.reload(self.policy.policies)
+            self.policy.reload(self.policy.policies)  # the audit file is reopened all the same
             return None
         if self.policy is None:
             if policies or fresh.audit.file:

@@ -38,6 +38,7 @@ def install_signal_handlers(service, setup):
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+
     def hangup(signum, frame):
         setup.reopen()
         service.reload()
