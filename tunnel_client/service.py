@@ -29,6 +29,7 @@ from tunnel_client.net.proxycheck import ProxyHealth
 from tunnel_client.observe.health import Check, PollHealth, Readiness
 from tunnel_client.observe.instruments import Instruments
 from tunnel_client.oauth import Discoverer
+from tunnel_client.policy import from_config as build_policy_gate, policies_of
 from tunnel_client.observe import process
 from tunnel_client.observe.logs import REDACTOR, RawHttp, get_logger
 from tunnel_client.observe.systemd import Notifier
@@ -44,8 +45,9 @@ READY_FALLBACK = 45.0
 
 
 class Service:
-    def __init__(self, cfg: Config, log_setup=None):
+    def __init__(self, cfg: Config, log_setup=None, reload_config=None):
         self.cfg = cfg
+        self.reload_config = reload_config  # re-reads flags > env > YAML on SIGHUP
         self.log_setup = log_setup
         self.instance_id = secrets.token_hex(16)
         self.started_at = time.time()
@@ -91,13 +93,16 @@ class Service:
             if self.startup_wait_error else Check(True, "no wait pending"))
         for binding in self.router.bindings:
             self.readiness.add("channel:" + binding.channel, binding.health)
+        self.policy = build_policy_gate(cfg, self.metrics)
+        if self.policy is not None and self.policy.audit is not None:
+            self.readiness.add("audit", self.policy.audit.check)
         self.inflight = InFlight(self.metrics.pool_occupancy)
         poll_log = PollLog()
         size = cfg.mcp.max_concurrent_requests
         self.metrics.pool_capacity.set(size)
         self.workers = [Worker(i, self.controlplane, self.router, self.stop_event,
                                self.poll_health, self.inflight, self.metrics, poll_log,
-                               cp.tunnel_id or "") for i in range(size)]
+                               cp.tunnel_id or "", self.policy) for i in range(size)]
         self._pid_written = False
         process.register(self.metrics.registry)
         self.proxy_health = ProxyHealth(
@@ -189,6 +194,8 @@ class Service:
         if self.log_setup is not None:
             self.log_setup.set_context(client_instance_id=self.instance_id,
                                        tunnel_id=cfg.control_plane.tunnel_id)
+        if self.policy is not None:
+            self.policy.start()  # the audit file opens first: nothing to undo if it cannot
         self.housekeeping.start()
         self.network_jobs.start()
         self._write_pid_file()
@@ -293,6 +300,37 @@ class Service:
                              "plain HTTP on their port (use http://proxy:port)" % route.name)
         return found
 
+    def reload(self):
+        """SIGHUP: re-read the configuration off the signal handler and apply what can
+        change while running (policy, the audit file, the operator's stdio roots); the
+        rest needs a restart."""
+        if self.reload_config is not None:
+            self.housekeeping.call_later(0, self._reload, "reload")
+
+    def _reload(self):
+        try:
+            fresh = self.reload_config()
+            policies = policies_of(fresh)
+        except Exception as exc:  # a bad edit must not take down the daemon or its policy
+            log.error("configuration reload failed; keeping the running configuration: %s"
+                      % exc)
+            if self.policy is not None:
+                self.metrics.policy_reloads.inc(result="failed")
+                self.policy.reload(self.policy.policies)  # the audit file is reopened all the same
+            return None
+        for binding in self.router.bindings:
+            if isinstance(binding, StdioBinding):
+                binding.set_roots(_roots_for(fresh, binding.channel))
+        if self.policy is not None:
+            self.policy.reload(policies)
+            self.metrics.policy_reloads.inc(result="ok")
+        elif policies or fresh.audit.file:
+            log.warning("policy or audit configured since the daemon started; restart "
+                        "it to turn them on (a reload only changes them once on)")
+        log.info("configuration reloaded (policy, audit file, mcp.roots; other settings "
+                 "apply at restart)", extra={"policy_channels": sorted(policies.channels)})
+        return None
+
     def set_log_level(self, level: str):
         if self.log_setup is not None:
             self.log_setup.set_level(level)
@@ -314,22 +352,6 @@ class Service:
         log.info("tunnel metadata fetched", extra={"tunnel_name": self.metadata.name,
                                                    "description": self.metadata.description})
         return None
-
-    def reload(self, load: Callable[[], Config]):
-        """On SIGHUP: re-read the configuration and apply what can change while running
-        (the operator's roots for stdio servers); the rest needs a restart."""
-        def job():
-            try:
-                cfg = load()
-            except TunnelClientError as exc:
-                log.warning("reload failed; keeping the running configuration",
-                            extra={"error": str(exc)})
-                return
-            for binding in self.router.bindings:
-                if isinstance(binding, StdioBinding):
-                    binding.set_roots(_roots_for(cfg, binding.channel))
-            log.info("configuration reloaded (mcp.roots; other settings apply at restart)")
-        self.housekeeping.call_later(0, job, "reload")
 
     def fail(self, exc: Exception):
         """A part of the service cannot go on (e.g. a stdio server that cannot stay up)."""
@@ -370,6 +392,8 @@ class Service:
         for binding in self.router.bindings:
             binding.stop()
         self.harpoon.stop()
+        if self.policy is not None:
+            self.policy.close()
         self.housekeeping.stop()
         self.network_jobs.stop()
         self.admin.stop()

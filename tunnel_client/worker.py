@@ -89,7 +89,8 @@ class PollLog:
 class Worker(threading.Thread):
     def __init__(self, index: int, controlplane: ControlPlane, router: Router,
                  stop: threading.Event, poll_health: PollHealth, inflight: InFlight,
-                 instruments: Instruments, poll_log: PollLog, tunnel_id: str = ""):
+                 instruments: Instruments, poll_log: PollLog, tunnel_id: str = "",
+                 policy=None):
         super().__init__(name="worker-%d" % index, daemon=True)
         self.cp = controlplane
         self.router = router
@@ -99,6 +100,7 @@ class Worker(threading.Thread):
         self.metrics = instruments
         self.poll_log = poll_log
         self.tunnel_id = tunnel_id
+        self.policy = policy  # the policy gate wrapping every binding, or None
 
     def run(self):
         gate = self.cp.gate
@@ -156,20 +158,21 @@ class Worker(threading.Thread):
         binding = self.router.route(cmd.channel)
         if cmd.problem:
             log.warning("command cannot be executed: %s" % cmd.problem, extra=fields)
-            status = self._post_final(cmd, _invalid(cmd), deadline, fields)
+            status = self._post_local(cmd, _invalid(cmd), deadline, fields)
         elif binding is None:
             self.metrics.unsupported_channel.inc(tunnel_id=self.tunnel_id, channel=cmd.channel,
                                                  command_type=cmd.command_type)
             log.warning("no MCP binding for channel; answering unsupported channel",
                         extra=fields)
-            status = self._post_final(cmd, wire.unsupported_channel(cmd), deadline, fields)
+            status = self._post_local(cmd, wire.unsupported_channel(cmd), deadline, fields)
         else:
             status = self._run(binding, cmd, deadline, fields)
         self._observe(cmd, status, binding is not None, enqueued)
 
     def _run(self, binding, cmd, deadline, fields) -> Optional[int]:
         notify_failed = False
-        replies = binding.handle(cmd, deadline)
+        replies = binding.handle(cmd, deadline) if self.policy is None \
+            else self.policy.handle(binding, cmd, deadline)
         try:
             with contextlib.closing(replies):
                 for reply in replies:
@@ -201,6 +204,11 @@ class Worker(threading.Thread):
                 return self._post_final(cmd, reply, deadline, fields)
             del exc
         return None
+
+    def _post_local(self, cmd, reply, deadline, fields) -> Optional[int]:
+        if self.policy is not None:
+            self.policy.record_local(cmd, reply, time.monotonic())
+        return self._post_final(cmd, reply, deadline, fields)
 
     def _post_final(self, cmd, reply, deadline, fields) -> Optional[int]:
         outcome = self.cp.post(cmd, reply, deadline)

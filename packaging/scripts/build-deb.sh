@@ -15,11 +15,13 @@ src=$work/tunnel-client-$version
 stage_source "$root" "$src"
 cp -a "$root/packaging/debian" "$src/debian"
 # debhelper finds these by name: dh_installsystemd, dh_installsysusers,
-# dh_installtmpfiles, dh_installcron (installed as /etc/cron.d/tunnel-client).
+# dh_installtmpfiles, dh_installcron (installed as /etc/cron.d/tunnel-client),
+# dh_installlogrotate.
 cp "$root/packaging/systemd/tunnel-client.service" "$src/debian/tunnel-client.service"
 cp "$root/packaging/common/tunnel-client.sysusers" "$src/debian/tunnel-client.sysusers"
 cp "$root/packaging/common/tunnel-client.tmpfiles" "$src/debian/tunnel-client.tmpfiles"
 cp "$root/packaging/common/tunnel-client.cron" "$src/debian/tunnel-client.cron.d"
+cp "$root/packaging/common/tunnel-client.logrotate" "$src/debian/tunnel-client.logrotate"
 cat > "$src/debian/changelog" <<CHANGELOG
 tunnel-client ($version) unstable; urgency=medium
 

@@ -294,3 +294,35 @@ def test_admin_ui_shows_oauth_discovery_and_its_harpoon_targets(relay, daemon, b
         assert browser.console_errors() == []
     finally:
         save_screenshot(browser, "admin-ui-oauth.png")
+
+
+def test_admin_ui_shows_policy_decisions_and_the_audit_chain_head(relay, daemon, browser,
+                                                                 tmp_path):
+    key = tmp_path / "audit.key"
+    key.write_text("k" * 32)
+    config = tmp_path / "config.yaml"
+    config.write_text("policy:\n  channels:\n    main:\n      tools: {deny: ['<b>*']}\n"
+                      "audit:\n  file: %s\n  key_file: %s\n" % (tmp_path / "audit.jsonl", key))
+    _, base = start_daemon(daemon, tmp_path, mcp_command=stub_command(),
+                           args=["--config", str(config)])
+    browser.get("%s/ui?interval=%d" % (base, SAMPLE_MS))
+    try:
+        wait_for(lambda: browser.text("#policy-state") == "on", 10, message="policy on")
+        assert "main: enforce" in browser.text("#policy-summary")
+        # a caller-chosen name is shown as text, never parsed as markup
+        refused = final(relay, tool_call(CHANNEL_MARKUP, 1))["resp_json"]
+        assert refused["error"]["data"]["rule"] == "tools.deny:<b>*"
+        final(relay, tool_call("echo", 2, input="fine"))
+        wait_for(lambda: len(browser.texts("#policy-decisions tbody tr")) == 2, 10,
+                 message="two decisions in the panel")
+        newest = browser.texts("#policy-decisions tbody tr")[0]
+        oldest = browser.texts("#policy-decisions tbody tr")[1]
+        assert "echo" in newest and "allow" in newest
+        assert CHANNEL_MARKUP in oldest and "deny" in oldest and "tools.deny:<b>*" in oldest
+        head = api(base, "/api/audit").json()["audit"]["head"]
+        wait_for(lambda: ("chain head %d:%s" % (head["seq"], head["digest"][:16])) in
+                 browser.text("#policy-summary"), 10, message="the chain head")
+        assert markup_elements(browser, "#policy-card") == 0
+        assert browser.console_errors() == []
+    finally:
+        save_screenshot(browser, "admin-ui-policy.png")

@@ -27,7 +27,8 @@ distro_dependencies_only() {
 }
 
 conffiles_ok() {
-    diff <(sort "$x/DEBIAN/conffiles") <(printf '%s\n' /etc/cron.d/tunnel-client /etc/tunnel-client/config.yaml)
+    diff <(sort "$x/DEBIAN/conffiles") <(printf '%s\n' /etc/cron.d/tunnel-client \
+        /etc/logrotate.d/tunnel-client /etc/tunnel-client/config.yaml)
 }
 
 every_source_file_shipped() {  # catches directories setup.cfg's find: skips (no __init__.py)
@@ -43,6 +44,7 @@ no_bytecode() { [ -z "$(find "$x" -name '*.pyc' -o -name __pycache__)" ]; }
 same_files() {
     cmp "$ROOT/packaging/systemd/tunnel-client.service" "$x/lib/systemd/system/tunnel-client.service" &&
         cmp "$ROOT/packaging/common/tunnel-client.cron" "$x/etc/cron.d/tunnel-client" &&
+        cmp "$ROOT/packaging/common/tunnel-client.logrotate" "$x/etc/logrotate.d/tunnel-client" &&
         cmp "$ROOT/packaging/common/tunnel-client.sysusers" "$x/usr/lib/sysusers.d/tunnel-client.conf" &&
         cmp "$ROOT/packaging/common/tunnel-client.tmpfiles" "$x/usr/lib/tmpfiles.d/tunnel-client.conf" &&
         cmp "$ROOT/conf/config.yaml" "$x/etc/tunnel-client/config.yaml" &&
@@ -70,10 +72,10 @@ purge_keeps_user() {
 
 check "deb: named tunnel-client_${version}_all.deb, Architecture: all" named_for_version
 check "deb: depends on distro packages only" distro_dependencies_only
-check "deb: conffiles are config.yaml and the cron file" conffiles_ok
+check "deb: conffiles are config.yaml, the cron file and the logrotate file" conffiles_ok
 check "deb: every file under tunnel_client/ is installed" every_source_file_shipped
 check "deb: no bytecode in the payload (py3compile builds it on the target)" no_bytecode
-check "deb: unit, cron, sysusers, tmpfiles, config, env template, man page as in the tree" same_files
+check "deb: unit, cron, logrotate, sysusers, tmpfiles, config, env template, man page as in the tree" same_files
 check "deb: upgrade restarts the service, never leaves it stopped" upgrade_restarts_not_stops
 check "deb: postinst creates the account and directories" account_and_dirs_at_install
 check "deb: purge removes state, keeps the account" purge_keeps_user

@@ -21,7 +21,8 @@ base_repo_requirements() {
 config_noreplace() {
     # %config(noreplace): rpm keeps the operator's edits and writes the new file as .rpmnew.
     diff <(q --qf '[%{FILEFLAGS:fflags} %{FILENAMES}\n]' | awk 'NF == 2 && $1 ~ /c/' | sort) \
-        <(printf '%s\n' "cn /etc/cron.d/tunnel-client" "cn /etc/tunnel-client/config.yaml")
+        <(printf '%s\n' "cn /etc/cron.d/tunnel-client" "cn /etc/logrotate.d/tunnel-client" \
+            "cn /etc/tunnel-client/config.yaml")
 }
 
 file_list() {
@@ -30,7 +31,8 @@ file_list() {
     for want in /usr/bin/tunnel-client /usr/lib/tunnel-client/tunnel_client/cli/__init__.py \
         /usr/lib/systemd/system/tunnel-client.service /usr/lib/sysusers.d/tunnel-client.conf \
         /usr/lib/tmpfiles.d/tunnel-client.conf /usr/share/tunnel-client/tunnel-client.env \
-        /usr/share/man/man8/tunnel-client.8 /var/lib/tunnel-client /run/tunnel-client; do
+        /usr/share/man/man8/tunnel-client.8 /var/lib/tunnel-client /run/tunnel-client \
+        /etc/logrotate.d/tunnel-client /var/log/tunnel-client; do
         grep -qx "$want" <<< "$files" || { echo "missing: $want"; missing=1; }
     done
     # Private directory only: nothing in a version-specific site-packages, no bytecode.
@@ -41,12 +43,13 @@ file_list() {
 
 modes_and_owners() {
     diff <(q --qf '[%{FILEMODES:perms} %{FILEUSERNAME} %{FILEGROUPNAME} %{FILENAMES}\n]' |
-            grep -E ' (/usr/bin/tunnel-client|/var/lib/tunnel-client|/run/tunnel-client|/etc/tunnel-client/config.yaml|/usr/share/tunnel-client/tunnel-client.env)$' | sort -k4) \
+            grep -E ' (/usr/bin/tunnel-client|/var/lib/tunnel-client|/var/log/tunnel-client|/run/tunnel-client|/etc/tunnel-client/config.yaml|/usr/share/tunnel-client/tunnel-client.env)$' | sort -k4) \
         <(printf '%s\n' "-rw-r--r-- root root /etc/tunnel-client/config.yaml" \
             "drwxr-x--- tunnel-client tunnel-client /run/tunnel-client" \
             "-rwxr-xr-x root root /usr/bin/tunnel-client" \
             "-rw-r--r-- root root /usr/share/tunnel-client/tunnel-client.env" \
-            "drwxr-x--- tunnel-client tunnel-client /var/lib/tunnel-client" | sort -k4)
+            "drwxr-x--- tunnel-client tunnel-client /var/lib/tunnel-client" \
+            "drwxr-x--- tunnel-client tunnel-client /var/log/tunnel-client" | sort -k4)
 }
 
 scriptlets() {
@@ -69,6 +72,7 @@ same_files() {  # the shared files, byte for byte, and a launcher pointing at th
     (cd "$x" && rpm2cpio "$rpm" | cpio -idm --quiet) &&
         cmp "$ROOT/packaging/systemd/tunnel-client.service" "$x/usr/lib/systemd/system/tunnel-client.service" &&
         cmp "$ROOT/packaging/common/tunnel-client.cron" "$x/etc/cron.d/tunnel-client" &&
+        cmp "$ROOT/packaging/common/tunnel-client.logrotate" "$x/etc/logrotate.d/tunnel-client" &&
         cmp "$ROOT/conf/config.yaml" "$x/etc/tunnel-client/config.yaml" &&
         diff -r -x __pycache__ -x '*.pyc' "$ROOT/tunnel_client" "$x/usr/lib/tunnel-client/tunnel_client" &&
         [ "$(head -n 1 "$x/usr/bin/tunnel-client")" = "#!/usr/bin/python3 -s" ] &&
@@ -80,7 +84,7 @@ same_files() {  # the shared files, byte for byte, and a launcher pointing at th
 
 check "rpm: tunnel-client $version noarch" identity
 check "rpm: requires base-repo packages only" base_repo_requirements
-check "rpm: config.yaml and the cron file are %config(noreplace)" config_noreplace
+check "rpm: config.yaml, the cron and logrotate files are %config(noreplace)" config_noreplace
 check "rpm: private /usr/lib/tunnel-client, unit, sysusers, tmpfiles, env template, man page" file_list
 check "rpm: modes and owners" modes_and_owners
 check "rpm: %pre account, preset, disable on erase, try-restart on upgrade" scriptlets

@@ -132,3 +132,12 @@ def harpoon_targets(service) -> dict:
 
 def harpoon_calls(service, label, limit) -> dict:
     return {"calls": service.harpoon.calls(label, limit)}
+
+
+def audit(service, limit: int) -> dict:
+    """Policy modes, the audit chain head (for `audit verify --head`) and recent decisions."""
+    gate = service.policy
+    if gate is None:
+        return {"enabled": False, "reason": "no policy.channels and no audit.file configured",
+                "policy": {}, "audit": None, "recent": []}
+    return dict(gate.snapshot(max(1, min(limit, 200))), enabled=True)

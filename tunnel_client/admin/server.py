@@ -123,6 +123,8 @@ class _AdminHandler(Handler):
             return self.send_json(200, api.system(admin.service))
         if path == "/api/oauth":
             return self.send_json(200, api.oauth(admin.service))
+        if path == "/api/audit":
+            return self.send_json(200, api.audit(admin.service, _int(query, "limit", 50)))
         if path == "/api/harpoon/status":
             return self.send_json(200, api.harpoon_status(admin.service))
         if path == "/api/harpoon/targets":

@@ -24,23 +24,23 @@ def run(args) -> int:
     cfg = config.load(flags.collect(args), os.environ)
     setup = LogSetup(cfg.log.level, cfg.log.format, cfg.log.file,
                      ring_capacity=cfg.admin_ui.log_buffer_events)
-    service = Service(cfg, setup)
-    install_signal_handlers(service, setup,
-                            lambda: config.load(flags.collect(args), os.environ))
+    service = Service(cfg, setup,
+                      reload_config=lambda: config.load(flags.collect(args), os.environ))
+    install_signal_handlers(service, setup)
     service.start()
     service.wait()
     return service.shutdown()
 
 
-def install_signal_handlers(service, setup, load=None):
+def install_signal_handlers(service, setup):
     def stop(signum, frame):
         service.request_stop()
 
     def hangup(signum, frame):
         setup.reopen()  # logrotate
-        if load is not None:
-            service.reload(load)
+        service.reload()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+
     signal.signal(signal.SIGHUP, hangup)

@@ -307,6 +307,14 @@ def _validate(values, origins, bindings, require_runtime):
                              "MCP client certificate (channel %s)" % spec.channel)
     if values["ca_bundle"]:
         check_ca_bundle(values["ca_bundle"])
+    if values["audit.file"] and not values["audit.key_file"]:
+        raise ConfigError("audit.file requires audit.key_file (the HMAC key sealing the "
+                          "chain); see docs/policy.md")
+    known = set(channels) | {HARPOON_CHANNEL}
+    for channel in values["policy.channels"] or ():
+        if channels and channel not in known:
+            raise ConfigError('policy.channels.%s: no such channel (configured: %s)'
+                              % (channel, ", ".join(sorted(known))))
     for target in values["harpoon.targets"] or ():
         if target.url.lower().startswith("http://") and not values["harpoon.allow_plaintext_http"]:
             raise ConfigError('invalid harpoon target url "%s": https is required; set '

@@ -12,6 +12,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Optional, Tuple
 
+from tunnel_client.config import policy_schema
 from tunnel_client.config import values as v
 from tunnel_client.wire import normalize_channel
 
@@ -285,6 +286,13 @@ def listen_addr(raw, ctx) -> Optional[str]:
     if not sep or not port.isdigit() or int(port) > 65535:
         raise ValueError('must be host:port, for example 127.0.0.1:8080 (":0" picks a free port)')
     return value
+
+
+def policy_channels(raw, ctx):
+    """The mapping itself (YAML), or a path to a YAML file holding it (flag, env, YAML)."""
+    if isinstance(raw, str):
+        raw = policy_schema.read_file(v.resolve_path(raw, ctx.environ))
+    return policy_schema.check(raw) or None
 
 
 # --- JSON Schema fragments for YAML values -----------------------------------------------
@@ -602,6 +610,34 @@ SETTINGS = SELECTORS + (
             duration(), 5.0, "After closing a stdio server's stdin, wait this long before "
             "SIGTERM, and as long again before SIGKILL.", expect=DUR, metavar="DURATION",
             ours=True),
+)
+
+# --- policy and audit at the tunnel (ours; docs/policy.md)
+SETTINGS += (
+    Setting("policy.mode", "POLICY_MODE", "--policy.mode", choice("enforce", "shadow"),
+            "enforce", "Default mode of channel policies: enforce, or shadow (decide and "
+            "record without refusing anything).", expect="enforce or shadow",
+            metavar="MODE", ours=True),
+    Setting("policy.channels", "POLICY_CHANNELS", "--policy.channels", policy_channels, None,
+            "Per-channel policy: allow/deny globs for methods, tools, prompts and resources, "
+            "the read_only preset, argument rules, rate limits (docs/policy.md). In YAML the "
+            "mapping itself or a path to a YAML file holding it; a path elsewhere.",
+            expect="a mapping of channel to policy, or a file holding one",
+            schema={"type": ["object", "string"]}, metavar="PATH", ours=True),
+    Setting("audit.file", "AUDIT_FILE", "--audit.file", path, None,
+            "Append a hash-chained JSON Lines audit record per command here (reopened on "
+            "SIGHUP). Requires audit.key_file.", expect="a path", metavar="PATH", ours=True),
+    Setting("audit.key_file", "AUDIT_KEY_FILE", "--audit.key-file", path, None,
+            "File holding the HMAC-SHA256 key that seals the audit chain (readable only by "
+            "the service).", expect="a path", metavar="PATH", ours=True),
+    Setting("audit.on_failure", "AUDIT_ON_FAILURE", "--audit.on-failure",
+            choice("deny", "continue"), "deny",
+            "When a record cannot be written: deny (refuse calls until it can; /readyz says "
+            "why) or continue (count, log and go on).", expect="deny or continue",
+            metavar="ACTION", ours=True),
+    Setting("audit.syslog", "AUDIT_SYSLOG", "--audit.syslog", boolean, False,
+            "Also send each audit record to syslog/journald (facility authpriv).",
+            expect="true or false", schema=_BOOL, ours=True),
 )
 
 BY_KEY = {s.key: s for s in SETTINGS}

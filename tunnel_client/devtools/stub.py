@@ -91,10 +91,12 @@ class StubServer:
     def record(self, msg: dict):
         if not self.options.log_path:
             return
+        params = msg.get("params") if isinstance(msg.get("params"), dict) else {}
         entry = {"pid": os.getpid(), "t": time.time(), "method": msg.get("method"),
-                 "id": msg.get("id"), "meta": bool(_meta(msg).get(VERSION_KEY))}
-        if msg.get("method") == "initialize" and isinstance(msg.get("params"), dict):
-            entry["capabilities"] = msg["params"].get("capabilities")
+                 "id": msg.get("id"), "meta": bool(_meta(msg).get(VERSION_KEY)),
+                 "name": params.get("name") or params.get("uri")}
+        if msg.get("method") == "initialize":
+            entry["capabilities"] = params.get("capabilities")
         line = json.dumps(entry)
         with self._lock, open(self.options.log_path, "a") as handle:
             handle.write(line + "\n")

@@ -71,6 +71,9 @@ def _run_checks(report, cfg, service, options, budget, identity_ok):
     _mcp(report, cfg, service, budget)
     _certificates(report, cfg, options.cert_warn_days)
     _proxies(report, cfg)
+    if cfg.audit.file:
+        from tunnel_client.doctor import audit
+        report.add(audit.check(cfg))
     if options.offline:
         report.add(Check("control_plane", SKIP, "skipped (--offline)"))
     elif not identity_ok:

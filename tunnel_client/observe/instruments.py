@@ -69,6 +69,16 @@ class Instruments:
             "mcp_stdio_local_answers_total",
             "Messages answered by the tunnel client instead of the stdio server.",
             ("channel", "method"))
+        # policy and audit
+        self.policy_decisions = r.counter(
+            "policy_decisions_total", "Policy decisions by channel, deciding rule and result "
+            "(allow, deny, limit, shadow_deny, shadow_limit).", ("channel", "rule", "result"),
+            max_series=300)
+        self.policy_reloads = r.counter("policy_reloads_total", "Policy reloads (SIGHUP).",
+                                        ("result",))
+        self.audit_records = r.counter("audit_records_total", "Audit records written.")
+        self.audit_failures = r.counter("audit_write_failures_total",
+                                        "Audit records that could not be written.")
         # health
         self.liveness = r.gauge("liveness", "1 while the process serves /healthz.")
         self.readiness = r.gauge("readiness", "1 while /readyz answers 200.")

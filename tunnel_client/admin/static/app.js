@@ -481,6 +481,53 @@
     }
   }
 
+  // --- policy and audit -----------------------------------------------------------------
+
+  function renderPolicy(reply) {
+    var node = $("policy-state");
+    if (reply.unavailable || !reply.enabled) {
+      node.className = "badge badge-unknown";
+      node.textContent = reply.unavailable ? "unavailable" : "off";
+      setText("policy-summary", reply.unavailable || "Every call is forwarded and none is " +
+        "recorded: " + reply.reason + " (docs/policy.md).");
+      $("policy-decisions-block").hidden = true;
+      return;
+    }
+    var audit = reply.audit;
+    var broken = audit && !audit.writable;
+    node.className = "badge " + (broken ? "badge-bad" : "badge-ok");
+    node.textContent = broken ? "audit failing" : "on";
+    var parts = Object.keys(reply.policy).sort().map(function (channel) {
+      var p = reply.policy[channel];
+      return channel + ": " + p.mode + (p.read_only ? ", read-only" : "");
+    });
+    if (!parts.length) { parts.push("no channel policy"); }
+    parts.push(audit ? "audit " + audit.file + " · chain head " + audit.head.seq + ":" +
+      audit.head.digest.slice(0, 16) + "… · on failure " + audit.on_failure +
+      (audit.write_failures ? " · " + plural(audit.write_failures, "write failure") : "") +
+      (broken ? " · " + audit.error : "") : "no audit trail");
+    setText("policy-summary", parts.join(" · "));
+    var recent = reply.recent || [];
+    $("policy-decisions-block").hidden = recent.length === 0;
+    if (changed("policyRecent", recent)) {
+      replaceChildren(document.querySelector("#policy-decisions tbody"), recent.map(decisionRow));
+    }
+  }
+
+  function decisionRow(d) {
+    var refused = d.decision === "deny" || d.decision === "limit";
+    var shadow = d.decision.indexOf("shadow_") === 0;
+    return el("tr", { class: refused ? "row-bad" : "" },
+      el("td", { class: "nowrap", title: isoTime(d.time) }, callTime(d.time)),
+      el("td", null, d.channel),
+      el("td", null, d.method || "—"),
+      el("td", { class: "wrap" }, textOf(d.name) || "—"),
+      el("td", null, el("span", { class: refused ? "text-bad" : (shadow ? "muted" : "text-ok") },
+        d.decision)),
+      el("td", { class: "wrap" }, d.rule || "—"),
+      el("td", null, httpStatus(d.status)));
+  }
+
   function setHarpoonState(word, badgeClass, summary) {
     var node = $("harpoon-state");
     node.className = "badge " + badgeClass;
@@ -784,6 +831,7 @@
     return Promise.all([getJSON("/api/status"), getText("/metrics"),
       optional("/api/harpoon/status"), optional("/api/harpoon/targets"),
       optional("/api/harpoon/calls?limit=" + HARPOON_HISTORY), optional("/api/oauth"),
+      optional("/api/audit?limit=50"),
     ]).then(function (replies) {
       var status = replies[0];
       if (state.instance !== status.client_instance_id) {
@@ -802,6 +850,7 @@
       renderDetails(status, sample);
       renderHarpoon({ status: replies[2], targets: replies[3], calls: replies[4] }, sample);
       renderOAuth(replies[5], replies[3].targets || []);
+      renderPolicy(replies[6]);
       if (!state.levelPending) { markLevel(status.log_level); }
       state.lastOk = new Date();
       setText("last-refresh", "updated " + clock(state.lastOk));

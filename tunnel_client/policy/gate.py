@@ -1,0 +1,256 @@
+"""The gate between the router and a binding: decide, refuse or forward, shape the
+result, and write the audit record before the terminal reply goes back.
+
+It wraps any binding from outside (``handle(binding, command, deadline)``) and knows no
+transport. Each command reads the policy once, so a reload (SIGHUP) changes the next
+command and never one in flight.
+"""
+
+import collections
+import hashlib
+import math
+import time
+from typing import Any, Dict, Iterator, Optional
+
+from tunnel_client import wire
+from tunnel_client.observe.logs import get_logger
+from tunnel_client.policy.audit import AuditTrail
+from tunnel_client.policy.limits import Buckets
+from tunnel_client.policy.lists import (HANDSHAKE_METHODS, LIST_METHODS, filter_list,
+                                        read_only_hints, truthful_capabilities)
+from tunnel_client.policy.rules import (ALLOW, ChannelPolicy, Decision, PolicySet, Subject,
+                                        subject_of)
+
+log = get_logger("policy")
+
+DENIED_CODE = -32003
+LIMITED_CODE = -32029
+DENIED_MESSAGE = "Refused by the tunnel's policy"
+LIMITED_MESSAGE = "Refused by the tunnel's policy: rate limit exceeded; retry later"
+_DECIDED_KINDS = ("call", "notification")
+
+
+def refusal(cmd: wire.Command, decision: Decision) -> wire.Reply:
+    """The caller's answer: which rule refused, nothing about any other rule."""
+    if cmd.kind == "notification":
+        return wire.notify_ack(202)  # dropped, and acknowledged like any notification
+    data: Dict[str, Any] = {"refused_by": "tunnel_policy", "rule": decision.rule,
+                            "retryable": decision.kind == "limit"}
+    if decision.kind == "limit":
+        data["retry_after_ms"] = int(math.ceil((decision.retry_after or 0) * 1000))
+        return wire.rpc_error(cmd.rpc_id, LIMITED_CODE, LIMITED_MESSAGE, 200, data)
+    return wire.rpc_error(cmd.rpc_id, DENIED_CODE, DENIED_MESSAGE, 200, data)
+
+
+class PolicyGate:
+    def __init__(self, policies: PolicySet, audit: Optional[AuditTrail] = None,
+                 instruments=None, tunnel_id: str = "", recent: int = 200):
+        self.policies = policies
+        self.audit = audit
+        self.metrics = instruments
+        self.tunnel_id = tunnel_id
+        self.buckets = Buckets()
+        self.hints: Dict[str, Dict[str, bool]] = {}  # channel -> tool -> readOnlyHint
+        self.recent = collections.deque(maxlen=recent)
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    def start(self):
+        if self.audit is not None:
+            self.audit.open()
+
+    def reload(self, policies: PolicySet):
+        """Swap the policy; calls in flight finish under the one they started with."""
+        self.policies = policies
+        wanted = set()
+        for policy in policies.channels.values():
+            for rule, rate in _all_rates(policy):
+                wanted.add((policy.channel, rule) + tuple(rate))
+        self.buckets.keep_only(wanted)
+        if self.audit is not None:
+            self.audit.reopen()
+
+    def close(self):
+        if self.audit is not None:
+            self.audit.close()
+
+    # --- the command path ----------------------------------------------------------------
+
+    def decide(self, policy: Optional[ChannelPolicy], cmd: wire.Command,
+               subject: Optional[Subject] = None) -> Decision:
+        decision = ALLOW
+        if policy is not None and cmd.kind in _DECIDED_KINDS:
+            subject = subject or subject_of(cmd.message)
+            decision = policy.decide(cmd.message, self.hints.get(cmd.channel, {}), subject)
+            if decision.allowed and cmd.kind == "call":
+                decision = self._take_tokens(policy, subject)
+        if self.audit is not None and self.audit.refusing and cmd.kind in _DECIDED_KINDS:
+            decision = Decision("deny", "audit.on_failure")
+        if policy is not None and self.metrics is not None:
+            self.metrics.policy_decisions.inc(channel=cmd.channel, rule=decision.rule or
+                                              "default", result=decision.result)
+        return decision
+
+    def handle(self, binding, cmd: wire.Command, deadline: wire.Deadline
+               ) -> Iterator[wire.Reply]:
+        started = time.monotonic()
+        policy = self.policies.get(cmd.channel)  # read once: reloads affect the next command
+        subject = subject_of(cmd.message) if cmd.message else None
+        decision = self.decide(policy, cmd, subject)
+        if not decision.allowed:
+            fields = {"channel": cmd.channel, "request_id": cmd.request_id,
+                      "rpc_method": cmd.method, "rule": decision.rule}
+            if decision.detail:
+                fields["detail"] = decision.detail
+            log.info("policy %s" % decision.result, extra=fields)
+        return self._replies(binding, cmd, deadline, policy, decision, started, subject)
+
+    def _replies(self, binding, cmd, deadline, policy, decision, started, subject):
+        if decision.refuses:
+            reply = refusal(cmd, decision)
+            digest = hashlib.sha256(reply.body or b"")
+            self._record(cmd, subject, policy, decision, reply, started, len(reply.body or b""),
+                         digest)
+            yield reply
+            return
+        replies = binding.handle(cmd, deadline)
+        recorded = False
+        sent = 0
+        digest = hashlib.sha256()
+        try:
+            for reply in replies:
+                if reply.terminal:
+                    if policy is not None:
+                        reply = self._shape(policy, cmd, reply)
+                    if reply.body:
+                        sent += len(reply.body)
+                        digest.update(reply.body)
+                    recorded = True
+                    self._record(cmd, subject, policy, decision, reply, started, sent, digest)
+                elif reply.body:
+                    sent += len(reply.body)
+                    digest.update(reply.body)
+                yield reply
+        finally:
+            close = getattr(replies, "close", None)
+            if close is not None:
+                close()
+            if not recorded:  # deadline passed or the caller went away: no terminal reply
+                self._record(cmd, subject, policy, decision, None, started, sent, digest)
+
+    def record_local(self, cmd: wire.Command, reply: wire.Reply, started: float):
+        """Commands answered without a binding (unsupported channel, invalid) are audited
+        too: one record per command."""
+        body = reply.body or b""
+        subject = subject_of(cmd.message) if cmd.message else None
+        self._record(cmd, subject, None, Decision("allow", "no_binding"), reply, started,
+                     len(body), hashlib.sha256(body))
+
+    # --- results -------------------------------------------------------------------------
+
+    def _shape(self, policy: ChannelPolicy, cmd: wire.Command, reply: wire.Reply
+               ) -> wire.Reply:
+        method = cmd.method
+        if (method not in LIST_METHODS and method not in HANDSHAKE_METHODS) or \
+                reply.body is None or reply.resp_type != wire.RESP_JSONRPC:
+            return reply
+        try:
+            msg = wire.loads(reply.body)
+        except ValueError:
+            return reply
+        result = msg.get("result") if isinstance(msg, dict) else None
+        if not isinstance(result, dict):
+            return reply
+        if method == "tools/list":
+            self.hints.setdefault(cmd.channel, {}).update(read_only_hints(result))
+        if not policy.enforced:
+            return reply  # shadow mode shows everything
+        if method in LIST_METHODS:
+            changed = filter_list(method, result, policy, self.hints.get(cmd.channel, {}))
+        else:
+            changed = truthful_capabilities(result, policy)
+        if changed is None:
+            return reply
+        msg = dict(msg, result=changed)
+        return wire.Reply(reply.resp_type, reply.resp_code, wire.dumps(msg), reply.headers,
+                          reply.failure)
+
+    def _take_tokens(self, policy: ChannelPolicy, subject: Subject) -> Decision:
+        for rule, rate in policy.rate_rules(subject):
+            wait = self.buckets.bucket(policy.channel, rule, rate).take()
+            if wait is not None:
+                return Decision("limit", rule, policy.enforced, wait)
+        return ALLOW
+
+    # --- audit ---------------------------------------------------------------------------
+
+    def _record(self, cmd, subject, policy, decision, reply, started, sent, digest):
+        fields = {
+            "tunnel_id": self.tunnel_id, "channel": cmd.channel, "request_id": cmd.request_id,
+            "command_type": cmd.command_type, "session": _session(cmd),
+            "method": cmd.method, "name": subject.name if subject else None,
+            "decision": decision.result, "rule": decision.rule or None,
+            "status": reply.resp_code if reply is not None else None,
+            "rpc_error": _rpc_error_code(reply), "failure":
+                reply.failure.source if reply is not None and reply.failure else None,
+            "duration_ms": round((time.monotonic() - started) * 1000, 3),
+        }
+        if self.audit is not None:
+            request = wire.dumps(cmd.message) if cmd.message is not None else b""
+            fields.update({"bytes_in": len(request), "bytes_out": sent,
+                           "request_sha256": hashlib.sha256(request).hexdigest(),
+                           "reply_sha256": digest.hexdigest() if reply is not None else None})
+            if decision.detail:
+                fields["detail"] = decision.detail
+            if policy is not None and policy.audit_payloads:
+                fields["request"] = cmd.message
+                fields["reply"] = _payload(reply)
+            self.audit.write(fields)
+        if policy is not None or self.audit is not None:
+            self.recent.append({"time": time.time(), "channel": cmd.channel, "method": cmd.method,
+                                "name": fields["name"], "decision": fields["decision"],
+                                "rule": fields["rule"], "status": fields["status"]})
+
+    def snapshot(self, limit: int = 100) -> Dict[str, Any]:
+        """For /api/audit and the UI: the chain head and the most recent decisions."""
+        audit = self.audit
+        return {
+            "policy": {name: {"mode": p.mode, "read_only": p.read_only}
+                       for name, p in self.policies.channels.items()},
+            "audit": None if audit is None else {
+                "file": audit.path, "head": audit.chain_head(), "on_failure": audit.on_failure,
+                "writable": audit.failing is None, "error": audit.failing,
+                "write_failures": audit.failures, "syslog": audit.syslog},
+            "recent": list(self.recent)[-limit:][::-1],
+        }
+
+
+def _all_rates(policy: ChannelPolicy):
+    rates = [("rate_limits.tools.%s" % name, rate) for name, _, rate in policy.tool_rates]
+    if policy.channel_rate is not None:
+        rates.append(("rate_limits.channel", policy.channel_rate))
+    return rates
+
+
+def _session(cmd: wire.Command) -> Optional[str]:
+    session = cmd.header("Mcp-Session-Id")
+    return hashlib.sha256(session.encode("utf-8")).hexdigest()[:32] if session else None
+
+
+def _rpc_error_code(reply: Optional[wire.Reply]) -> Optional[int]:
+    if reply is None or not reply.body or b'"error"' not in reply.body:
+        return None
+    try:
+        error = wire.loads(reply.body).get("error")
+    except (ValueError, AttributeError):
+        return None
+    return error.get("code") if isinstance(error, dict) else None
+
+
+def _payload(reply: Optional[wire.Reply]):
+    if reply is None or reply.body is None:
+        return None
+    try:
+        return wire.loads(reply.body)
+    except ValueError:
+        return reply.body.decode("utf-8", "replace")
