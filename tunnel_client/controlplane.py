@@ -198,6 +198,11 @@ class BackoffGate:
     def failures(self) -> int:
         return self._failures
 
+    def paused_for(self) -> float:
+        """Seconds left of the pause in force (0 when polls may go)."""
+        with self._cond:
+            return max(0.0, self._paused_until - time.monotonic())
+
 
 class _Lane:
     """One worker's keep-alive lane to the control plane: its session's transport adapter

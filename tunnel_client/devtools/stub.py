@@ -91,8 +91,12 @@ class StubServer:
     def record(self, msg: dict):
         if not self.options.log_path:
             return
-        line = json.dumps({"pid": os.getpid(), "t": time.time(), "method": msg.get("method"),
-                           "id": msg.get("id"), "meta": bool(_meta(msg).get(VERSION_KEY))})
+        entry = {"pid": os.getpid(), "t": time.time(), "method": msg.get("method"),
+                 "id": msg.get("id"), "meta": bool(_meta(msg).get(VERSION_KEY))}
+        params = msg.get("params")
+        if isinstance(params, dict) and "requestId" in params:
+            entry["requestId"] = params["requestId"]  # the request a cancellation names
+        line = json.dumps(entry)
         with self._lock, open(self.options.log_path, "a") as handle:
             handle.write(line + "\n")
 
