@@ -94,15 +94,28 @@ def test_gate_lets_one_probe_through_then_everyone():
     gate = BackoffGate()
     stop = threading.Event()
     assert gate.wait(stop) == PROBE
+    gate._cond = WatchedCondition()  # tells when a worker blocks in the gate
     results = []
     waiter = threading.Thread(target=lambda: results.append(gate.wait(stop)))
     waiter.start()
-    waiter.join(0.2)
-    assert waiter.is_alive(), "a second worker must wait for the probe's verdict"
+    assert gate._cond.waiting.wait(5), "a second worker must wait for the probe's verdict"
+    assert results == []
     gate.success()
-    waiter.join(2)
+    waiter.join(5)
     assert results == [POLL]
     assert gate.wait(stop) == POLL
+
+
+class WatchedCondition(threading.Condition):
+    """A Condition that records that somebody waited on it."""
+
+    def __init__(self):
+        super().__init__()
+        self.waiting = threading.Event()
+
+    def wait(self, timeout=None):
+        self.waiting.set()
+        return super().wait(timeout)
 
 
 def test_gate_pauses_for_retry_after_and_counts_one_failure_per_outage():
