@@ -39,7 +39,7 @@ class Group(NamedTuple):
 # rooms so a module split into a package is picked up as it is.
 GROUPS: Dict[str, Group] = {
     "wire": Group(("tunnel_client/wire.py",),
-                  ("tests/unit/test_wire.py",)),
+                  ("tests/unit/test_wire.py", "tests/unit/test_wire_exact.py")),
     "controlplane": Group(("tunnel_client/controlplane.py",),
                           ("tests/unit/test_controlplane.py",)),
     "stdio": Group(("tunnel_client/mcp/stdio*",),

@@ -265,7 +265,8 @@ class ControlPlane:
         self.probe_url = "%s/poll?%slimit=1&timeout_ms=%d" % (
             base, query, max(1, int(min(poll_timeout, PROBE_TIMEOUT) * 1000)))
         headers = {}
-        for name, value in getattr(extra_headers, "items", extra_headers) or ():
+        pairs = extra_headers.items() if hasattr(extra_headers, "items") else extra_headers
+        for name, value in pairs or ():  # a mapping or (name, value) pairs
             if name.lower() == "x-tunnel-client-instance-id":
                 log.warning("ignoring extra header X-Tunnel-Client-Instance-Id; the client "
                             "sets its own")
