@@ -205,6 +205,11 @@ class BackoffGate:
     def failures(self) -> int:
         return self._failures
 
+    def paused_for(self) -> float:
+        """Seconds left of the pause in force (0 when polls may go)."""
+        with self._cond:
+            return max(0.0, self._paused_until - time.monotonic())
+
 
 class _Lane:
     """One worker's keep-alive lane to the control plane: its session's transport adapter
@@ -267,7 +272,8 @@ class ControlPlane:
         self.probe_url = "%s/poll?%slimit=1&timeout_ms=%d" % (
             base, query, max(1, int(min(poll_timeout, PROBE_TIMEOUT) * 1000)))
         headers = {}
-        for name, value in getattr(extra_headers, "items", extra_headers) or ():
+        pairs = extra_headers.items() if hasattr(extra_headers, "items") else extra_headers
+        for name, value in pairs or ():  # a mapping or (name, value) pairs
             if name.lower() == "x-tunnel-client-instance-id":
                 log.warning("ignoring extra header X-Tunnel-Client-Instance-Id; the client "
                             "sets its own")

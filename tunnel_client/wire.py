@@ -104,7 +104,7 @@ class Deadline:
 
 NO_DEADLINE = Deadline(None)
 
-_TIMEOUT_RE = re.compile(r"^([0-9]+)(ns|us|ms|s|m|h)$")
+_TIMEOUT_RE = re.compile(r"([0-9]+)(ns|us|ms|s|m|h)")  # fullmatch: "$" allows a trailing "\n"
 _UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 _UNIT_NANOS = {"ns": 1, "us": 10 ** 3, "ms": 10 ** 6, "s": 10 ** 9, "m": 60 * 10 ** 9,
                "h": 3600 * 10 ** 9}
@@ -120,7 +120,7 @@ def parse_response_timeout(value: Any) -> Optional[float]:
     """
     if not isinstance(value, str):
         return None
-    match = _TIMEOUT_RE.match(value)
+    match = _TIMEOUT_RE.fullmatch(value)
     if not match:
         return None
     number, unit = int(match.group(1)), match.group(2)

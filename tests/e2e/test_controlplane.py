@@ -141,16 +141,46 @@ def test_sighup_reopens_the_log_file_and_pid_file_lifecycle(relay, daemon, tmp_p
     assert lines[-1]["msg"] == "tunnel-client stopped"
 
 
-def test_raw_http_logging_dumps_exchanges_at_debug_with_secrets_redacted(relay, daemon):
-    instance = daemon(mcp_command=stub_command(), args=["--log.http-raw-unsafe"])
-    final(relay, tool_call("echo", 1, input="raw-marker"))
+RAW_SECRET_HEADERS = ("authorization", "proxy-authorization", "cookie", "set-cookie",
+                      "x-tunnel-shard-token")
+
+
+def test_raw_http_logging_dumps_exchanges_at_debug_with_secrets_redacted(
+        relay, daemon, scripted):
+    def mcp_server(request):
+        if request["json"] is None or "id" not in request["json"]:
+            return 202, {}, b""
+        return 200, {"Content-Type": "application/json",
+                     "Set-Cookie": "sid=PLANTEDSETCOOKIE; Path=/; HttpOnly"}, json.dumps(
+            {"jsonrpc": "2.0", "id": request["json"]["id"], "result": {"ok": "raw-marker"}}
+        ).encode()
+
+    server = scripted(mcp_server)
+    instance = daemon(mcp_url=server.url, args=[
+        "--log.http-raw-unsafe",
+        "--mcp.extra-headers", "Authorization: Bearer PLANTEDMCPBEARER",
+        "--control-plane.extra-headers", "Cookie: sid=PLANTEDCOOKIE",
+        "--control-plane.extra-headers", "Proxy-Authorization: Basic UExBTlRFRFBST1hZ"])
+    call = relay.submit(tool_call("echo", 1, input="raw-marker"))
+    assert call.take(15)["resp_code"] == 200
     wait_for(lambda: any(e.get("msg") == "raw http exchange" and e.get("method") == "POST"
-                         for e in instance.events()), message="a raw POST dump")
+                         and e.get("route") == "control-plane" for e in instance.events()),
+             message="a raw POST dump")
     dumps = [e for e in instance.events() if e.get("msg") == "raw http exchange"]
     assert any("raw-marker" in (e.get("request_body") or "") for e in dumps)
-    assert all(e["request_headers"].get("Authorization") == "[REDACTED]" for e in dumps)
-    assert relay.api_key not in instance.output()
-    assert "raw HTTP logging is enabled" in instance.output()
+    seen = set()
+    for dump in dumps:
+        for side in ("request_headers", "response_headers"):
+            for name, value in (dump.get(side) or {}).items():
+                if name.lower() in RAW_SECRET_HEADERS:
+                    seen.add(name.lower())
+                    assert value == "[REDACTED]", (dump["route"], side, name, value)
+    assert seen == set(RAW_SECRET_HEADERS), "not every secret header was exercised"
+    output = instance.output()
+    for secret in (relay.api_key, call.shard_token, "PLANTEDMCPBEARER", "PLANTEDCOOKIE",
+                   "UExBTlRFRFBST1hZ", "PLANTEDSETCOOKIE"):
+        assert secret not in output, secret
+    assert "raw HTTP logging is enabled" in output
 
 
 def _poll_in_thread(controlplane, before_poll=None):

@@ -11,6 +11,8 @@ import pytest
 
 from tests.support.daemon import ROOT, stub_command, wait_for
 from tests.support.proxy import ForwardProxy
+from tests.support.tinyproxy import Tinyproxy
+from tests.support.tlsfront import TlsFront
 
 TID = "tunnel_22222222222222222222222222222222"
 
@@ -260,16 +262,22 @@ def test_init_then_doctor_then_run_from_a_clean_home(relay, http_stub, tmp_path,
                 "CONTROL_PLANE_API_KEY": relay.api_key})
     target = ["--mcp-command", stub_command()] if "stdio" in sample else \
         ["--mcp-server-url", http_stub()]
-    proxy = None
+    proxy = front = None
+    base_url = relay.base_url
     if "enterprise" in sample:
+        # The control plane behind TLS signed by the corporate CA, reached through a real
+        # forward proxy with CONNECT: the CA bundle and the proxy both have work to do.
         trustme = pytest.importorskip("trustme", minversion="0.9")
+        authority = trustme.CA()
         ca_path = tmp_path / "corp-ca.pem"
-        trustme.CA().cert_pem.write_to_path(str(ca_path))
-        proxy = ForwardProxy()
+        authority.cert_pem.write_to_path(str(ca_path))
+        front = TlsFront(relay.server.server_address[1], authority.issue_cert("localhost"))
+        base_url = front.url
+        proxy = Tinyproxy(tmp_path)
         env.update({"ENTERPRISE_CA_BUNDLE": str(ca_path), "HTTPS_PROXY": proxy.url})
     init = subprocess.run([sys.executable, "-m", "tunnel_client", "init", "--sample", sample,
                            "--tunnel-id", relay.tunnel_id, "--control-plane-base-url",
-                           relay.base_url, "--health-listen-addr", "127.0.0.1:0"] + target,
+                           base_url, "--health-listen-addr", "127.0.0.1:0"] + target,
                           capture_output=True, text=True, env=env, timeout=30)
     assert init.returncode == 0, init.stderr
     assert "tunnel-client run --profile %s" % sample in init.stdout
@@ -292,10 +300,16 @@ def test_init_then_doctor_then_run_from_a_clean_home(relay, http_stub, tmp_path,
         assert final(relay, initialize(), timeout=20)["resp_code"] == 200
     finally:
         run.terminate()
-        assert run.wait(20) == 0
+        exited = run.wait(20)
         if proxy is not None:
-            assert any(method == "GET" and "/poll" in target for method, target in proxy.log)
-            proxy.close()
+            proxy.stop()
+            front.close()
+    assert exited == 0
+    if proxy is not None:
+        lines = proxy.requests()
+        assert any(line.startswith("CONNECT localhost:%d " % front.port) for line in lines), \
+            lines
+        assert not any("/poll" in line for line in lines), "a poll went through in the clear"
 
 
 def test_topics_only_mention_flags_that_exist():

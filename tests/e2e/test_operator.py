@@ -192,8 +192,9 @@ def test_support_bundle_is_redacted(relay, daemon, url_file, tmp_path):
     relay.add_key("sk-PLANTEDkey1234567890", True)
     base = admin_base(instance, url_file)
     wait_ready_state(base, 200, timeout=30)
-    final(relay, tool_call("echo", 1, input="x"),
-          headers={"X-Note": "access_token=PLANTEDQUERY shard_PLANTEDSHARD"})
+    call = relay.submit(tool_call("echo", 1, input="x"),
+                        headers={"X-Note": "access_token=PLANTEDQUERY shard_PLANTEDSHARD"})
+    assert call.take(15)["resp_code"] == 200
     resp = requests.get(base + "/api/logs/export?minutes=5", timeout=10)
     assert resp.status_code == 200 and resp.headers["Content-Type"] == "application/gzip"
     archive = tarfile.open(fileobj=io.BytesIO(resp.content))
@@ -203,8 +204,11 @@ def test_support_bundle_is_redacted(relay, daemon, url_file, tmp_path):
                      "admin/status.json", "admin/system.json"):
         assert expected in names
     blob = b"".join(archive.extractfile(m).read() for m in archive.getmembers())
-    for secret in ("PLANTEDkey1234567890", "planted-bearer-token-xyz", "PLANTEDPASSWORD",
-                   "PLANTEDQUERY"):
+    # Every planted secret, whole and by its secret part, and the shard token the control
+    # plane issued with the command.
+    for secret in PLANTED + ["PLANTEDkey1234567890", "planted-bearer-token-xyz",
+                             "PLANTEDPASSWORD", "PLANTEDQUERY", "PLANTEDSHARD",
+                             call.shard_token]:
         assert secret.encode() not in blob, secret
     manifest = json.loads(archive.extractfile("manifest.json").read())
     assert manifest["redacted"] is True and manifest["event_count"] > 0

@@ -30,11 +30,9 @@ def direct_status(server_url: str, session_id: str) -> int:
     return resp.status_code
 
 
-def assert_close_ends_the_session(relay, server_url, mode, action):
-    """Close an SDK session opened through the tunnel. A legacy-era session with an HTTP
-    server is live while the client uses it and gone once the client closes (its DELETE
-    became one session_termination). The 2026-07-28 era and stdio servers have no sessions:
-    no Mcp-Session-Id reaches the client, so it sends no DELETE."""
+def _open_and_close(relay, server_url, mode, action):
+    """One SDK session through the tunnel, closed: (version, session id, the server's
+    direct answer in that session while it was open, session_termination commands)."""
     before = len(relay.commands)
     live = {}
 
@@ -48,11 +46,17 @@ def assert_close_ends_the_session(relay, server_url, mode, action):
     version, sid = run(sdk_client.session(relay.mcp_url, mode, tour))
     terminations = [c for c in list(relay.commands)[before:]
                     if c["command_type"] == "session_termination"]
-    if server_url is None or version != LEGACY_VERSION:
-        assert sid is None and terminations == [], (version, sid)
-        return
+    return version, sid, live.get("status"), terminations
+
+
+def assert_close_ends_the_session(relay, server_url, mode, action):
+    """A legacy-era session with an HTTP server: live while the client uses it (the server
+    answers 200 in it directly), gone once the client closes (its DELETE became one
+    session_termination, answered 2xx, and the server now refuses the session)."""
+    version, sid, live, terminations = _open_and_close(relay, server_url, mode, action)
+    assert version == LEGACY_VERSION, version
     assert sid, "the server's Mcp-Session-Id never reached the client"
-    assert live["status"] == 200, "the session was not usable directly: %r" % live
+    assert live == 200, "the session was not usable directly: %r" % live
     assert [session_header(c) for c in terminations] == [sid]
     request_id = terminations[0]["request_id"]
 
@@ -67,3 +71,10 @@ def assert_close_ends_the_session(relay, server_url, mode, action):
     assert answer["resp_type"] == "session_termination_response"
     assert 200 <= answer["resp_code"] < 300, answer
     assert direct_status(server_url, sid) in (400, 404), "the session outlived the DELETE"
+
+
+def assert_sessionless_close(relay, server_url, mode, action):
+    """The 2026-07-28 era and stdio servers have no sessions: no Mcp-Session-Id reaches the
+    client, so closing it sends no DELETE and no session_termination is queued."""
+    version, sid, _live, terminations = _open_and_close(relay, server_url, mode, action)
+    assert sid is None and terminations == [], (version, sid)

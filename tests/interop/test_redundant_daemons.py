@@ -2,7 +2,7 @@
 both share the work, and when one stops the other carries the load."""
 
 import json
-
+import threading
 
 from tests.support.calls import final, initialize, tool_call
 from tests.support.daemon import stub_command, wait_for
@@ -82,16 +82,31 @@ def test_two_daemons_share_a_tunnel_and_one_carries_on_alone(relay, daemon):
 
 
 def test_commands_reaching_a_stopping_daemon_are_served_not_failed(relay, daemon):
-    stopping = daemon(mcp_command=stub_command(), workers=3, poll_timeout="10s")
-    wait_for(lambda: len(relay.polls) >= 3, timeout=10, message="every worker polling")
-    stopping.signal()
-    wait_for(lambda: "stopping: polling stopped" in stopping.output(), timeout=10,
-             message="the drain to start")
-    calls = [relay.submit(tool_call("echo", i, input="late-%d" % i)) for i in range(3)]
-    assert stopping.wait(30) == 0
-    daemon(mcp_command=stub_command(), workers=3)  # whatever the first did not take
-    for i, call in enumerate(calls):
-        payload = call.take(15)
-        assert payload is not None, "no answer to %s" % call.request_id
-        assert payload["resp_code"] == 200, payload["resp_json"]
-        assert payload["resp_json"]["result"]["structuredContent"] == {"echoed": "late-%d" % i}
+    relay.faults.release = threading.Event()  # a poll answer with commands: headers first
+    try:
+        stopping = daemon(mcp_command=stub_command(), workers=3, poll_timeout="10s")
+        stopping_id = instance_of_last_poll(relay)
+        caught = relay.submit(tool_call("echo", 0, input="late-0"))
+        wait_for(relay.faults.held.is_set, timeout=10,
+                 message="a poll answer whose command has not arrived yet")
+        stopping.signal()
+        wait_for(lambda: "stopping: polling stopped" in stopping.output(), timeout=10,
+                 message="the drain to start")
+    finally:
+        relay.faults.release.set()  # the command now reaches a daemon that is stopping
+    payload = caught.take(15)
+    assert payload is not None, "the command that reached the stopping daemon was dropped"
+    assert payload["resp_code"] == 200, payload["resp_json"]
+    assert payload["resp_json"]["result"]["structuredContent"] == {"echoed": "late-0"}
+    assert stopping.wait(30) == 0, stopping.output()[-3000:]
+    _, posters = answers(relay, [])
+    assert posters[caught.request_id] == [stopping_id]
+    assert caught.deliveries == 1
+
+    # Commands arriving after it left go to the daemon still running.
+    relay.faults.release = None
+    daemon(mcp_command=stub_command(), workers=3)
+    later = [relay.submit(tool_call("echo", i, input="late-%d" % i)) for i in (1, 2)]
+    finals, _ = answers(relay, later, timeout=15)
+    assert [f["resp_json"]["result"]["structuredContent"] for f in finals] == [
+        {"echoed": "late-1"}, {"echoed": "late-2"}]

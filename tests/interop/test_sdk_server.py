@@ -8,7 +8,8 @@ pytest.importorskip("mcp", reason="the official mcp SDK needs Python >= 3.10")
 from tests.interop import sdk_client  # noqa: E402
 from tests.interop.peers import (  # noqa: E402
     run, sdk_stdio_command, start_sdk_http, tunnel)
-from tests.interop.session_checks import assert_close_ends_the_session  # noqa: E402
+from tests.interop.session_checks import (  # noqa: E402
+    assert_close_ends_the_session, assert_sessionless_close)
 from tunnel_client.devtools.mcpclient import McpClient  # noqa: E402
 
 pytestmark = [pytest.mark.sdk, pytest.mark.slow]
@@ -93,9 +94,23 @@ def test_twenty_concurrent_clients_get_only_their_own_answers(peer):
         assert add == {"result": index + 1000}
 
 
+def has_server_session(peer) -> bool:
+    """Only a legacy-era client of an HTTP server gets a session (an Mcp-Session-Id)."""
+    return peer.server is not None and peer.mode == "legacy"
+
+
 def test_closing_the_client_ends_its_session_at_the_server(peer):
-    assert_close_ends_the_session(peer.relay, peer.server.url if peer.server else None,
-                                  peer.mode, lambda c: c.call_tool("add", {"a": 1, "b": 2}))
+    if not has_server_session(peer):
+        pytest.skip("no server session in this era over this transport")
+    assert_close_ends_the_session(peer.relay, peer.server.url, peer.mode,
+                                  lambda c: c.call_tool("add", {"a": 1, "b": 2}))
+
+
+def test_closing_a_client_without_a_server_session_sends_no_termination(peer):
+    if has_server_session(peer):
+        pytest.skip("this client has a server session")
+    assert_sessionless_close(peer.relay, peer.server.url if peer.server else None,
+                             peer.mode, lambda c: c.call_tool("add", {"a": 1, "b": 2}))
 
 
 def test_our_dev_call_client_works_with_the_sdk_server(peer):

@@ -67,6 +67,29 @@ def test_api_key_falls_back_to_openai_api_key():
     assert cfg.control_plane.api_key == "sk-fallback"
 
 
+def test_control_plane_api_key_wins_over_openai_api_key():
+    both = {"CONTROL_PLANE_TUNNEL_ID": TID, "MCP_COMMAND": "x",
+            "CONTROL_PLANE_API_KEY": "sk-control-plane", "OPENAI_API_KEY": "sk-openai"}
+    assert load({}, both).control_plane.api_key == "sk-control-plane"
+    # An empty CONTROL_PLANE_API_KEY does not mask the fallback.
+    assert load({}, dict(both, CONTROL_PLANE_API_KEY=" ")).control_plane.api_key == \
+        "sk-openai"
+
+
+@pytest.mark.parametrize("tag", [
+    "!!python/object/apply:os.system", "!!python/object/apply:subprocess.call",
+    "!!python/object/new:subprocess.Popen"])
+def test_a_python_tag_in_a_config_file_is_refused_and_nothing_runs(tmp_path, tag):
+    marker = tmp_path / "executed"
+    argv = '["touch %s"]' % marker if tag.endswith("system") else \
+        '[["touch", "%s"]]' % marker
+    path = write(tmp_path, "log:\n  level: %s %s\n" % (tag, argv))
+    with pytest.raises(ConfigError) as failure:
+        runtime({"--config": path})
+    assert "config file" in str(failure.value) and str(path) in str(failure.value)
+    assert not marker.exists(), "a YAML tag executed code"
+
+
 def test_api_key_flag_must_be_a_reference_and_is_never_echoed(tmp_path):
     with pytest.raises(ConfigError) as err:
         runtime({"--control-plane.api-key": "sk-secret-value-123"})

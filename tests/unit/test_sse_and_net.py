@@ -113,15 +113,28 @@ def test_gate_lets_one_probe_through_then_everyone():
     gate = BackoffGate()
     stop = threading.Event()
     assert gate.wait(stop) == PROBE
+    gate._cond = WatchedCondition()  # tells when a worker blocks in the gate
     results = []
     waiter = threading.Thread(target=lambda: results.append(gate.wait(stop)))
     waiter.start()
-    waiter.join(0.2)
-    assert waiter.is_alive(), "a second worker must wait for the probe's verdict"
+    assert gate._cond.waiting.wait(5), "a second worker must wait for the probe's verdict"
+    assert results == []
     gate.success(time.monotonic())
-    waiter.join(2)
+    waiter.join(5)
     assert results == [POLL]
     assert gate.wait(stop) == POLL
+
+
+class WatchedCondition(threading.Condition):
+    """A Condition that records that somebody waited on it."""
+
+    def __init__(self):
+        super().__init__()
+        self.waiting = threading.Event()
+
+    def wait(self, timeout=None):
+        self.waiting.set()
+        return super().wait(timeout)
 
 
 def test_a_poll_sent_before_a_pause_does_not_clear_it():
@@ -134,10 +147,11 @@ def test_a_poll_sent_before_a_pause_does_not_clear_it():
     gate.success(long_poll_sent)
     assert "429" in gate.reason
     results = []
+    gate._cond = WatchedCondition()  # tells when a worker blocks in the gate
     waiter = threading.Thread(target=lambda: results.append(gate.wait(stop)))
     waiter.start()
-    waiter.join(0.2)
-    assert waiter.is_alive(), "the Retry-After pause must hold for every worker"
+    assert gate._cond.waiting.wait(5), "the Retry-After pause must hold for every worker"
+    assert results == []
     gate.close()
     waiter.join(2)
     assert results == [None]

@@ -16,7 +16,7 @@ def test_response_timeout_grammar_accepts_one_integer_and_unit(value, seconds):
 
 
 @pytest.mark.parametrize("value", [
-    None, 30, 1.5, " 1s", "1s ", "1m30s", "4.5s", "-1s", "30d", "", "s", "1S",
+    None, 30, 1.5, " 1s", "1s ", "1s\n", "\n1s", "1s\r\n", "1m30s", "4.5s", "-1s", "30d", "", "s", "1S",
     "99999999999999999999h", True, {"s": 1}])
 def test_response_timeout_is_fail_open_for_anything_else(value):
     assert wire.parse_response_timeout(value) is None

@@ -33,6 +33,7 @@ MAX_POLL_WAIT = 30.0
 MAX_CALLER_BODY = 16 << 20
 MAX_RESPONSE_BODY = 32 << 20
 NOTIFY_BUFFER = 1024
+HELD_BODY_LIMIT = 60.0  # a held poll body (Faults.release) is sent after this at the latest
 _TUNNEL_ID_RE = re.compile(r"^tunnel_[a-z0-9]{32}$")
 _PATH_RE = re.compile(r"^/v1/tunnels/([^/]+)(/poll|/response)?$")
 _MCP_RE = re.compile(r"^/v1/mcp/([^/]+)(?:/([^/]+))?/?$")
@@ -73,10 +74,15 @@ class Faults:
     retry_after: int = 1
     seed: Optional[int] = None
     script: Dict[str, Deque[str]] = field(default_factory=dict)
+    # When set to an Event: a poll answer that carries commands sends its headers, sets
+    # ``held``, and sends its body only once ``release`` is set, so a test can act while a
+    # client has received the headers of a command-bearing poll but not yet its commands.
+    release: Optional[threading.Event] = None
 
     def __post_init__(self):
         self._rng = random.Random(self.seed)
         self._lock = threading.Lock()
+        self.held = threading.Event()
 
     def push(self, endpoint: str, *actions: str):
         with self._lock:
@@ -528,6 +534,9 @@ class _RelayHandler(Handler):
             if not commands:
                 return self.send_body(204, b"", headers=request_id)
             try:
+                if relay.faults.release is not None:
+                    return self._send_held(json.dumps({"commands": commands}).encode(),
+                                           request_id)
                 return self.send_json(200, {"commands": commands}, request_id)
             except OSError:
                 relay.requeue(commands)
@@ -543,6 +552,21 @@ class _RelayHandler(Handler):
         status, answer = relay.accept_response(payload,
                                                self.headers.get("X-Tunnel-Shard-Token"))
         self.send_json(status, answer)
+
+    def _send_held(self, body: bytes, headers: dict):
+        """Headers now, the body once the test releases it (Faults.release)."""
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.end_headers_with(b"")
+        self.wfile.flush()
+        faults = self.relay.faults
+        faults.held.set()
+        faults.release.wait(HELD_BODY_LIMIT)
+        self.wfile.write(body)
+        self.wfile.flush()
 
     def _peer_connected(self) -> bool:
         """False once the peer closed its end (readable with nothing to read)."""

@@ -97,6 +97,8 @@ class StubServer:
                  "name": params.get("name") or params.get("uri")}
         if msg.get("method") == "initialize":
             entry["capabilities"] = params.get("capabilities")
+        if "requestId" in params:
+            entry["requestId"] = params["requestId"]  # the request a cancellation names
         line = json.dumps(entry)
         with self._lock, open(self.options.log_path, "a") as handle:
             handle.write(line + "\n")

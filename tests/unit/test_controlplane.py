@@ -1,0 +1,365 @@
+"""The response POST's retry rules against a loopback control plane, in process: which
+statuses are retried for which replies, and the gate pause a Retry-After imposes."""
+
+import json
+import threading
+import time
+
+import pytest
+
+from tests.support.servers import Scripted
+from tunnel_client import __version__, controlplane, wire
+from tunnel_client.controlplane import (POLL, BackoffGate, ControlPlane, TunnelMetadata,
+                                        parse_api_error)
+from tunnel_client.errors import ControlPlaneError
+from tunnel_client.net import Backoff, Route
+
+TUNNEL = "tunnel_" + "c" * 32
+
+
+@pytest.fixture(autouse=True)
+def quick_retries(monkeypatch):
+    # The retry rules are under test here, not the backoff's length.
+    monkeypatch.setattr(controlplane, "POST_BACKOFF", Backoff(initial=0.001, maximum=0.001))
+
+
+@pytest.fixture
+def answering():
+    """answering(*statuses, headers=None) -> (server, control plane); the server answers
+    response POSTs with the statuses in turn, then 200."""
+    opened = []
+
+    def start(*statuses, headers=None):
+        queue = list(statuses)
+
+        def handler(request):
+            status = queue.pop(0) if queue else 200
+            return status, (headers or {}) if status != 200 else {}, b"{}"
+
+        server = Scripted(handler)
+        base = server.url[:-len("/mcp")]
+        plane = ControlPlane(Route("control-plane", base, None, "test"), TUNNEL, "sk-unit-key")
+        opened.append((server, plane))
+        return server, plane
+
+    yield start
+    for server, plane in opened:
+        plane.close()
+        server.close()
+
+
+def command(rpc_id=1):
+    return wire.parse_command({"request_id": "req_1", "shard_token": "shard",
+                               "command_type": "jsonrpc", "channel": "main",
+                               "jsonrpc": {"jsonrpc": "2.0", "id": rpc_id,
+                                           "method": "tools/call"}}, time.monotonic())
+
+
+def progress():
+    return wire.notify(wire.dumps({"jsonrpc": "2.0", "method": "notifications/progress",
+                                   "params": {"progressToken": "t", "progress": 1}}), 200)
+
+
+def answer():
+    return wire.response(wire.dumps({"jsonrpc": "2.0", "id": 1, "result": {}}), 200)
+
+
+def posts(server):
+    return [r for r in server.requests if r["method"] == "POST"]
+
+
+@pytest.mark.parametrize("status", [408, 502, 503, 504])
+def test_a_notification_post_is_never_retried_on_a_status_that_may_follow_delivery(
+        answering, status):
+    server, plane = answering(status)
+    outcome = plane.post(command(), progress(), wire.NO_DEADLINE)
+    assert outcome == "failed"
+    assert len(posts(server)) == 1, "a notification must never be duplicated"
+
+
+def test_a_notification_post_is_retried_on_429(answering):
+    server, plane = answering(429)
+    assert plane.post(command(), progress(), wire.NO_DEADLINE) == "ok"
+    assert len(posts(server)) == 2
+
+
+@pytest.mark.parametrize("status", [408, 502, 504])
+def test_a_terminal_post_is_retried_with_the_same_body(answering, status):
+    server, plane = answering(status)
+    assert plane.post(command(), answer(), wire.NO_DEADLINE) == "ok"
+    sent = posts(server)
+    assert len(sent) == 2 and sent[0]["body"] == sent[1]["body"]
+    assert sent[0]["headers"]["x-tunnel-shard-token"] == "shard"
+
+
+@pytest.mark.parametrize("status", [400, 413, 500])
+def test_a_terminal_post_is_not_retried_on_other_statuses(answering, status):
+    server, plane = answering(status)
+    assert plane.post(command(), answer(), wire.NO_DEADLINE) == "failed"
+    assert len(posts(server)) == 1
+
+
+def test_retry_after_on_a_503_response_post_pauses_the_polls(answering):
+    server, plane = answering(503, headers={"Retry-After": "30"})
+    assert plane.post(command(), progress(), wire.NO_DEADLINE) == "failed"  # not retried
+    assert plane.gate.paused_for() > 20
+    assert "Retry-After" in plane.gate.reason
+
+
+def test_retry_after_on_a_429_response_post_pauses_the_polls(answering):
+    # Retried only after Retry-After, which is beyond this deadline: the post gives up.
+    server, plane = answering(429, 429, 429, headers={"Retry-After": "30"})
+    assert plane.post(command(), answer(), wire.Deadline.after(5.0)) == "expired"
+    assert len(posts(server)) == 1
+    assert plane.gate.paused_for() > 20
+
+
+def test_retry_after_on_another_status_does_not_pause_the_polls(answering):
+    server, plane = answering(500, headers={"Retry-After": "30"})
+    plane.post(command(), answer(), wire.NO_DEADLINE)
+    assert plane.gate.paused_for() == 0
+
+
+def test_a_failure_while_paused_does_not_count_again():
+    gate = BackoffGate()
+    gate.failure(ControlPlaneError("down", status=503))
+    gate.failure(ControlPlaneError("down", status=503))
+    assert gate.failures == 1
+    assert gate.paused_for() > 0
+
+
+def test_after_a_success_every_worker_polls_and_after_a_failure_one_probes():
+    gate = BackoffGate()
+    stop = threading.Event()
+    assert gate.wait(stop) == "probe"
+    gate.success()
+    assert gate.wait(stop) == POLL and gate.wait(stop) == POLL
+    stop.set()
+    assert gate.wait(stop) is None
+
+
+
+# --- poll and metadata ----------------------------------------------------------------
+
+
+@pytest.fixture
+def plane_for():
+    """plane_for(handler, **kwargs) -> (server, control plane) for any scripted answers."""
+    opened = []
+
+    def start(handler, **kwargs):
+        server = Scripted(handler)
+        plane = ControlPlane(Route("control-plane", server.url[:-len("/mcp")], None, "test"),
+                             TUNNEL, "sk-unit-key", **kwargs)
+        opened.append((server, plane))
+        return server, plane
+
+    yield start
+    for server, plane in opened:
+        plane.close()
+        server.close()
+
+
+def polled(body, status=200, headers=None):
+    payload = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return lambda request: (status, headers or {"Content-Type": "application/json"}, payload)
+
+
+def test_a_poll_sends_the_identity_headers_and_the_documented_query(plane_for):
+    server, plane = plane_for(lambda r: (204, {}, b""), poll_timeout=7.0,
+                              channels=["zeta", "alpha"], organization_id="org_1",
+                              instance_id="inst-1", server_info=lambda: '{"version":1}',
+                              extra_headers={"X-Team": "blue",
+                                             "X-Tunnel-Client-Instance-Id": "forged"})
+    assert plane.poll() == ([], [])
+    assert plane.poll(probe=True) == ([], [])
+    poll, probe = server.requests
+    prefix = "/v1/tunnels/%s/poll?channel=alpha&channel=zeta&limit=1" % TUNNEL
+    assert poll["path"] == prefix + "&timeout_ms=7000"
+    assert probe["path"] == prefix + "&timeout_ms=1"
+    headers = poll["headers"]
+    assert headers["authorization"] == "Bearer sk-unit-key"
+    assert headers["accept"] == "application/json"
+    assert headers["user-agent"].startswith("tunnel-client-python/")
+    assert headers["x-tunnel-client-name"] == "tunnel-client-python"
+    assert headers["x-tunnel-client-version"] == __version__
+    assert headers["x-tunnel-client-instance-id"] == "inst-1"
+    assert headers["openai-organization"] == "org_1"
+    assert headers["x-team"] == "blue"
+    assert headers["x-tunnel-mcp-server-info"] == '{"version":1}'
+    assert plane.poll_window == 12.0 and plane.metadata_url.endswith("/v1/tunnels/" + TUNNEL)
+    assert plane.response_url == plane.metadata_url + "/response"
+
+
+def test_a_changed_server_info_is_sent_with_the_next_request(plane_for):
+    info = ['{"version":1,"channels":[{"name":"main"}]}']
+    server, plane = plane_for(lambda r: (204, {}, b""), server_info=lambda: info[0])
+    plane.poll()
+    info[0] = '{"version":1,"channels":[]}'
+    plane.poll()
+    assert [r["headers"]["x-tunnel-mcp-server-info"] for r in server.requests] == [
+        '{"version":1,"channels":[{"name":"main"}]}', '{"version":1,"channels":[]}']
+
+
+def test_no_organization_header_without_an_organization(plane_for):
+    server, plane = plane_for(lambda r: (204, {}, b""))
+    plane.poll()
+    assert "openai-organization" not in server.requests[0]["headers"]
+    assert "x-tunnel-mcp-server-info" not in server.requests[0]["headers"]
+
+
+def test_a_poll_with_commands_returns_them_and_the_skipped_ones(plane_for):
+    server, plane = plane_for(polled({"commands": [
+        {"request_id": "req_1", "shard_token": "s", "command_type": "jsonrpc",
+         "jsonrpc": {"jsonrpc": "2.0", "id": 1, "method": "ping"}},
+        {"request_id": "req_2", "command_type": "teleport"}]}))
+    before = time.monotonic()
+    commands, skipped = plane.poll()
+    assert [c.request_id for c in commands] == ["req_1"]
+    assert commands[0].received_at >= before
+    assert [s.request_id for s in skipped] == ["req_2"]
+    assert plane.metrics.polled.value() == 1
+
+
+@pytest.mark.parametrize("status,body,expected", [
+    (401, {"error": {"message": "Incorrect API key", "code": "invalid_api_key",
+                     "type": "invalid_request_error"}},
+     "poll failed: HTTP 401 invalid_api_key: Incorrect API key (check control_plane.api_key: "
+     "the control plane rejected the key)"),
+    (403, {"error": {"message": "nope"}},
+     "poll failed: HTTP 403: nope (the key lacks the tunnel permission "
+     "(api.organization.tunnel.use))"),
+    (403, {"error": {"message": "x", "code": "tunnel_use_forbidden"}},
+     "poll failed: HTTP 403 tunnel_use_forbidden: x (use an API key of a principal that may "
+     "use this tunnel, or recreate the tunnel in the key's organization or workspace)"),
+    (500, b"plain text", "poll failed: HTTP 500: plain text"),
+    (502, b"", "poll failed: HTTP 502"),
+])
+def test_a_refused_poll_is_one_clear_error(plane_for, status, body, expected):
+    server, plane = plane_for(polled(body, status, {"X-Request-Id": "req-abc",
+                                                    "Retry-After": "3"}))
+    with pytest.raises(ControlPlaneError) as failure:
+        plane.poll()
+    error = failure.value
+    assert str(error) == expected
+    assert (error.status, error.retry_after, error.request_id) == (status, 3.0, "req-abc")
+    assert error.is_auth == (status in (401, 403))
+    assert not error.transport
+
+
+def test_a_proxy_rejecting_credentials_is_named(plane_for):
+    server, plane = plane_for(polled(b"", 407))
+    with pytest.raises(ControlPlaneError) as failure:
+        plane.poll()
+    assert "the proxy rejected the credentials (407 Proxy Authentication Required)" in \
+        str(failure.value)
+    assert failure.value.status == 407 and failure.value.transport
+
+
+@pytest.mark.parametrize("body", [b"{", b'{"commands": 5}'])
+def test_a_malformed_poll_answer_is_a_protocol_failure(plane_for, body):
+    server, plane = plane_for(polled(body))
+    with pytest.raises(ControlPlaneError) as failure:
+        plane.poll()
+    assert str(failure.value).startswith("poll failed: poll response is not")
+    assert failure.value.status == 200
+
+
+def test_an_unreachable_control_plane_is_a_transport_error():
+    plane = ControlPlane(Route("control-plane", "http://127.0.0.1:9", None, "test"), TUNNEL,
+                         "sk-unit-key", connect_timeout=2)
+    try:
+        with pytest.raises(ControlPlaneError) as failure:
+            plane.poll()
+        error = failure.value
+        assert error.transport and error.status is None and error.code == "connect"
+        assert str(error).startswith("poll failed: ")
+        assert plane.metrics.poll_errors.value(error_kind="other") == 1
+        with pytest.raises(ControlPlaneError) as metadata:
+            plane.metadata(timeout=2)
+        assert str(metadata.value).startswith("tunnel metadata fetch failed: ")
+    finally:
+        plane.close()
+
+
+def test_a_stopping_control_plane_polls_no_more(plane_for):
+    server, plane = plane_for(lambda r: (204, {}, b""))
+    plane.interrupt_polls()
+    with pytest.raises(ControlPlaneError, match="poll skipped: stopping"):
+        plane.poll()
+    assert server.requests == []
+
+
+def test_metadata(plane_for):
+    server, plane = plane_for(polled({"id": TUNNEL, "name": "prod", "description": "d"}))
+    assert plane.metadata() == TunnelMetadata(TUNNEL, "prod", "d")
+    assert server.requests[0]["path"] == "/v1/tunnels/" + TUNNEL
+    assert server.requests[0]["method"] == "GET"
+    assert server.requests[0]["headers"]["authorization"] == "Bearer sk-unit-key"
+
+
+@pytest.mark.parametrize("status,body,expected", [
+    (200, b"[1]", "tunnel metadata fetch failed: response is not an object"),
+    (200, b"{", "tunnel metadata fetch failed: response is not JSON"),
+    (404, {"error": {"message": "no such tunnel", "code": "invalid_tunnel_id_format"}},
+     "tunnel metadata fetch failed: HTTP 404 invalid_tunnel_id_format: no such tunnel (use "
+     "the exact tunnel ID from the tunnel settings page in control_plane.tunnel_id)"),
+])
+def test_metadata_failures(plane_for, status, body, expected):
+    server, plane = plane_for(polled(body, status))
+    with pytest.raises(ControlPlaneError) as failure:
+        plane.metadata()
+    assert str(failure.value) == expected
+
+
+def test_metadata_fields_default_to_empty(plane_for):
+    server, plane = plane_for(polled({"id": 7}))
+    assert plane.metadata() == TunnelMetadata("7", "", "")
+
+
+@pytest.mark.parametrize("body,expected", [
+    (b'{"error": {"code": "c", "message": "m", "type": "t"}}', ("c", "m", "t")),
+    (b'{"code": "c", "message": "m"}', ("c", "m", None)),
+    (b'{"detail": "d"}', (None, "d", None)),
+    (b'{"error": {"code": 5, "type": 6, "message": ""}, "detail": "d"}', (None, "d", None)),
+    (b'["x"]', (None, "['x']", None)),
+    (b"  not json  ", (None, "not json", None)),
+    (b"\xff", (None, "\ufffd", None)),
+])
+def test_api_error_bodies_in_every_shape(body, expected):
+    assert parse_api_error(body) == expected
+
+
+def test_a_post_sends_the_shard_token_and_the_callers_request_id(answering):
+    server, plane = answering()
+    cmd = wire.parse_command({"request_id": "req_9", "shard_token": "shard-9",
+                              "command_type": "jsonrpc", "headers": {"X-Request-Id": "cr-1"},
+                              "jsonrpc": {"jsonrpc": "2.0", "id": 1, "method": "x"}},
+                             time.monotonic())
+    assert plane.post(cmd, answer(), wire.NO_DEADLINE) == "ok"
+    [sent] = posts(server)
+    assert sent["path"] == "/v1/tunnels/%s/response" % TUNNEL
+    assert sent["headers"]["x-tunnel-shard-token"] == "shard-9"
+    assert sent["headers"]["x-client-request-id"] == "cr-1"
+    assert sent["headers"]["content-type"] == "application/json"
+    assert sent["json"]["request_id"] == "req_9"
+
+
+def test_a_post_after_the_deadline_is_not_sent(answering):
+    server, plane = answering()
+    expired = wire.Deadline(time.monotonic() - 1)
+    assert plane.post(command(), answer(), expired) == "expired"
+    assert posts(server) == []
+
+
+def test_a_404_post_is_final(answering):
+    server, plane = answering(404)
+    assert plane.post(command(), answer(), wire.NO_DEADLINE) == "gone"
+    assert len(posts(server)) == 1
+
+
+def test_a_terminal_post_gives_up_after_three_attempts(answering):
+    server, plane = answering(503, 503, 503, 503)
+    assert plane.post(command(), answer(), wire.NO_DEADLINE) == "failed"
+    assert len(posts(server)) == 3
+    assert plane.metrics.post_retries.value(resp_type="jsonrpc_response") == 2

@@ -1,0 +1,239 @@
+"""The Streamable HTTP binding in process against a scripted loopback MCP server: what is
+sent (headers, bodies, DELETE), and every kind of answer turned into replies."""
+
+import json
+import time
+
+import pytest
+
+from tests.support.servers import Scripted, sse
+from tunnel_client import wire
+from tunnel_client.config.values import BindingSpec, HeaderList
+from tunnel_client.mcp.http import HttpBinding
+from tunnel_client.net import Route
+
+
+@pytest.fixture
+def mcp():
+    """mcp(handler, **binding options) -> (server, binding)."""
+    opened = []
+
+    def start(handler, **options):
+        server = Scripted(handler)
+        binding = HttpBinding(BindingSpec("main", "http", url=server.url),
+                              Route("mcp:main", server.url, None, "test"), **options)
+        opened.append((server, binding))
+        return server, binding
+
+    yield start
+    for server, binding in opened:
+        binding.stop()
+        server.close()
+
+
+def command(message=None, command_type="jsonrpc", headers=None):
+    return wire.parse_command({
+        "request_id": "req_1", "shard_token": "s", "command_type": command_type,
+        "headers": headers or {}, "jsonrpc": message}, time.monotonic())
+
+
+def call(rpc_id=1):
+    return {"jsonrpc": "2.0", "id": rpc_id, "method": "tools/call",
+            "params": {"name": "echo"}}
+
+
+def replies(binding, cmd, deadline=wire.NO_DEADLINE):
+    return list(binding.handle(cmd, deadline))
+
+
+def json_answer(status, message, headers=None):
+    body = message if isinstance(message, bytes) else json.dumps(message).encode()
+    return lambda request: (status, dict({"Content-Type": "application/json"},
+                                         **(headers or {})), body)
+
+
+def failure_of(reply):
+    return reply.json()["error"]["data"]["tunnel_failure"]
+
+
+def test_a_json_answer_is_the_terminal_reply_with_the_real_status(mcp):
+    server, binding = mcp(json_answer(200, b' {"jsonrpc":"2.0","id":1,"result":{"a":1}} ',
+                                      {"Mcp-Session-Id": "s-1", "Server": "x"}))
+    [reply] = replies(binding, command(call()))
+    assert reply == wire.Reply("jsonrpc_response", 200,
+                               b'{"jsonrpc":"2.0","id":1,"result":{"a":1}}',
+                               {"Mcp-Session-Id": ["s-1"],
+                                "Content-Type": ["application/json"]})
+    [sent] = server.requests
+    assert sent["method"] == "POST" and sent["json"] == call()
+
+
+def test_headers_sent_to_the_server(mcp):
+    server, binding = mcp(json_answer(200, {"jsonrpc": "2.0", "id": 1, "result": {}}),
+                          static_headers=HeaderList((("Authorization", "Bearer static"),
+                                                     ("X-Static", "s"))))
+    replies(binding, command(call(), headers={
+        "X-Static": ["from-command"], "Mcp-Session-Id": ["s-9"], "Host": ["evil"],
+        "Proxy-Authorization": ["Basic x"], "Content-Type": ["text/plain"],
+        "Accept-Encoding": ["gzip"], "X-Multi": ["a", "b"]}))
+    headers = server.requests[0]["headers"]
+    assert headers["authorization"] == "Bearer static"
+    assert headers["x-static"] == "from-command"
+    assert headers["mcp-session-id"] == "s-9" and headers["x-multi"] == "a, b"
+    assert headers["host"].startswith("127.0.0.1:")
+    assert "proxy-authorization" not in headers
+    assert headers["content-type"] == "application/json"
+    assert headers["accept-encoding"] == "identity"
+    assert headers["accept"] == "application/json, text/event-stream"
+
+
+def test_a_callers_accept_header_is_kept(mcp):
+    server, binding = mcp(json_answer(200, {"jsonrpc": "2.0", "id": 1, "result": {}}))
+    replies(binding, command(call(), headers={"Accept": ["application/json"]}))
+    assert server.requests[0]["headers"]["accept"] == "application/json"
+
+
+def test_an_sse_answer_gives_notifications_then_the_response(mcp):
+    progress = {"jsonrpc": "2.0", "method": "notifications/progress", "params": {"p": 1}}
+    ask = {"jsonrpc": "2.0", "id": "srv-1", "method": "sampling/createMessage"}
+    done = {"jsonrpc": "2.0", "id": 1, "result": {"ok": True}}
+    server, binding = mcp(lambda request: (200, {"Content-Type": "text/event-stream"},
+                                           sse(progress, ask, done)))
+    got = replies(binding, command(call()))
+    assert [r.resp_type for r in got] == ["jsonrpc_notify", "jsonrpc_notify",
+                                          "jsonrpc_response"]
+    assert [r.json() for r in got] == [progress, ask, done]
+    assert all(r.resp_code == 200 for r in got)
+    assert got[-1].headers == {"Content-Type": ["text/event-stream"]}
+    assert got[0].headers == {"Content-Type": ["text/event-stream"]}
+
+
+@pytest.mark.parametrize("events,kind,source", [
+    ([b"event: message\ndata: {\n\n"], "malformed_json", "protocol"),
+    (sse({"jsonrpc": "2.0", "id": 2, "result": {}}), "invalid_protocol_response", "protocol"),
+    (sse({"jsonrpc": "2.0", "method": "notifications/x"}), "unexpected_eof",
+     "transport_closed"),
+])
+def test_a_broken_sse_answer_ends_in_a_synthesized_failure(mcp, events, kind, source):
+    server, binding = mcp(lambda request: (200, {"Content-Type": "text/event-stream"}, events))
+    last = replies(binding, command(call()))[-1]
+    assert last.resp_type == "jsonrpc_response" and last.json()["error"]["code"] == -32603
+    assert (failure_of(last)["source"], failure_of(last)["transport_error_kind"]) == (
+        source, kind)
+
+
+@pytest.mark.parametrize("body,kind", [
+    (b"", "response_body_missing"), (b"  ", "response_body_missing"),
+    (b"{", "malformed_json"),
+    (b'{"jsonrpc":"2.0","id":"1","result":{}}', "invalid_protocol_response"),
+    (b'{"jsonrpc":"2.0","id":2,"result":{}}', "invalid_protocol_response"),
+    (b'{"jsonrpc":"2.0","method":"x"}', "invalid_protocol_response"),
+])
+def test_a_json_answer_that_is_not_our_response_is_a_protocol_failure(mcp, body, kind):
+    server, binding = mcp(json_answer(200, body))
+    [reply] = replies(binding, command(call()))
+    assert reply.resp_code == 502 and reply.json()["id"] == 1
+    assert failure_of(reply) == {"version": 1, "source": "protocol",
+                                 "transport_error_kind": kind,
+                                 "upstream_response_received": True}
+
+
+def test_the_targets_own_error_passes_through_byte_for_byte(mcp):
+    own = b'{"jsonrpc":"2.0","id":1,"error":{"code":-32001,"message":"denied"}}'
+    server, binding = mcp(json_answer(403, own, {"WWW-Authenticate": "Bearer x"}))
+    [reply] = replies(binding, command(call()))
+    assert reply == wire.Reply("jsonrpc_response", 403, own, {
+        "Www-Authenticate": ["Bearer x"], "Content-Type": ["application/json"]})
+
+
+@pytest.mark.parametrize("body,kind", [(b"gateway down", "malformed_json"),
+                                       (b"", "response_body_missing"),
+                                       (b'{"error": "x"}', "invalid_mcp_error")])
+def test_another_error_answer_is_a_target_http_failure(mcp, body, kind):
+    server, binding = mcp(json_answer(503, body))
+    [reply] = replies(binding, command(call()))
+    assert reply.resp_code == 503
+    assert reply.json()["error"]["message"] == "Service Unavailable"
+    assert failure_of(reply) == {"version": 1, "source": "target_http",
+                                 "transport_error_kind": kind,
+                                 "upstream_response_received": True, "upstream_status": 503}
+
+
+def test_a_notification_is_acknowledged_with_the_servers_status(mcp):
+    server, binding = mcp(lambda request: (202, {"Mcp-Session-Id": "s"}, b""))
+    [reply] = replies(binding, command({"jsonrpc": "2.0", "method": "notifications/x"}))
+    assert reply == wire.Reply("notify_ack", 202, None, {"Mcp-Session-Id": ["s"]})
+
+
+def test_an_unreachable_server_is_a_connect_failure():
+    binding = HttpBinding(BindingSpec("main", "http", url="http://127.0.0.1:9/mcp"),
+                          Route("mcp:main", "http://127.0.0.1:9/mcp", None, "test"))
+    try:
+        [reply] = replies(binding, command(call(7)))
+        assert reply.resp_code == 502 and reply.json()["id"] == 7
+        assert failure_of(reply)["source"] == "connect"
+        assert binding.probe_status == "failed"
+        assert "connection_refused" in binding.probe_error
+        [ack] = replies(binding, command({"jsonrpc": "2.0", "method": "notifications/x"}))
+        assert ack == wire.notify_ack(502)
+        assert binding.probe() == "failed"
+        assert not binding.health().ok and "unreachable" in binding.health().reason
+    finally:
+        binding.stop()
+
+
+def test_session_termination_is_a_delete_with_the_session(mcp):
+    server, binding = mcp(lambda request: (204, {"Mcp-Session-Id": "s-1"}, b""))
+    [reply] = replies(binding, command(None, "session_termination",
+                                       {"Mcp-Session-Id": ["s-1"]}))
+    assert reply == wire.Reply("session_termination_response", 204, None,
+                               {"Mcp-Session-Id": ["s-1"]})
+    [sent] = server.requests
+    assert sent["method"] == "DELETE" and sent["headers"]["mcp-session-id"] == "s-1"
+    assert "content-type" not in sent["headers"]
+
+
+def test_oauth_discovery_needs_a_discoverer(mcp):
+    server, binding = mcp(json_answer(200, {}))
+    [reply] = replies(binding, command(None, "oauth_discovery"))
+    assert (reply.resp_type, reply.resp_code) == ("oauth_discovery_response", 404)
+    assert reply.json()["error"]["code"] == "oauth_discovery"
+    assert server.requests == []
+
+
+@pytest.mark.parametrize("status,probe,ok", [(200, "ok", True), (401, "auth-required", True),
+                                             (404, "ok", True), (500, "failed", False)])
+def test_the_startup_probe_reads_the_servers_answer(mcp, status, probe, ok):
+    server, binding = mcp(json_answer(status, {"jsonrpc": "2.0", "id": "x", "result": {}},
+                                      {"Mcp-Session-Id": "probe-session"}),
+                          static_headers=HeaderList((("Authorization", "Bearer k"),)))
+    assert not binding.health().ok and binding.health().reason == "mcp startup probe pending"
+    assert binding.probe() == probe
+    assert binding.health().ok is ok
+    first = server.requests[0]
+    assert first["json"]["method"] == "initialize" and first["json"]["params"]
+    assert first["headers"]["authorization"] == "Bearer k"
+    # A session the probe opened is closed again.
+    assert [r["method"] for r in server.requests] == ["POST", "DELETE"]
+    assert server.requests[1]["headers"]["mcp-session-id"] == "probe-session"
+    binding.probe(initialize=False)
+    assert server.requests[2]["json"] == {"jsonrpc": "2.0", "id": "tunnel-client-probe",
+                                          "method": "ping"}
+
+
+def test_real_traffic_counts_as_a_probe(mcp):
+    server, binding = mcp(json_answer(200, {"jsonrpc": "2.0", "id": 1, "result": {}}))
+    replies(binding, command(call()))
+    assert binding.probe_status == "ok"
+    assert binding.health().reason.startswith("http-streamable http://127.0.0.1:")
+    assert binding.describe()["url"].endswith("/mcp")
+
+
+def test_timeouts_follow_the_deadline():
+    binding = HttpBinding(BindingSpec("main", "http", url="http://127.0.0.1:9/mcp"),
+                          Route("mcp:main", "http://127.0.0.1:9/mcp", None, "test"),
+                          connect_timeout=10.0, read_timeout=300.0)
+    assert binding._timeout(wire.NO_DEADLINE) == (10.0, 300.0)
+    connect, read = binding._timeout(wire.Deadline.after(2.0))
+    assert 1.9 < connect <= 2.0 and 1.9 < read <= 2.0
+    assert binding._timeout(wire.Deadline(time.monotonic() - 1)) == (0.001, 0.001)
