@@ -333,6 +333,6 @@ class Discoverer:
 def _read(resp, deadline) -> Tuple[bytes, bool]:
     from tunnel_client.net import read_limited
     try:
-        return read_limited(resp, BODY_LIMIT, lambda: max(0.05, deadline.remaining(cap=5.0)))
+        return read_limited(resp, BODY_LIMIT, deadline, idle=5.0)
     finally:
         resp.close()

@@ -23,7 +23,8 @@ from tunnel_client.config.values import has_dot_segments, redact_url
 from tunnel_client.mcp import protocol as mcp
 from tunnel_client.mcp.binding import Binding
 from tunnel_client.mcp.targets import ALLOWED_METHODS, Registry, Target, label_for, rewrite_json
-from tunnel_client.net import SessionPool, header_pairs, read_limited, resolve_route
+from tunnel_client.net import (BodyDeadline, SessionPool, header_pairs, heads_within,
+                               read_limited, resolve_route)
 from tunnel_client.observe.health import Check
 from tunnel_client.observe.logs import REDACTOR, get_logger
 
@@ -273,8 +274,9 @@ class HarpoonBinding(Binding):
                 continue
             break
         try:
-            raw, cut = read_limited(resp, limit, lambda: max(0.001, call_deadline.remaining(
-                cap=TIMEOUT_MAX_MS / 1000.0)))
+            raw, cut = read_limited(resp, limit, call_deadline.sooner(TIMEOUT_MAX_MS / 1000.0))
+        except BodyDeadline:
+            raise ToolError(label, "response read timed out", "response_read_error") from None
         except (requests.RequestException, OSError):
             raise ToolError(label, "response read failed", "response_read_error") from None
         finally:
@@ -341,9 +343,10 @@ class HarpoonBinding(Binding):
         pool = self._pool(target)
         timeout = max(0.001, deadline.remaining(cap=TIMEOUT_MAX_MS / 1000.0))
         try:
-            return pool.get().request(method, target.url, headers=headers, data=data,
-                                      timeout=(min(10.0, timeout), timeout), stream=True,
-                                      allow_redirects=False, **pool.route.request_kwargs())
+            with heads_within(deadline):
+                return pool.get().request(method, target.url, headers=headers, data=data,
+                                          timeout=(min(10.0, timeout), timeout), stream=True,
+                                          allow_redirects=False, **pool.route.request_kwargs())
         except requests.RequestException as exc:
             failure = wire.classify_exception(exc)
             log.warning("harpoon call failed", extra={"label": label, "url": redact_url(

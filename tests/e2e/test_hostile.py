@@ -1,0 +1,178 @@
+"""Hostile input against a real daemon: bodies that never end, cross-site calls, secrets
+looking for a way out. Each test drives ``tunnel-client run`` through the local control
+plane (and its admin listener) the way an attacker or a broken peer would."""
+
+import json
+import os
+import socket
+import threading
+
+import pytest
+import requests
+
+from tests.support.calls import final, tool_call
+from tests.support.daemon import stub_command, wait_for
+
+
+# --- helpers -----------------------------------------------------------------------------
+
+
+class RawServer:
+    """A loopback TCP server whose every connection is handled by ``handler(conn)``; it
+    records whether a client hung up before the handler had sent everything."""
+
+    def __init__(self, handler):
+        self.handler = handler
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.url = "http://127.0.0.1:%d" % self.port
+        self.hung_up = threading.Event()
+        self.finished = threading.Event()
+        self.sent = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn):
+        try:
+            request = read_request(conn)
+            if self.handler(self, conn, request) is not False:
+                self.finished.set()
+        except OSError:
+            self.hung_up.set()
+        finally:
+            conn.close()
+
+    def send(self, conn, data: bytes):
+        conn.sendall(data)
+        self.sent += len(data)
+
+    def close(self):
+        self.sock.close()
+
+
+def read_request(conn) -> bytes:
+    """The request head and body (by Content-Length)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value.strip())
+    while len(body) < length:
+        chunk = conn.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    return head + b"\r\n\r\n" + body
+
+
+def json_answer(conn, request: bytes):
+    """A prompt answer to anything else (a probe, a notification)."""
+    body = request.partition(b"\r\n\r\n")[2]
+    try:
+        rpc_id = json.loads(body).get("id")
+    except ValueError:
+        rpc_id = None
+    if rpc_id is None:
+        conn.sendall(b"HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n")
+        return
+    payload = json.dumps({"jsonrpc": "2.0", "id": rpc_id, "result": {}}).encode()
+    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                 b"Content-Length: %d\r\n\r\n%s" % (len(payload), payload))
+
+
+def drip(total: int, interval: float, head: bytes, only: bytes = b""):
+    """A handler sending ``head`` then one body byte every ``interval`` seconds, to requests
+    containing ``only`` (the others get a prompt JSON answer)."""
+    def handler(server, conn, request):
+        if only not in request:
+            json_answer(conn, request)
+            return False
+        server.send(conn, head)
+        stop = threading.Event()
+        for _ in range(total):
+            stop.wait(interval)  # the pace of a hostile server, not synchronisation
+            server.send(conn, b"x")
+    return handler
+
+
+@pytest.fixture
+def raw_server():
+    opened = []
+
+    def start(handler):
+        server = RawServer(handler)
+        opened.append(server)
+        return server
+
+    yield start
+    for server in opened:
+        server.close()
+
+
+def harpoon_result(relay, name, **arguments):
+    payload = final(relay, tool_call(name, 1, **arguments), channel="harpoon")
+    assert payload["resp_code"] == 200, payload
+    return payload["resp_json"]
+
+
+# --- 1. every remote body is bounded in bytes and in wall time ---------------------------
+
+
+def test_harpoon_refuses_a_declared_oversized_body_before_reading_it(relay, daemon, raw_server):
+    size = 50 * 1024 * 1024
+
+    def huge(server, conn, request):
+        server.send(conn, b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+                          b"Content-Length: %d\r\n\r\n" % size)
+        block = b"x" * 65536
+        for _ in range(size // len(block)):
+            server.send(conn, block)
+
+    server = raw_server(huge)
+    daemon(mcp_command=stub_command(), args=[
+        "--harpoon.allow-plaintext-http",
+        "--harpoon.target", "label=huge,url=%s/huge" % server.url])
+    result = harpoon_result(relay, "call_target", label="huge")["result"]
+    assert result["isError"] is True and "exceeds size limit" in result["content"][0]["text"]
+    wait_for(server.hung_up.is_set, message="the daemon hanging up on the 50 MB body")
+    assert server.sent < size / 2
+
+
+def test_harpoon_timeout_bounds_a_dripping_body_in_wall_time(relay, daemon, raw_server):
+    server = raw_server(drip(400, 0.05, b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+                                        b"Content-Length: 400\r\n\r\n"))
+    daemon(mcp_command=stub_command(), args=[
+        "--harpoon.allow-plaintext-http",
+        "--harpoon.target", "label=slow,url=%s/slow" % server.url])
+    result = harpoon_result(relay, "call_target", label="slow", timeout_ms=1000)["result"]
+    assert result["isError"] is True and "timed out" in result["content"][0]["text"]
+    assert not server.finished.is_set()
+
+
+def test_http_binding_stops_reading_a_dripping_body_at_the_command_deadline(
+        relay, daemon, raw_server):
+    server = raw_server(drip(60, 0.5, b"HTTP/1.1 200 OK\r\nContent-Type: application/json"
+                                        b"\r\nContent-Length: 60\r\n\r\n", only=b"tools/list"))
+    daemon(mcp_url=server.url + "/mcp", args=["--mcp.connection-max-ttl", "60s"])
+    call = relay.submit({"jsonrpc": "2.0", "id": 7, "method": "tools/list"},
+                        response_timeout="2s")
+    call.take(20)  # the relay's own timeout answer to the caller
+    wait_for(server.hung_up.is_set, timeout=15,
+             message="the daemon hanging up on the dripping body at its deadline")
+    assert not server.finished.is_set()
