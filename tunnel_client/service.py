@@ -14,6 +14,7 @@ from typing import List, Optional
 from tunnel_client import __version__, wire
 from tunnel_client.admin.server import AdminServer
 from tunnel_client.config import Config
+from tunnel_client.config.secrets import secret_env_names, secret_values
 from tunnel_client.controlplane import ControlPlane, TunnelMetadata
 from tunnel_client.errors import ControlPlaneError, StartupError
 from tunnel_client.housekeeping import Housekeeping
@@ -21,7 +22,8 @@ from tunnel_client.mcp.binding import Binding
 from tunnel_client.mcp.harpoon import HarpoonBinding, HarpoonOptions
 from tunnel_client.mcp.http import HttpBinding
 from tunnel_client.mcp.router import Router
-from tunnel_client.mcp.stdio import StdioBinding, StdioPolicy, child_environment
+from tunnel_client.mcp.childenv import child_environment
+from tunnel_client.mcp.stdio import StdioBinding, StdioPolicy
 from tunnel_client.mcp.targets import HostPolicy, Registry, Target
 from tunnel_client.net import Backoff, TrustStore, resolve_route
 from tunnel_client.net.proxycheck import ProxyHealth
@@ -115,8 +117,8 @@ class Service:
             stdio = cfg.mcp.stdio
             return StdioBinding(
                 spec.channel, spec.argv,
-                child_environment(cfg.environ, [cfg.control_plane.api_key],
-                                  stdio.inherit_secrets),
+                child_environment(cfg.environ, secret_values(cfg), stdio.inherit_secrets,
+                                  secret_env_names(cfg)),
                 StdioPolicy(restart_limit=stdio.restart_limit,
                             restart_window=stdio.restart_window,
                             restart_backoff=stdio.restart_backoff,
@@ -385,17 +387,11 @@ class Service:
         return self.readiness.evaluate()
 
 
-_SENSITIVE_HEADER_WORDS = ("auth", "token", "key", "secret", "cookie", "password", "session")
-
-
 def _register_secrets(cfg: Config):
-    """Tell the log redactor the secret values this process holds (a safety net)."""
-    REDACTOR.add_secret(cfg.control_plane.api_key)
-    for headers in (cfg.control_plane.extra_headers, cfg.mcp.extra_headers,
-                    cfg.mcp.discovery_extra_headers):
-        for name, value in headers.items if headers else ():
-            if any(word in name.lower() for word in _SENSITIVE_HEADER_WORDS):
-                REDACTOR.add_secret(value)
+    """Tell the log redactor every secret value this process holds (a safety net): the key,
+    every configured header value, proxy passwords, target URL credentials."""
+    for value in secret_values(cfg):
+        REDACTOR.add_secret(value)
 
 
 def _open_browser(url: str):

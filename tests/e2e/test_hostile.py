@@ -176,3 +176,37 @@ def test_http_binding_stops_reading_a_dripping_body_at_the_command_deadline(
     wait_for(server.hung_up.is_set, timeout=15,
              message="the daemon hanging up on the dripping body at its deadline")
     assert not server.finished.is_set()
+
+
+# --- 3. no secret reaches the stdio child's environment ----------------------------------
+
+
+def env_dumping_child(tmp_path):
+    dump = tmp_path / "env.json"
+    script = tmp_path / "envdump.py"
+    script.write_text("import json, os, sys\n"
+                      "json.dump(dict(os.environ), open(%r, 'w'))\n"
+                      "sys.stdin.read()\n" % str(dump))
+    return "python3 %s" % script, dump
+
+
+def test_stdio_child_gets_no_secret_by_name_or_by_value(relay, daemon, tmp_path):
+    command, dump = env_dumping_child(tmp_path)
+    daemon(mcp_command=command, api_key="unused", env={
+        "MY_KEY": relay.api_key + "\n",  # a Kubernetes secret file ends in a newline
+        "CONTROL_PLANE_EXTRA_HEADERS": "X-Org-Token: env:ORG_TOKEN",
+        "ORG_TOKEN": "org-token-value-1 ",
+        "MCP_EXTRA_HEADERS": "X-Gateway-Credential: gateway-credential-1",
+        "HTTPS_PROXY": "http://proxyuser:proxy-password-1@127.0.0.1:9",
+        "SOMETHING_ELSE": "Bearer org-token-value-1",
+        "HARMLESS": "kept"}, args=["--control-plane.api-key", "env:MY_KEY"])
+    wait_for(lambda: dump.exists() and dump.stat().st_size > 0, message="env dump")
+    env = json.loads(dump.read_text())
+    for name in ("MY_KEY", "CONTROL_PLANE_EXTRA_HEADERS", "ORG_TOKEN", "MCP_EXTRA_HEADERS",
+                 "HTTPS_PROXY", "SOMETHING_ELSE", "CONTROL_PLANE_API_KEY"):
+        assert name not in env, name
+    text = json.dumps(env)
+    for secret in (relay.api_key, "org-token-value-1", "gateway-credential-1",
+                   "proxy-password-1"):
+        assert secret not in text
+    assert env["HARMLESS"] == "kept" and "PATH" in env

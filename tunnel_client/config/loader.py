@@ -9,9 +9,10 @@ import os
 import re
 import ssl
 from dataclasses import dataclass, field, make_dataclass
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Dict, FrozenSet, List, Mapping, Optional, Set, Tuple
 
 from tunnel_client.config import profiles, schema
+from tunnel_client.config.secrets import referenced_env
 from tunnel_client.config import values as v
 from tunnel_client.config.settings import BY_KEY, SETTINGS, Context, Setting
 from tunnel_client.errors import ConfigError
@@ -64,6 +65,7 @@ class _ConfigBase:
     origins: Mapping[str, Origin]
     environ: Mapping[str, str] = field(repr=False)
     problems: Mapping[str, str]  # errors deferred to doctor (require_runtime=False)
+    secret_env: FrozenSet[str]  # variables secret settings were read from or refer to
 
     def binding(self, channel: str) -> Optional[v.BindingSpec]:
         for spec in self.bindings:
@@ -206,11 +208,16 @@ def load(flags: Optional[Mapping[str, Any]] = None,
     values: Dict[str, Any] = {}
     origins: Dict[str, Origin] = {}
     problems: Dict[str, str] = {}
+    secret_env: Set[str] = set()
     for s in SETTINGS:
         if not s.yaml:
             continue
         raw, origin = _raw_value(s, flags, environ, document, source.path or "")
         origins[s.key] = origin
+        if s.secret:
+            secret_env |= referenced_env(raw)
+            if origin.source == "env":
+                secret_env.add(origin.label)
         try:
             values[s.key] = parse_setting(s, raw, origin, environ)
         except ConfigError as exc:
@@ -236,7 +243,7 @@ def load(flags: Optional[Mapping[str, Any]] = None,
     top = {s.attr: values[s.key] for s in _TOP_SETTINGS}
     top.update({name: sections[name] for name in _TOP_SECTIONS})
     return Config(bindings=bindings, source=source, origins=origins, environ=environ,
-                  problems=problems, **top)
+                  problems=problems, secret_env=frozenset(secret_env), **top)
 
 
 def _bindings(values: Mapping[str, Any]) -> Tuple[v.BindingSpec, ...]:

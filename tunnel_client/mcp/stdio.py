@@ -31,6 +31,7 @@ from tunnel_client import wire
 from tunnel_client.errors import ChildGaveUp, ChildGone, StartupError
 from tunnel_client.mcp import protocol as mcp
 from tunnel_client.mcp.binding import Binding
+from tunnel_client.mcp.childenv import child_environment  # noqa: F401 - moved there
 from tunnel_client.mcp.process import ChildProcess
 from tunnel_client.observe.health import Check
 from tunnel_client.observe.instruments import Instruments
@@ -58,20 +59,6 @@ class StdioPolicy:
     max_line: int = 64 << 20
     stop_grace: float = 5.0
     ttl: float = 600.0
-
-
-def child_environment(environ: Mapping[str, str], secret_values: Sequence[str] = (),
-                      inherit_secrets: bool = False) -> Dict[str, str]:
-    """The daemon's environment minus the keys it holds, unless the operator opts in.
-
-    Besides the well-known variables, any variable holding one of ``secret_values`` goes
-    (an API key referenced as ``env:MY_KEY`` lives in MY_KEY).
-    """
-    if inherit_secrets:
-        return dict(environ)
-    secrets = {value for value in secret_values if value}
-    return {name: value for name, value in environ.items()
-            if name not in SECRET_ENV and value not in secrets}
 
 
 class _Waiter:
