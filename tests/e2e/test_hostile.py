@@ -210,3 +210,57 @@ def test_stdio_child_gets_no_secret_by_name_or_by_value(relay, daemon, tmp_path)
                    "proxy-password-1"):
         assert secret not in text
     assert env["HARMLESS"] == "kept" and "PATH" in env
+
+
+# --- 4. every configured header value and registered secret is redacted everywhere ------
+
+
+@pytest.fixture
+def url_file(tmp_path):
+    return str(tmp_path / "admin-url")
+
+
+def admin_base(url_file):
+    wait_for(lambda: os.path.exists(url_file) and open(url_file).read().strip(),
+             message="the admin URL file")
+    return open(url_file).read().strip()
+
+
+def test_raw_http_logging_redacts_configured_and_caller_header_values(
+        relay, daemon, http_stub, url_file):
+    instance = daemon(mcp_url=http_stub(), env={
+        "MCP_EXTRA_HEADERS": "X-Gateway-Credential: gateway-credential-1"}, args=[
+        "--log.http-raw-unsafe", "--health.url-file", url_file])
+    payload = final(relay, {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}, headers={
+        "X-Credential": "caller-credential-1", "X-Note": "crlf-value-1\r\n"})
+    assert payload["resp_code"] == 200, payload
+    wait_for(lambda: "raw http exchange" in instance.output(), message="a raw HTTP record")
+    logs = requests.get(admin_base(url_file) + "/api/logs?limit=5000", timeout=5).text
+    for text in (instance.output(), logs):
+        assert "X-Credential" in text or "x-credential" in text.lower()
+        for secret in ("gateway-credential-1", "caller-credential-1", relay.api_key):
+            assert secret not in text
+    assert not [e for e in instance.events() if e.get("level") == "WARN" and
+                "crlf-value-1" in json.dumps(e)]
+
+
+def test_exception_text_is_redacted_like_every_other_field():
+    import io
+    import logging
+
+    from tunnel_client.observe.logs import REDACTOR, LogSetup, get_logger
+
+    stream = io.StringIO()
+    setup = LogSetup("debug", "json", stream=stream)
+    try:
+        REDACTOR.add_secret("registered-secret-value-1")
+        try:
+            raise ValueError("bad value: registered-secret-value-1")
+        except ValueError:
+            get_logger("test").exception("failed")
+        logging.getLogger("tunnel_client").handlers[0].flush()
+        assert "registered-secret-value-1" not in stream.getvalue()
+        assert "registered-secret-value-1" not in json.dumps(setup.ring.recent(0))
+        assert "[REDACTED]" in stream.getvalue()
+    finally:
+        setup.close()
