@@ -168,12 +168,13 @@ def _raw_value(s: Setting, flags: Mapping[str, Any], environ: Mapping[str, str],
 def _fail(s: Setting, origin: Origin, raw, problem: ValueError) -> ConfigError:
     where = " (from %s)" % origin.label if origin.label else ""
     if isinstance(problem, v.Invalid):
-        return ConfigError("%s%s" % (problem, where))
+        return ConfigError(v.scrub_urls("%s%s" % (problem, where)))
     shown = ""
     if not s.secret and isinstance(raw, (str, int, float)) and not isinstance(raw, bool):
         text = str(raw) if len(str(raw)) <= 200 else str(raw)[:200] + "..."
         shown = " " + json.dumps(text, ensure_ascii=False)  # quoted, line breaks escaped
-    return ConfigError("invalid %s%s%s: %s" % (s.name, shown, where, problem))
+    # Errors are printed, mailed by cron and kept in logs: no URL credential or query value.
+    return ConfigError(v.scrub_urls("invalid %s%s%s: %s" % (s.name, shown, where, problem)))
 
 
 def parse_setting(s: Setting, raw, origin: Origin, environ: Mapping[str, str]):
