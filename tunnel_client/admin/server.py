@@ -21,8 +21,8 @@ from urllib.parse import parse_qs, urlsplit
 from tunnel_client import wire
 from tunnel_client.admin import api
 from tunnel_client.errors import StartupError
-from tunnel_client.httpd import (Handler, Server, is_loopback_host, serve_in_thread,
-                                 split_hostport, stop_quietly)
+from tunnel_client.httpd import (BadBody, ConnectionCap, Handler, Server, is_loopback_host,
+                                 serve_in_thread, split_hostport, stop_quietly)
 from tunnel_client.observe.logs import get_logger
 
 log = get_logger("health")
@@ -44,6 +44,7 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
 }
 SSE_PING_INTERVAL = 15.0
+MAX_CONNECTIONS = 32  # threads; idle connections give way to new ones (httpd.ConnectionCap)
 
 
 class _AdminHandler(Handler):
@@ -94,9 +95,38 @@ class _AdminHandler(Handler):
                     return self.send_text(403, LOOPBACK_ONLY)
                 if not is_loopback_host(self.headers.get("Host", "localhost")):
                     return self.send_text(403, BAD_HOST)
+            if method in ("PUT", "POST", "DELETE"):
+                refusal = self._cross_site()
+                if refusal:
+                    return self.send_json(403 if "Content-Type" not in refusal else 415,
+                                          {"error": refusal})
             return self._guarded(method, path, query)
+        except BadBody as exc:
+            return self.send_json(exc.status, {"error": str(exc)})
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
+        except Exception:  # logged (and so redacted) here, never a traceback on stderr
+            log.exception("admin request failed", extra={"path": path, "method": method})
+            self.close_connection = True
+            try:
+                self.send_json(500, {"error": "internal error; see the daemon log"})
+            except OSError:
+                pass
+
+    def _cross_site(self) -> Optional[str]:
+        """Why a state-changing request must be refused as possibly forged by a web page,
+        or None. A page can send a "simple" cross-site POST (text/plain, form data) without
+        a preflight; JSON and the browser's own Origin/Sec-Fetch-Site labels tell it apart."""
+        media = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        if media != "application/json":
+            return "Content-Type must be application/json"
+        if (self.headers.get("Sec-Fetch-Site") or "").strip().lower() in ("cross-site",
+                                                                         "same-site"):
+            return "cross-site requests are refused"
+        origin = self.headers.get("Origin")
+        if origin is not None and not same_origin(origin, self.headers.get("Host") or ""):
+            return "requests from another origin are refused"
+        return None
 
     def _guarded(self, method, path, query):
         admin = self.admin
@@ -112,7 +142,8 @@ class _AdminHandler(Handler):
             if method == "GET":
                 return self.send_json(200, api.log_level(admin.service))
             if method == "PUT":
-                status, body = api.set_log_level(admin.service, self.read_body(4096))
+                status, body = api.set_log_level(admin.service,
+                                                 self.read_body(4096, required=True))
                 return self.send_json(status, body)
             return self.send_json(405, {"error": "method not allowed"}, {"Allow": "GET, PUT"})
         if method != "GET":
@@ -151,7 +182,7 @@ class _AdminHandler(Handler):
             return self.send_json(405, {"error": "POST JSON-RPC messages"}, {"Allow": "POST"})
         import time as _time
         try:
-            message = wire.loads(self.read_body(1 << 20))
+            message = wire.loads(self.read_body(1 << 20, required=True))
         except ValueError:
             return self.send_json(400, {"jsonrpc": "2.0", "id": None,
                                         "error": {"code": -32700, "message": "Parse error"}})
@@ -197,6 +228,13 @@ class _AdminHandler(Handler):
         self.end_stream()
 
 
+def same_origin(origin: str, host: str) -> bool:
+    """Whether a browser's Origin names this listener as the request's Host header does."""
+    parts = urlsplit(origin.strip())
+    return parts.scheme in ("http", "https") and bool(parts.netloc) and \
+        parts.netloc.lower() == host.strip().lower()
+
+
 def _int(query, name, default):
     try:
         return int(query.get(name, [default])[0])
@@ -204,8 +242,9 @@ def _int(query, name, default):
         return default
 
 
-class _UnixServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+class _UnixServer(ConnectionCap, socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     daemon_threads = True
+    max_connections = MAX_CONNECTIONS
 
     def __init__(self, path, handler, **context):
         self.context = context
@@ -249,6 +288,7 @@ class AdminServer:
 
         class _Server(Server):
             address_family = family
+            max_connections = MAX_CONNECTIONS
 
         try:
             self.server = _Server((host, port), _AdminHandler, admin=self)
