@@ -2,9 +2,11 @@
 looking for a way out. Each test drives ``tunnel-client run`` through the local control
 plane (and its admin listener) the way an attacker or a broken peer would."""
 
+import io
 import json
 import os
 import socket
+import tarfile
 import threading
 
 import pytest
@@ -264,3 +266,199 @@ def test_exception_text_is_redacted_like_every_other_field():
         assert "[REDACTED]" in stream.getvalue()
     finally:
         setup.close()
+
+
+# --- 5. configuration errors never echo a credential or a file's contents ----------------
+
+
+def run_cli(*args, env=None):
+    import subprocess
+    import sys
+
+    from tests.support.daemon import ROOT
+    environ = dict(os.environ, PYTHONPATH=ROOT, **(env or {}))
+    proc = subprocess.run([sys.executable, "-m", "tunnel_client"] + list(args), env=environ,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60,
+                          cwd=ROOT)
+    return proc.returncode, proc.stdout.decode() + proc.stderr.decode()
+
+
+@pytest.mark.parametrize("command", [["run"], ["doctor", "--json"]])
+def test_a_bad_proxy_url_is_reported_without_its_password(command):
+    code, output = run_cli(*command + ["--control-plane.tunnel-id",
+                                       "tunnel_" + "1" * 32,
+                                       "--http-proxy", "socks5://ops:proxy-password-1@p:1080"],
+                           env={"CONTROL_PLANE_API_KEY": "sk-test-key-123456"})
+    assert code != 0
+    assert "http-proxy" in output and "proxy-password-1" not in output
+
+
+def test_a_bad_harpoon_url_from_a_file_does_not_print_the_file(tmp_path):
+    secret_file = tmp_path / "not-a-url"
+    secret_file.write_text("file-contents-secret-1\n")
+    code, output = run_cli("run", "--control-plane.tunnel-id", "tunnel_" + "1" * 32,
+                           "--harpoon.target", "label=a,url=file:%s" % secret_file,
+                           env={"CONTROL_PLANE_API_KEY": "sk-test-key-123456"})
+    assert code != 0 and "harpoon" in output
+    assert "file-contents-secret-1" not in output
+
+
+# --- 6. the support bundle works with Harpoon targets; target URL secrets stay hidden -----
+
+
+def test_support_bundle_with_a_harpoon_target_hides_its_query_secret(
+        relay, daemon, raw_server, url_file):
+    server = raw_server(lambda srv, conn, request: json_answer(conn, request))
+    secret_url = "%s/api?token=query-secret-1&region=eu" % server.url
+    instance = daemon(mcp_command=stub_command(), args=[
+        "--health.url-file", url_file, "--harpoon.allow-plaintext-http",
+        "--harpoon.target", "label=inventory,url=%s" % secret_url])
+    base = admin_base(url_file)
+    targets = requests.get(base + "/api/harpoon/targets", timeout=5)
+    assert targets.status_code == 200 and "query-secret-1" not in targets.text
+    assert "inventory" in targets.text
+    export = requests.get(base + "/api/logs/export?minutes=5", timeout=20)
+    assert export.status_code == 200
+    with tarfile.open(fileobj=io.BytesIO(export.content), mode="r:gz") as archive:
+        contents = "".join(archive.extractfile(member).read().decode()
+                           for member in archive.getmembers())
+    assert "inventory" in contents and "query-secret-1" not in contents
+    assert "RepresenterError" not in instance.output()
+
+
+# --- 2. no cross-site request forgery against state-changing endpoints -----------------
+
+
+def test_harpoon_http_transport_refuses_cross_site_and_non_json_posts(
+        relay, daemon, raw_server, url_file):
+    server = raw_server(lambda srv, conn, request: json_answer(conn, request))
+    daemon(mcp_command=stub_command(), args=[
+        "--health.url-file", url_file, "--harpoon.allow-plaintext-http",
+        "--harpoon.additional-transport", "http-streamable",
+        "--harpoon.target", "label=internal,url=%s/x" % server.url])
+    base = admin_base(url_file)
+    call = json.dumps(tool_call("call_target", 1, label="internal"))
+    forged = [({"Content-Type": "text/plain"}, 415),
+              ({"Content-Type": "application/json", "Origin": "https://evil.example"}, 403),
+              ({"Content-Type": "application/json", "Sec-Fetch-Site": "cross-site"}, 403),
+              ({"Content-Type": "application/json", "Origin": "null"}, 403)]
+    for headers, status in forged:
+        resp = requests.post(base + "/harpoon/mcp", data=call, headers=headers, timeout=5)
+        assert resp.status_code == status, (headers, resp.status_code, resp.text)
+    assert server.finished.is_set() is False  # the target was never called
+    good = requests.post(base + "/harpoon/mcp", data=call, timeout=10, headers={
+        "Content-Type": "application/json", "Origin": base})
+    assert good.status_code == 200 and '"status_code": 202' in good.json()["result"][
+        "content"][0]["text"]
+
+
+def test_log_level_change_requires_same_origin_json(relay, daemon, url_file):
+    daemon(mcp_command=stub_command(), args=["--health.url-file", url_file])
+    base = admin_base(url_file)
+    for headers in ({"Content-Type": "text/plain"},
+                    {"Content-Type": "application/json", "Origin": "https://evil.example"}):
+        resp = requests.put(base + "/api/log-level", data='{"level": "debug"}',
+                            headers=headers, timeout=5)
+        assert resp.status_code in (403, 415), resp.text
+    assert requests.get(base + "/api/log-level", timeout=5).json()["level"] == "debug"
+    resp = requests.put(base + "/api/log-level", json={"level": "info"}, timeout=5)
+    assert resp.status_code == 200 and resp.json()["level"] == "info"
+
+
+# --- 7. admin request bodies are framed strictly; idle connections cannot starve it ------
+
+
+def raw_request(port: int, data: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+        conn.sendall(data)
+        received = b""
+        while b"\r\n\r\n" not in received:
+            chunk = conn.recv(65536)
+            if not chunk:
+                break
+            received += chunk
+        return received
+
+
+@pytest.mark.parametrize("head,status", [
+    (b"Content-Length: -1\r\n", b"400"),
+    (b"Content-Length: abc\r\n", b"400"),
+    (b"", b"411"),
+    (b"Content-Length: 99999999\r\n", b"413"),
+    (b"Transfer-Encoding: chunked\r\n\r\nfffff\r\n" + b"x" * 10, b"413"),
+    (b"Transfer-Encoding: chunked\r\n\r\nzz\r\n", b"400"),
+])
+def test_admin_answers_badly_framed_bodies_promptly(relay, daemon, url_file, head, status):
+    instance = daemon(mcp_command=stub_command(), args=["--health.url-file", url_file])
+    port = int(admin_base(url_file).rsplit(":", 1)[1])
+    if not head.endswith(b"\r\n\r\n" + b"x" * 10) and b"zz" not in head:
+        head += b"\r\n"
+    request = (b"PUT /api/log-level HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+               b"Content-Type: application/json\r\n" + head)
+    answer = raw_request(port, request)
+    assert answer.split(b" ")[1] == status, answer
+    assert "Traceback" not in instance.output()
+
+
+def test_idle_connections_are_capped_and_healthz_still_answers(relay, daemon, url_file):
+    instance = daemon(mcp_command=stub_command(), args=["--health.url-file", url_file])
+    base = admin_base(url_file)
+    port = int(base.rsplit(":", 1)[1])
+    idle = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(300)]
+    try:
+        assert requests.get(base + "/healthz", timeout=10).text == "live"
+        threads = len(os.listdir("/proc/%d/task" % instance.proc.pid))
+        assert threads < 100, threads
+    finally:
+        for conn in idle:
+            conn.close()
+
+
+# --- 8 and 10. Harpoon arguments: header names are tokens; bad types are -32602 ----------
+
+
+@pytest.fixture
+def harpoon_daemon(relay, daemon, raw_server):
+    server = raw_server(lambda srv, conn, request: (srv.requests.append(request),
+                                                   json_answer(conn, request))[1])
+    server.requests = []
+    instance = daemon(mcp_command=stub_command(), args=[
+        "--harpoon.allow-plaintext-http", "--harpoon.target", "label=api,url=%s/x" % server.url])
+    return instance, server
+
+
+def invalid_params(relay, **arguments):
+    payload = final(relay, tool_call("call_target", 1, label="api", **arguments),
+                    channel="harpoon")
+    assert payload["resp_code"] == 200, payload
+    error = payload["resp_json"].get("error")
+    assert error is not None and error["code"] == -32602, payload["resp_json"]
+    return error["message"]
+
+
+@pytest.mark.parametrize("name", ["Host ", "X-Forwarded-For\t", "Host:", "", "X Y", "Höst"])
+def test_harpoon_header_names_must_be_tokens(relay, harpoon_daemon, name):
+    instance, server = harpoon_daemon
+    message = invalid_params(relay, headers={name: "evil.example"})
+    assert "headers" in message
+    assert not server.requests
+
+
+@pytest.mark.parametrize("arguments,field", [
+    ({"max_redirects": "abc"}, "max_redirects"),
+    ({"max_redirects": None}, "max_redirects"),
+    ({"timeout_ms": float("inf")}, "timeout_ms"),
+    ({"timeout_ms": 1500.5}, "timeout_ms"),
+    ({"method": ["GET", "POST"]}, "method"),
+    ({"headers": {"X-Note": "caf\u00e9 \u2603"}}, "headers"),
+    ({"headers": ["X-Note: 1"]}, "headers"),
+    ({"body": {"a": 1}}, "body"),
+    ({"follow_redirects": "no"}, "follow_redirects"),
+    ({"max_response_bytes": None}, "max_response_bytes"),
+])
+def test_bad_harpoon_arguments_are_invalid_params_naming_the_field(
+        relay, harpoon_daemon, arguments, field):
+    instance, server = harpoon_daemon
+    assert field in invalid_params(relay, **arguments)
+    assert "Traceback" not in instance.output()
+    assert not server.requests
