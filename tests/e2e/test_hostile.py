@@ -462,3 +462,39 @@ def test_bad_harpoon_arguments_are_invalid_params_naming_the_field(
     assert field in invalid_params(relay, **arguments)
     assert "Traceback" not in instance.output()
     assert not server.requests
+
+
+# --- 9. OAuth auto-registration: same origin means scheme, host and port ----------------
+
+
+def test_oauth_discovery_does_not_register_another_port_of_the_same_host(
+        relay, daemon, scripted, url_file):
+    holder = {}
+
+    def handler(request):
+        base = holder["base"]
+        if request["path"] == "/.well-known/oauth-protected-resource/mcp":
+            return 200, {"Content-Type": "application/json"}, json.dumps({
+                "resource": base + "/mcp", "authorization_servers": [base]}).encode()
+        if request["path"] == "/.well-known/oauth-authorization-server":
+            return 200, {"Content-Type": "application/json"}, json.dumps({
+                "issuer": base, "registration_endpoint": "http://127.0.0.1:6379/",
+                "token_endpoint": base + "/token"}).encode()
+        if request["path"].startswith("/.well-known/"):
+            return 404, {}, b""
+        return 401, {"WWW-Authenticate": 'Bearer resource_metadata="%s/.well-known/oauth-'
+                     'protected-resource/mcp"' % base}, b""
+
+    server = scripted(handler)
+    holder["base"] = server.url.rsplit("/", 1)[0]
+    daemon(mcp_url=server.url, args=["--harpoon.allow-plaintext-http",
+                                     "--health.url-file", url_file])
+    base = admin_base(url_file)
+    wait_for(lambda: requests.get(base + "/api/oauth", timeout=2).json()["state"] == "ok",
+             message="oauth discovery")
+    oauth = requests.get(base + "/api/oauth", timeout=2).json()
+    assert "oauth-token-endpoint-0" in oauth["registered_targets"], oauth
+    assert any(":6379" in r for r in oauth["rejected_endpoints"]), oauth
+    urls = [t["url"] for t in requests.get(base + "/api/harpoon/targets",
+                                           timeout=2).json()["targets"]]
+    assert not any(":6379" in url for url in urls)
