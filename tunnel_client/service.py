@@ -14,7 +14,7 @@ from typing import List, Optional
 from tunnel_client import __version__, wire
 from tunnel_client.admin.server import AdminServer
 from tunnel_client.config import Config
-from tunnel_client.config.secrets import secret_env_names, secret_values
+from tunnel_client.config.secrets import exposure_warnings, secret_env_names, secret_values
 from tunnel_client.controlplane import ControlPlane, TunnelMetadata
 from tunnel_client.errors import ControlPlaneError, StartupError
 from tunnel_client.housekeeping import Housekeeping
@@ -276,7 +276,7 @@ class Service:
             self.notifier.send("WATCHDOG=1", "STATUS=" + self.ready().reason)
 
     def warnings(self) -> List[str]:
-        found = []
+        found = exposure_warnings(self.cfg)
         if self.cfg.log.http_raw_unsafe:
             found.append("raw HTTP logging is enabled (log.http_raw_unsafe); payloads may "
                          "appear in logs")

@@ -498,3 +498,40 @@ def test_oauth_discovery_does_not_register_another_port_of_the_same_host(
     urls = [t["url"] for t in requests.get(base + "/api/harpoon/targets",
                                            timeout=2).json()["targets"]]
     assert not any(":6379" in url for url in urls)
+
+
+# --- 11. configuration files: encoding, alias bombs, duplicate keys, exposed keys --------
+
+BOMB = "".join("%s: &%s [%s]\n" % (name, name, ",".join(["*%s" % prev] * 9 if prev else
+                                                       ['"lol"'] * 9))
+               for prev, name in zip([""] + list("abcdefgh"), "abcdefghi"))
+
+
+@pytest.mark.parametrize("content,expected", [
+    (b"control_plane:\n  tunnel_id: \"tunnel_\xff\xfe\"\n", "not UTF-8"),
+    (BOMB.encode(), "aliases expand"),
+    (b"control_plane:\n  poll_timeout: 10s\n  poll_timeout: 20s\n", "lines 2 and 3"),
+])
+@pytest.mark.parametrize("command", [["run"], ["doctor"]])
+def test_hostile_config_files_get_one_clear_line_naming_the_file(
+        tmp_path, command, content, expected):
+    config = tmp_path / "tunnel-client.yaml"
+    config.write_bytes(content)
+    code, output = run_cli(*command + ["--config", str(config)])
+    assert code != 0
+    assert "Traceback" not in output and expected in output and str(config) in output
+
+
+def test_exposed_keys_are_warned_about_at_start(relay, daemon, tmp_path, url_file):
+    key_file = tmp_path / "api-key"
+    key_file.write_text(relay.api_key + "\n")
+    key_file.chmod(0o644)
+    config = tmp_path / "tunnel-client.yaml"
+    config.write_text("mcp:\n  extra_headers:\n    X-Token: literal-token-value-1\n")
+    instance = daemon(mcp_command=stub_command(), args=[
+        "--config", str(config), "--control-plane.api-key", "file:%s" % key_file,
+        "--health.url-file", url_file])
+    warnings = [e["msg"] for e in instance.events() if e.get("level") == "WARN"]
+    assert any(str(key_file) in w and "chmod 600" in w for w in warnings), warnings
+    assert any("mcp.extra_headers" in w and str(config) in w for w in warnings), warnings
+    assert "literal-token-value-1" not in instance.output()

@@ -7,6 +7,7 @@ proxy variables) and the userinfo and query of target URLs (Harpoon targets, HTT
 bindings), which often carry an API key.
 """
 
+import os
 import re
 from typing import Iterable, List, Optional, Set
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -23,6 +24,49 @@ _ENV_REF = re.compile(r"env:([A-Za-z_][A-Za-z0-9_]*)")
 
 def referenced_env(raw) -> Set[str]:
     """The variables named by ``env:VAR`` references anywhere inside a raw setting value."""
+    return _strings(raw, _ENV_REF)
+
+
+_FILE_REF = re.compile(r"file:(\S+)")
+
+
+def referenced_files(raw) -> Set[str]:
+    """The paths named by ``file:PATH`` references anywhere inside a raw setting value."""
+    return {os.path.expanduser(path) for path in _strings(raw, _FILE_REF)}
+
+
+def inline_secret(raw) -> bool:
+    """Whether a raw secret value holds the secret itself rather than a reference."""
+    if isinstance(raw, dict):
+        return any(inline_secret(value) for value in raw.values())
+    if isinstance(raw, (list, tuple)):
+        return any(inline_secret(item) for item in raw)
+    text = str(raw).strip()
+    if ":" in text and not text.startswith(("env:", "file:")) and \
+            text.split(":", 1)[1].strip().startswith(("env:", "file:")):
+        return False  # a "Name: env:VAR" header line
+    return bool(text) and not text.startswith(("env:", "file:"))
+
+
+def exposure_warnings(cfg) -> List[str]:
+    """What ssh would warn about: a key file others may read, a key written in the YAML."""
+    found = []
+    for path in sorted(getattr(cfg, "secret_files", ())):
+        try:
+            mode = os.stat(path).st_mode
+        except OSError:
+            continue
+        if mode & 0o044:
+            found.append("key file %s is readable by %s (mode %04o); restrict it with chmod "
+                         "600" % (path, "others" if mode & 0o004 else "its group",
+                                  mode & 0o7777))
+    for key in getattr(cfg, "secrets_inline", ()):
+        found.append("%s is written in the config file %s; move it to an environment file "
+                     "and refer to it as env:VAR or file:PATH" % (key, cfg.source.path))
+    return found
+
+
+def _strings(raw, pattern) -> Set[str]:
     if raw is None:
         return set()
     if isinstance(raw, dict):
@@ -30,9 +74,9 @@ def referenced_env(raw) -> Set[str]:
     if isinstance(raw, (list, tuple)):
         found: Set[str] = set()
         for item in raw:
-            found |= referenced_env(item)
+            found |= _strings(item, pattern)
         return found
-    return set(_ENV_REF.findall(str(raw)))
+    return set(pattern.findall(str(raw)))
 
 
 def url_secrets(url: Optional[str]) -> List[str]:
