@@ -257,9 +257,18 @@ def split_hostport(addr: str):
     return host, int(port)
 
 
+def host_name(host: str) -> str:
+    """The name in a Host header: ``[::1]:8080`` -> ``::1``, ``localhost:80`` -> ``localhost``."""
+    host = (host or "").strip()
+    if host.startswith("["):
+        return host[1:].split("]", 1)[0].lower()
+    if host.count(":") == 1:
+        host = host.split(":")[0]
+    return host.lower()
+
+
 def is_loopback_host(host: str) -> bool:
-    host = (host or "").split(":")[0] if host.count(":") == 1 else (host or "")
-    host = host.strip("[]").lower()
+    host = host_name(host)
     if host in ("localhost", "::1") or host.endswith(".localhost"):
         return True
     try:

@@ -107,7 +107,8 @@ class Service:
         self._ready_lock = threading.Lock()
         self._ready_sent = False
         self.admin = AdminServer(self, cfg.health.listen_addr, cfg.health.unix_socket,
-                                 cfg.health.url_file, cfg.admin_ui.allow_remote)
+                                 cfg.health.url_file, cfg.admin_ui.allow_remote,
+                                 cfg.admin_ui.token)
 
     # --- construction --------------------------------------------------------------------
 
@@ -232,7 +233,7 @@ class Service:
             "version": __version__, "workers": len(self.workers),
             "channels": [b.channel for b in self.router.bindings],
             "config_source": cfg.source.describe(),
-            "health_url": self.admin.url, "ui_url": self.admin_url and self.admin_url + "/ui"})
+            "health_url": self.admin.url, "ui_url": self.admin.ui_url})
 
     def _start_workers(self):
         if self.discoverer is not None:

@@ -535,3 +535,55 @@ def test_exposed_keys_are_warned_about_at_start(relay, daemon, tmp_path, url_fil
     assert any(str(key_file) in w and "chmod 600" in w for w in warnings), warnings
     assert any("mcp.extra_headers" in w and str(config) in w for w in warnings), warnings
     assert "literal-token-value-1" not in instance.output()
+
+
+# --- 12. listener edges: IPv6 loopback, remote UI only with a token ----------------------
+
+
+def test_ui_answers_the_ipv6_loopback_url_it_logs(relay, daemon, url_file):
+    try:
+        socket.socket(socket.AF_INET6).bind(("::1", 0))
+    except OSError:
+        pytest.skip("no IPv6 loopback on this machine")
+    daemon(mcp_command=stub_command(), args=["--health.url-file", url_file,
+                                             "--health.listen-addr", "[::1]:0"])
+    base = admin_base(url_file)
+    assert base.startswith("http://[::1]:")
+    assert requests.get(base + "/ui", timeout=5).status_code == 200
+    assert requests.get(base + "/api/status", timeout=5).json()["ui_url"] == base + "/ui"
+
+
+def test_remote_ui_without_a_token_refuses_to_start():
+    code, output = run_cli("run", "--control-plane.tunnel-id", "tunnel_" + "1" * 32,
+                           "--mcp.command", stub_command(), "--allow-remote-ui",
+                           "--health.listen-addr", "0.0.0.0:0",
+                           env={"CONTROL_PLANE_API_KEY": "sk-test-key-123456"})
+    assert code != 0 and "--admin-ui.token" in output and "Traceback" not in output
+
+
+def test_remote_ui_requires_its_token_warns_and_shows_the_real_url(relay, daemon, url_file):
+    token = "ui-token-0123456789abcdef"
+    instance = daemon(mcp_command=stub_command(), env={"UI_TOKEN": token}, args=[
+        "--health.url-file", url_file, "--health.listen-addr", "0.0.0.0:0",
+        "--allow-remote-ui", "--admin-ui.token", "env:UI_TOKEN"])
+    base = admin_base(url_file)
+    remote = {"Host": "tunnel-host.example:%s" % base.rsplit(":", 1)[1]}
+    assert requests.get(base + "/healthz", headers=remote, timeout=5).text == "live"
+    denied = requests.get(base + "/api/status", headers=remote, timeout=5)
+    assert denied.status_code == 401 and token not in denied.text
+    wrong = dict(remote, Authorization="Bearer not-the-token-000000")
+    assert requests.get(base + "/api/status", headers=wrong, timeout=5).status_code == 401
+    allowed = dict(remote, Authorization="Bearer " + token)
+    assert requests.get(base + "/api/status", headers=allowed, timeout=5).status_code == 200
+    login = requests.get(base + "/ui?token=" + token, headers=remote, timeout=5,
+                         allow_redirects=False)
+    assert login.status_code == 303 and login.headers["Location"] == "/ui"
+    cookie = login.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
+    with_cookie = dict(remote, Cookie=cookie.split(";")[0])
+    assert requests.get(base + "/ui", headers=with_cookie, timeout=5).status_code == 200
+    warnings = [e for e in instance.events() if e.get("level") == "WARN"]
+    assert any("other hosts" in e["msg"] for e in warnings), warnings
+    started = [e for e in instance.events() if e.get("msg") == "tunnel-client started"][0]
+    assert "127.0.0.1" not in started["ui_url"] and started["ui_url"].endswith("/ui")
+    assert token not in instance.output()

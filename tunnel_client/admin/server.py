@@ -7,6 +7,7 @@ operator sets ``--allow-remote-ui``.
 
 import base64
 import errno
+import hmac
 import json
 import os
 import socket
@@ -43,6 +44,9 @@ SECURITY_HEADERS = {
                                "form-action 'none'; frame-ancestors 'none'",
     "Referrer-Policy": "no-referrer",
 }
+NEED_TOKEN = ("the admin UI on a non-loopback address requires the admin UI token: browse to "
+              "/ui?token=TOKEN or send Authorization: Bearer TOKEN")
+TOKEN_COOKIE = "tunnel_client_ui"
 SSE_PING_INTERVAL = 15.0
 MAX_CONNECTIONS = 32  # threads; idle connections give way to new ones (httpd.ConnectionCap)
 
@@ -90,11 +94,24 @@ class _AdminHandler(Handler):
             if path == "/metrics" and method == "GET":
                 return self.send_body(200, admin.metrics_text().encode("utf-8"),
                                       "text/plain; version=0.0.4; charset=utf-8")
+            local = self._loopback() and is_loopback_host(self.headers.get("Host", "localhost"))
             if not admin.allow_remote:
                 if not self._loopback():
                     return self.send_text(403, LOOPBACK_ONLY)
-                if not is_loopback_host(self.headers.get("Host", "localhost")):
+                if not local:
                     return self.send_text(403, BAD_HOST)
+            elif not local:
+                token = self._presented_token(query)
+                if token is None or not hmac.compare_digest(token.encode(),
+                                                            admin.token.encode()):
+                    return self.send_text(401, NEED_TOKEN, {"WWW-Authenticate": "Bearer"})
+                if query.get("token"):
+                    # Trade the token in the address bar for a cookie, then drop it from
+                    # the URL (history, screenshots, Referer).
+                    return self.send_body(303, b"", headers={
+                        "Location": parts.path or "/ui",
+                        "Set-Cookie": "%s=%s; Path=/; HttpOnly; SameSite=Strict"
+                                      % (TOKEN_COOKIE, token)})
             if method in ("PUT", "POST", "DELETE"):
                 refusal = self._cross_site()
                 if refusal:
@@ -112,6 +129,18 @@ class _AdminHandler(Handler):
                 self.send_json(500, {"error": "internal error; see the daemon log"})
             except OSError:
                 pass
+
+    def _presented_token(self, query) -> Optional[str]:
+        auth = self.headers.get("Authorization") or ""
+        if auth[:7].lower() == "bearer ":
+            return auth[7:].strip()
+        if query.get("token"):
+            return query["token"][0]
+        for item in (self.headers.get("Cookie") or "").split(";"):
+            name, _, value = item.strip().partition("=")
+            if name == TOKEN_COOKIE:
+                return value
+        return None
 
     def _cross_site(self) -> Optional[str]:
         """Why a state-changing request must be refused as possibly forged by a web page,
@@ -253,12 +282,17 @@ class _UnixServer(ConnectionCap, socketserver.ThreadingMixIn, socketserver.UnixS
 
 class AdminServer:
     def __init__(self, service, listen_addr: Optional[str], unix_socket: Optional[str] = None,
-                 url_file: Optional[str] = None, allow_remote: bool = False):
+                 url_file: Optional[str] = None, allow_remote: bool = False,
+                 token: Optional[str] = None):
         self.service = service
         self.listen_addr = listen_addr
         self.unix_socket = unix_socket
         self.url_file = url_file
         self.allow_remote = allow_remote
+        if allow_remote and not token:
+            raise StartupError("a remote admin UI needs admin_ui.token")
+        self.token = token or ""
+        self.public_url: Optional[str] = None  # what another host browses to
         self.closing = threading.Event()
         self.server = None
         self.url: Optional[str] = None
@@ -281,6 +315,14 @@ class AdminServer:
         if self.url_file:
             self._write_url_file()
         log.info("health server listening", extra={"url": self.url})
+        if self.allow_remote:
+            log.warning("the admin UI and API answer other hosts (admin_ui.allow_remote); they "
+                        "require the admin UI token", extra={"ui_url": self.ui_url})
+
+    @property
+    def ui_url(self) -> Optional[str]:
+        base = self.public_url or self.url
+        return base + "/ui" if base else None
 
     def _bind_tcp(self):
         host, port = split_hostport(self.listen_addr)
@@ -298,10 +340,17 @@ class AdminServer:
             raise StartupError("health listener %s: %s%s" % (
                 self.listen_addr, exc.strerror or exc, hint)) from None
         bound_host, bound_port = self.server.server_address[:2]
-        if bound_host in ("0.0.0.0", "::", ""):
-            bound_host = "127.0.0.1"
+        wildcard = bound_host in ("0.0.0.0", "::", "")
+        if wildcard:
+            bound_host = "127.0.0.1" if family == socket.AF_INET else "::1"
         self.url = "http://%s:%d" % ("[%s]" % bound_host if ":" in bound_host else bound_host,
                                      bound_port)
+        # Local tools use the loopback URL; another host needs the machine's own name.
+        if self.allow_remote and wildcard:
+            self.public_url = "http://%s:%d" % (socket.getfqdn() or socket.gethostname(),
+                                                bound_port)
+        elif self.allow_remote:
+            self.public_url = self.url
 
     def _bind_unix(self):
         path = self.unix_socket
