@@ -6,6 +6,7 @@ request bodies.
 """
 
 import json
+import logging
 import socket
 import threading
 import time
@@ -36,6 +37,12 @@ class Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format, *args):  # noqa: A002 - BaseHTTPRequestHandler's name
         """Quiet by default; servers log what matters themselves."""
+
+    def handle(self):
+        try:
+            super().handle()
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True  # the peer left mid-answer: nothing to tell it
 
     def handle_one_request(self):
         self._connection_state(idle=True)  # waiting for the next request
@@ -199,6 +206,11 @@ class ConnectionCap:
         with self._connections_lock:
             if self._connections and request in self._connections:
                 self._connections[request] = (idle, time.monotonic())
+
+    def handle_error(self, request, client_address):
+        """Through the logger (and its redaction), never a bare traceback on stderr."""
+        logging.getLogger("tunnel_client.httpd").warning(
+            "HTTP connection failed", exc_info=True)
 
     def shutdown_request(self, request):
         if self.max_connections is not None:

@@ -14,6 +14,7 @@ import requests
 
 from tests.support.calls import final, tool_call
 from tests.support.daemon import stub_command, wait_for
+from tests.support.rawhttp import raw_request
 
 
 # --- helpers -----------------------------------------------------------------------------
@@ -366,18 +367,6 @@ def test_log_level_change_requires_same_origin_json(relay, daemon, url_file):
 
 
 # --- 7. admin request bodies are framed strictly; idle connections cannot starve it ------
-
-
-def raw_request(port: int, data: bytes) -> bytes:
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
-        conn.sendall(data)
-        received = b""
-        while b"\r\n\r\n" not in received:
-            chunk = conn.recv(65536)
-            if not chunk:
-                break
-            received += chunk
-        return received
 
 
 @pytest.mark.parametrize("head,status", [
