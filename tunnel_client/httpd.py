@@ -6,13 +6,26 @@ request bodies.
 """
 
 import json
+import logging
 import socket
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Dict, Optional, Tuple
 
 
-class BodyTooLarge(ValueError):
-    pass
+class BadBody(ValueError):
+    """A request body that cannot be read as framed; ``status`` is the answer it deserves."""
+
+    status = 400
+
+
+class LengthRequired(BadBody):
+    status = 411
+
+
+class BodyTooLarge(BadBody):
+    status = 413
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -24,6 +37,25 @@ class Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format, *args):  # noqa: A002 - BaseHTTPRequestHandler's name
         """Quiet by default; servers log what matters themselves."""
+
+    def handle(self):
+        try:
+            super().handle()
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True  # the peer left mid-answer: nothing to tell it
+
+    def handle_one_request(self):
+        self._connection_state(idle=True)  # waiting for the next request
+        super().handle_one_request()
+
+    def parse_request(self):
+        self._connection_state(idle=False)  # a request line came
+        return super().parse_request()
+
+    def _connection_state(self, idle: bool):
+        state = getattr(self.server, "connection_state", None)
+        if state is not None:
+            state(self.connection, idle)
 
     def send_body(self, status: int, body: bytes = b"", content_type: str = "application/json",
                   headers=None):
@@ -55,30 +87,54 @@ class Handler(BaseHTTPRequestHandler):
     def send_text(self, status: int, text: str, headers=None):
         self.send_body(status, text.encode("utf-8"), "text/plain; charset=utf-8", headers)
 
-    def read_body(self, limit: int) -> bytes:
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+    def read_body(self, limit: int, required: bool = False) -> bytes:
+        """The request body, at most ``limit`` bytes; BadBody (400/411/413) when it is framed
+        badly, missing although ``required``, or too large, decided before reading it."""
+        encoding = self.headers.get("Transfer-Encoding")
+        lengths = self.headers.get_all("Content-Length") or []
+        if encoding is not None:
+            if encoding.strip().lower() != "chunked" or lengths:
+                return self._bad(BadBody("unsupported Transfer-Encoding framing"))
             return self._read_chunked(limit)
-        length = int(self.headers.get("Content-Length") or 0)
+        if not lengths:
+            if required:
+                return self._bad(LengthRequired("a request body needs a Content-Length"))
+            return b""
+        if len(set(lengths)) > 1 or not lengths[0].strip().isdigit():
+            return self._bad(BadBody("Content-Length must be one non-negative integer"))
+        length = int(lengths[0].strip())
         if length > limit:
-            self.close_connection = True
-            raise BodyTooLarge("request body of %d bytes exceeds %d" % (length, limit))
-        return self.rfile.read(length) if length else b""
+            return self._bad(BodyTooLarge("request body of %d bytes exceeds %d" % (length, limit)))
+        body = self.rfile.read(length) if length else b""
+        if len(body) < length:
+            return self._bad(BadBody("request body ended early"))
+        return body
+
+    def _bad(self, error: BadBody):
+        self.close_connection = True  # the rest of the stream cannot be trusted
+        raise error
 
     def _read_chunked(self, limit: int) -> bytes:
         parts, size = [], 0
         while True:
             line = self.rfile.readline(1024)
-            chunk = int(line.split(b";")[0].strip() or b"0", 16)
+            digits = line.split(b";")[0].strip()
+            if not digits or len(digits) > 8 or \
+                    digits.strip(b"0123456789abcdefABCDEF") or not line.endswith(b"\n"):
+                return self._bad(BadBody("malformed chunked request body"))
+            chunk = int(digits, 16)
             if chunk == 0:
-                while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
-                    pass
-                return b"".join(parts)
+                for _ in range(64):  # trailers, bounded
+                    if self.rfile.readline(1024) in (b"\r\n", b"\n", b""):
+                        return b"".join(parts)
+                return self._bad(BadBody("malformed chunked request body"))
             size += chunk
             if size > limit:
-                self.close_connection = True
-                raise BodyTooLarge("request body exceeds %d bytes" % limit)
-            parts.append(self.rfile.read(chunk))
-            self.rfile.readline(8)
+                return self._bad(BodyTooLarge("request body exceeds %d bytes" % limit))
+            data = self.rfile.read(chunk)
+            if len(data) < chunk or self.rfile.readline(8) not in (b"\r\n", b"\n"):
+                return self._bad(BadBody("malformed chunked request body"))
+            parts.append(data)
 
     # --- chunked streaming (SSE) ---------------------------------------------------------
 
@@ -102,7 +158,69 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.flush()
 
 
-class Server(ThreadingHTTPServer):
+class ConnectionCap:
+    """A socketserver mixin: at most ``max_connections`` connections (threads) at once.
+
+    At the cap a new connection takes the place of the longest-idle one (a keep-alive
+    connection waiting for its next request, or one that never sent a request line), so
+    idle connections cannot starve a health check; when every connection is busy the new
+    one gets a prompt 503.
+    """
+
+    max_connections: Optional[int] = None
+    _connections: Optional[Dict[object, Tuple[bool, float]]] = None
+    _connections_lock = threading.Lock()  # class-wide: admission is rare and quick
+
+    def process_request(self, request, client_address):
+        if self.max_connections is not None and not self._admit(request):
+            try:
+                request.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
+                                b"Connection: close\r\n\r\n")
+            except OSError:
+                pass
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def _admit(self, request) -> bool:
+        with self._connections_lock:
+            if self._connections is None:
+                self._connections = {}
+            if len(self._connections) >= self.max_connections:
+                idle = [(since, id(conn), conn) for conn, (waiting, since)
+                        in self._connections.items() if waiting]
+                if not idle:
+                    return False
+                victim = min(idle)[2]
+                del self._connections[victim]
+                try:
+                    victim.shutdown(socket.SHUT_RDWR)  # its thread sees EOF and ends
+                except OSError:
+                    pass
+            self._connections[request] = (True, time.monotonic())
+        return True
+
+    def connection_state(self, request, idle: bool):
+        if self.max_connections is None:
+            return
+        with self._connections_lock:
+            if self._connections and request in self._connections:
+                self._connections[request] = (idle, time.monotonic())
+
+    def handle_error(self, request, client_address):
+        """Through the logger (and its redaction), never a bare traceback on stderr."""
+        logging.getLogger("tunnel_client.httpd").warning(
+            "HTTP connection failed", exc_info=True)
+
+    def shutdown_request(self, request):
+        if self.max_connections is not None:
+            with self._connections_lock:
+                if self._connections:
+                    self._connections.pop(request, None)
+        super().shutdown_request(request)
+
+
+class Server(ConnectionCap, ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 128
@@ -151,9 +269,18 @@ def split_hostport(addr: str):
     return host, int(port)
 
 
+def host_name(host: str) -> str:
+    """The name in a Host header: ``[::1]:8080`` -> ``::1``, ``localhost:80`` -> ``localhost``."""
+    host = (host or "").strip()
+    if host.startswith("["):
+        return host[1:].split("]", 1)[0].lower()
+    if host.count(":") == 1:
+        host = host.split(":")[0]
+    return host.lower()
+
+
 def is_loopback_host(host: str) -> bool:
-    host = (host or "").split(":")[0] if host.count(":") == 1 else (host or "")
-    host = host.strip("[]").lower()
+    host = host_name(host)
     if host in ("localhost", "::1") or host.endswith(".localhost"):
         return True
     try:

@@ -297,16 +297,25 @@ class Discoverer:
         return records
 
     def _register(self, result: Discovery):
-        mcp_host = (urlsplit(self.binding.url).hostname or "").lower()
+        mcp = urlsplit(self.binding.url)
+        mcp_host = (mcp.hostname or "").lower()
         for role, url, group in self._records(result):
-            parts = urlsplit(url)
+            try:
+                parts = urlsplit(url)
+                port = _effective_port(parts)
+            except ValueError:
+                continue
             if parts.scheme not in ("http", "https") or not parts.hostname:
                 continue
             host = parts.hostname.lower()
             private, why = self.policy.is_private(host)
             if not private:
                 continue  # public endpoints are reached by the service directly
-            if not (host == mcp_host or host.endswith("." + mcp_host)):
+            # The MCP server's origin (scheme, host and port) or a subdomain on the same
+            # scheme and port: a document naming another port of the same host (a database,
+            # a cache) registers nothing.
+            if not (host == mcp_host or host.endswith("." + mcp_host)) or \
+                    parts.scheme != mcp.scheme or port != _effective_port(mcp):
                 result.rejected.append("%s %s: private host off the MCP server's origin" % (
                     role, redact_url(url)))
                 continue
@@ -330,9 +339,13 @@ class Discoverer:
             result.registered.append(label)
 
 
+def _effective_port(parts) -> int:
+    return parts.port or (443 if parts.scheme == "https" else 80)
+
+
 def _read(resp, deadline) -> Tuple[bytes, bool]:
     from tunnel_client.net import read_limited
     try:
-        return read_limited(resp, BODY_LIMIT, lambda: max(0.05, deadline.remaining(cap=5.0)))
+        return read_limited(resp, BODY_LIMIT, deadline, idle=5.0)
     finally:
         resp.close()

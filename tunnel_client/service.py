@@ -14,6 +14,7 @@ from typing import Callable, List, Optional
 from tunnel_client import __version__, wire
 from tunnel_client.admin.server import AdminServer
 from tunnel_client.config import Config
+from tunnel_client.config.secrets import exposure_warnings, secret_env_names, secret_values
 from tunnel_client.controlplane import ControlPlane, TunnelMetadata
 from tunnel_client.errors import ControlPlaneError, StartupError, TunnelClientError
 from tunnel_client.housekeeping import Housekeeping
@@ -113,7 +114,8 @@ class Service:
         self._ready_lock = threading.Lock()
         self._ready_sent = False
         self.admin = AdminServer(self, cfg.health.listen_addr, cfg.health.unix_socket,
-                                 cfg.health.url_file, cfg.admin_ui.allow_remote)
+                                 cfg.health.url_file, cfg.admin_ui.allow_remote,
+                                 cfg.admin_ui.token)
 
     # --- construction --------------------------------------------------------------------
 
@@ -123,8 +125,8 @@ class Service:
             stdio = cfg.mcp.stdio
             binding = StdioBinding(
                 spec.channel, spec.argv,
-                child_environment(cfg.environ, [cfg.control_plane.api_key],
-                                  stdio.inherit_secrets),
+                child_environment(cfg.environ, secret_values(cfg), stdio.inherit_secrets,
+                                  secret_env_names(cfg)),
                 StdioPolicy(restart_limit=stdio.restart_limit,
                             restart_window=stdio.restart_window,
                             restart_backoff=stdio.restart_backoff,
@@ -245,7 +247,7 @@ class Service:
             "version": __version__, "workers": len(self.workers),
             "channels": [b.channel for b in self.router.bindings],
             "config_source": cfg.source.describe(),
-            "health_url": self.admin.url, "ui_url": self.admin_url and self.admin_url + "/ui"})
+            "health_url": self.admin.url, "ui_url": self.admin.ui_url})
 
     def _start_workers(self):
         if self.discoverer is not None:
@@ -289,7 +291,7 @@ class Service:
             self.notifier.send("WATCHDOG=1", "STATUS=" + self.ready().reason)
 
     def warnings(self) -> List[str]:
-        found = []
+        found = exposure_warnings(self.cfg)
         if self.cfg.log.http_raw_unsafe:
             found.append("raw HTTP logging is enabled (log.http_raw_unsafe); payloads may "
                          "appear in logs")
@@ -434,21 +436,15 @@ class Service:
         return self.readiness.evaluate()
 
 
-_SENSITIVE_HEADER_WORDS = ("auth", "token", "key", "secret", "cookie", "password", "session")
-
-
 def _roots_for(cfg: Config, channel: str):
     return tuple(uri for only, uri in cfg.mcp.roots or () if only in (None, channel))
 
 
 def _register_secrets(cfg: Config):
-    """Tell the log redactor the secret values this process holds (a safety net)."""
-    REDACTOR.add_secret(cfg.control_plane.api_key)
-    for headers in (cfg.control_plane.extra_headers, cfg.mcp.extra_headers,
-                    cfg.mcp.discovery_extra_headers):
-        for name, value in headers.items if headers else ():
-            if any(word in name.lower() for word in _SENSITIVE_HEADER_WORDS):
-                REDACTOR.add_secret(value)
+    """Tell the log redactor every secret value this process holds (a safety net): the key,
+    every configured header value, proxy passwords, target URL credentials."""
+    for value in secret_values(cfg):
+        REDACTOR.add_secret(value)
 
 
 def _open_browser(url: str):

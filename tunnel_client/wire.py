@@ -236,10 +236,17 @@ def _clean_headers(raw: Any) -> Dict[str, List[str]]:
         if isinstance(values, str):
             values = [values]
         if isinstance(values, list):
-            kept = [v for v in values if isinstance(v, str)]
-            if kept:
+            # Surrounding whitespace (a trailing CRLF) is not part of a value; a value with a
+            # control character left cannot be sent, so it is dropped, never echoed.
+            kept = [v.strip(" \t\r\n") for v in values if isinstance(v, str)]
+            kept = [v for v in kept if not _CONTROL.search(v)]
+            if kept and _TOKEN.match(key):
                 headers[key] = kept
     return headers
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")  # an RFC 9110 field name
 
 
 def parse_command(item: Any, received_at: float):

@@ -221,11 +221,11 @@ def test_log_level_can_be_changed_at_runtime(relay, daemon, url_file):
     instance = daemon(mcp_command=stub_command(), args=["--health.url-file", url_file])
     base = admin_base(instance, url_file)
     assert requests.get(base + "/api/log-level", timeout=2).json()["level"] == "debug"
-    bad = requests.put(base + "/api/log-level", data='{"level": "loud"}', timeout=2)
+    bad = requests.put(base + "/api/log-level", json={"level": "loud"}, timeout=2)
     assert bad.status_code == 400 and "unsupported log level" in bad.json()["error"]
-    assert requests.put(base + "/api/log-level", data='{"level": "warn", "x": 1}',
+    assert requests.put(base + "/api/log-level", json={"level": "warn", "x": 1},
                         timeout=2).status_code == 400
-    ok = requests.put(base + "/api/log-level", data='{"level": "warn"}', timeout=2)
+    ok = requests.put(base + "/api/log-level", json={"level": "warn"}, timeout=2)
     assert ok.status_code == 200 and ok.json()["level"] == "warn"
     events = requests.get(base + "/api/logs?limit=50", timeout=2).json()["events"]
     assert any(e["msg"] == "runtime log level updated" for e in events)

@@ -40,7 +40,7 @@ def status(service, admin=None) -> dict:
         "uptime_seconds": round(time.time() - service.started_at, 3),
         "config_source": cfg.source.describe(),
         "health_listen_addr": cfg.health.listen_addr,
-        "ui_url": (admin.url + "/ui") if admin is not None and admin.url else None,
+        "ui_url": admin.ui_url if admin is not None else None,
         "control_plane_base_url": cp.base_url,
         "control_plane_tunnel_id": cp.tunnel_id,
         "control_plane_poll_timeout": format_duration(cp.poll_timeout),

@@ -7,6 +7,7 @@ operator sets ``--allow-remote-ui``.
 
 import base64
 import errno
+import hmac
 import json
 import os
 import socket
@@ -21,8 +22,8 @@ from tunnel_client import wire
 from tunnel_client.admin import api
 from tunnel_client.errors import StartupError
 from tunnel_client.files import write_private
-from tunnel_client.httpd import (Handler, Server, is_loopback_host, serve_in_thread,
-                                 split_hostport, stop_quietly)
+from tunnel_client.httpd import (BadBody, ConnectionCap, Handler, Server, is_loopback_host,
+                                 serve_in_thread, split_hostport, stop_quietly)
 from tunnel_client.observe.logs import get_logger
 
 log = get_logger("health")
@@ -43,7 +44,11 @@ SECURITY_HEADERS = {
                                "form-action 'none'; frame-ancestors 'none'",
     "Referrer-Policy": "no-referrer",
 }
+NEED_TOKEN = ("the admin UI on a non-loopback address requires the admin UI token: browse to "
+              "/ui?token=TOKEN or send Authorization: Bearer TOKEN")
+TOKEN_COOKIE = "tunnel_client_ui"
 SSE_PING_INTERVAL = 15.0
+MAX_CONNECTIONS = 32  # threads; idle connections give way to new ones (httpd.ConnectionCap)
 
 
 class _AdminHandler(Handler):
@@ -89,14 +94,68 @@ class _AdminHandler(Handler):
             if path == "/metrics" and method == "GET":
                 return self.send_body(200, admin.metrics_text().encode("utf-8"),
                                       "text/plain; version=0.0.4; charset=utf-8")
+            local = self._loopback() and is_loopback_host(self.headers.get("Host", "localhost"))
             if not admin.allow_remote:
                 if not self._loopback():
                     return self.send_text(403, LOOPBACK_ONLY)
-                if not is_loopback_host(self.headers.get("Host", "localhost")):
+                if not local:
                     return self.send_text(403, BAD_HOST)
+            elif not local:
+                token = self._presented_token(query)
+                if token is None or not hmac.compare_digest(token.encode(),
+                                                            admin.token.encode()):
+                    return self.send_text(401, NEED_TOKEN, {"WWW-Authenticate": "Bearer"})
+                if query.get("token"):
+                    # Trade the token in the address bar for a cookie, then drop it from
+                    # the URL (history, screenshots, Referer).
+                    return self.send_body(303, b"", headers={
+                        "Location": parts.path or "/ui",
+                        "Set-Cookie": "%s=%s; Path=/; HttpOnly; SameSite=Strict"
+                                      % (TOKEN_COOKIE, token)})
+            if method in ("PUT", "POST", "DELETE"):
+                refusal = self._cross_site()
+                if refusal:
+                    return self.send_json(403 if "Content-Type" not in refusal else 415,
+                                          {"error": refusal})
             return self._guarded(method, path, query)
+        except BadBody as exc:
+            return self.send_json(exc.status, {"error": str(exc)})
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
+        except Exception:  # logged (and so redacted) here, never a traceback on stderr
+            log.exception("admin request failed", extra={"path": path, "method": method})
+            self.close_connection = True
+            try:
+                self.send_json(500, {"error": "internal error; see the daemon log"})
+            except OSError:
+                pass
+
+    def _presented_token(self, query) -> Optional[str]:
+        auth = self.headers.get("Authorization") or ""
+        if auth[:7].lower() == "bearer ":
+            return auth[7:].strip()
+        if query.get("token"):
+            return query["token"][0]
+        for item in (self.headers.get("Cookie") or "").split(";"):
+            name, _, value = item.strip().partition("=")
+            if name == TOKEN_COOKIE:
+                return value
+        return None
+
+    def _cross_site(self) -> Optional[str]:
+        """Why a state-changing request must be refused as possibly forged by a web page,
+        or None. A page can send a "simple" cross-site POST (text/plain, form data) without
+        a preflight; JSON and the browser's own Origin/Sec-Fetch-Site labels tell it apart."""
+        media = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        if media != "application/json":
+            return "Content-Type must be application/json"
+        if (self.headers.get("Sec-Fetch-Site") or "").strip().lower() in ("cross-site",
+                                                                         "same-site"):
+            return "cross-site requests are refused"
+        origin = self.headers.get("Origin")
+        if origin is not None and not same_origin(origin, self.headers.get("Host") or ""):
+            return "requests from another origin are refused"
+        return None
 
     def _guarded(self, method, path, query):
         admin = self.admin
@@ -112,7 +171,8 @@ class _AdminHandler(Handler):
             if method == "GET":
                 return self.send_json(200, api.log_level(admin.service))
             if method == "PUT":
-                status, body = api.set_log_level(admin.service, self.read_body(4096))
+                status, body = api.set_log_level(admin.service,
+                                                 self.read_body(4096, required=True))
                 return self.send_json(status, body)
             return self.send_json(405, {"error": "method not allowed"}, {"Allow": "GET, PUT"})
         if method != "GET":
@@ -153,7 +213,7 @@ class _AdminHandler(Handler):
             return self.send_json(405, {"error": "POST JSON-RPC messages"}, {"Allow": "POST"})
         import time as _time
         try:
-            message = wire.loads(self.read_body(1 << 20))
+            message = wire.loads(self.read_body(1 << 20, required=True))
         except ValueError:
             return self.send_json(400, {"jsonrpc": "2.0", "id": None,
                                         "error": {"code": -32700, "message": "Parse error"}})
@@ -199,6 +259,13 @@ class _AdminHandler(Handler):
         self.end_stream()
 
 
+def same_origin(origin: str, host: str) -> bool:
+    """Whether a browser's Origin names this listener as the request's Host header does."""
+    parts = urlsplit(origin.strip())
+    return parts.scheme in ("http", "https") and bool(parts.netloc) and \
+        parts.netloc.lower() == host.strip().lower()
+
+
 def _int(query, name, default):
     try:
         return int(query.get(name, [default])[0])
@@ -206,8 +273,9 @@ def _int(query, name, default):
         return default
 
 
-class _UnixServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+class _UnixServer(ConnectionCap, socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     daemon_threads = True
+    max_connections = MAX_CONNECTIONS
 
     def __init__(self, path, handler, **context):
         self.context = context
@@ -216,12 +284,17 @@ class _UnixServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
 
 class AdminServer:
     def __init__(self, service, listen_addr: Optional[str], unix_socket: Optional[str] = None,
-                 url_file: Optional[str] = None, allow_remote: bool = False):
+                 url_file: Optional[str] = None, allow_remote: bool = False,
+                 token: Optional[str] = None):
         self.service = service
         self.listen_addr = listen_addr
         self.unix_socket = unix_socket
         self.url_file = url_file
         self.allow_remote = allow_remote
+        if allow_remote and not token:
+            raise StartupError("a remote admin UI needs admin_ui.token")
+        self.token = token or ""
+        self.public_url: Optional[str] = None  # what another host browses to
         self.closing = threading.Event()
         self.server = None
         self.url: Optional[str] = None
@@ -244,6 +317,14 @@ class AdminServer:
         if self.url_file:
             self._write_url_file()
         log.info("health server listening", extra={"url": self.url})
+        if self.allow_remote:
+            log.warning("the admin UI and API answer other hosts (admin_ui.allow_remote); they "
+                        "require the admin UI token", extra={"ui_url": self.ui_url})
+
+    @property
+    def ui_url(self) -> Optional[str]:
+        base = self.public_url or self.url
+        return base + "/ui" if base else None
 
     def _bind_tcp(self):
         host, port = split_hostport(self.listen_addr)
@@ -251,6 +332,7 @@ class AdminServer:
 
         class _Server(Server):
             address_family = family
+            max_connections = MAX_CONNECTIONS
 
         try:
             self.server = _Server((host, port), _AdminHandler, admin=self)
@@ -260,10 +342,17 @@ class AdminServer:
             raise StartupError("health listener %s: %s%s" % (
                 self.listen_addr, exc.strerror or exc, hint)) from None
         bound_host, bound_port = self.server.server_address[:2]
-        if bound_host in ("0.0.0.0", "::", ""):
-            bound_host = "127.0.0.1"
+        wildcard = bound_host in ("0.0.0.0", "::", "")
+        if wildcard:
+            bound_host = "127.0.0.1" if family == socket.AF_INET else "::1"
         self.url = "http://%s:%d" % ("[%s]" % bound_host if ":" in bound_host else bound_host,
                                      bound_port)
+        # Local tools use the loopback URL; another host needs the machine's own name.
+        if self.allow_remote and wildcard:
+            self.public_url = "http://%s:%d" % (socket.getfqdn() or socket.gethostname(),
+                                                bound_port)
+        elif self.allow_remote:
+            self.public_url = self.url
 
     def _bind_unix(self):
         path = self.unix_socket

@@ -7,8 +7,9 @@ is exported (and redacted, when secret) without anyone remembering to add it her
 from typing import Any, Dict
 
 from tunnel_client.config.settings import SETTINGS
-from tunnel_client.config.values import BindingSpec, HeaderList, ProxySetting, format_duration
-from tunnel_client.config.values import redact_url
+from tunnel_client.config.values import (BindingSpec, HarpoonTargetSpec, HeaderList,
+                                         ProxySetting, format_duration, redact_target_url,
+                                         redact_url)
 
 REDACTED = "[REDACTED]"
 
@@ -26,10 +27,15 @@ def _plain(value, secret: bool, duration: bool):
         return {"url": redact_url(value.url), "source": value.source}
     if isinstance(value, BindingSpec):
         return binding(value)
+    if isinstance(value, HarpoonTargetSpec):
+        return {"label": value.label, "url": redact_target_url(value.url),
+                "unix_socket": value.unix_socket, "description": value.description}
     if isinstance(value, (tuple, list)):
         return [_plain(v, False, False) for v in value]
     if duration and isinstance(value, (int, float)) and not isinstance(value, bool):
         return format_duration(value)
+    if value is not None and not isinstance(value, (str, int, float, bool, dict)):
+        return str(value)  # a value type without its own export: text, never a crash
     return value
 
 

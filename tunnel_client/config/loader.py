@@ -9,9 +9,10 @@ import os
 import re
 import ssl
 from dataclasses import dataclass, field, make_dataclass
-from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, FrozenSet, List, Mapping, Optional, Set, Tuple
 
-from tunnel_client.config import profiles, schema
+from tunnel_client.config import profiles, schema, yaml_shape
+from tunnel_client.config.secrets import inline_secret, referenced_env, referenced_files
 from tunnel_client.config import values as v
 from tunnel_client.config.settings import BY_KEY, SETTINGS, Context, Setting
 from tunnel_client.errors import ConfigError
@@ -65,6 +66,9 @@ class _ConfigBase:
     origins: Mapping[str, Origin]
     environ: Mapping[str, str] = field(repr=False)
     problems: Mapping[str, str]  # errors deferred to doctor (require_runtime=False)
+    secret_env: FrozenSet[str]  # variables secret settings were read from or refer to
+    secret_files: FrozenSet[str]  # files holding a key (file: references, client keys)
+    secrets_inline: Tuple[str, ...]  # secret settings written as values in the YAML file
 
     def binding(self, channel: str) -> Optional[v.BindingSpec]:
         for spec in self.bindings:
@@ -104,6 +108,9 @@ def read_yaml(path: str) -> Dict[str, Any]:
     try:
         with open(path, encoding="utf-8") as handle:
             text = handle.read()
+    except UnicodeDecodeError as exc:
+        raise ConfigError("config file %s is not UTF-8 text (bad byte at offset %d); save it "
+                          "as UTF-8" % (path, exc.start)) from None
     except FileNotFoundError:
         raise ConfigError("config file %s does not exist; check the path or create it with "
                           "`tunnel-client init`" % path) from None
@@ -111,6 +118,11 @@ def read_yaml(path: str) -> Dict[str, Any]:
         raise ConfigError("cannot read config file %s: %s" % (path, exc.strerror or exc)) from None
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
+        # The node graph first: aliases expanded past a bound (a "billion laughs" file) and
+        # duplicate keys (silently last-wins in YAML) are refused before anything is built.
+        problem = yaml_shape.problem(yaml.compose(text, Loader=loader))
+        if problem:
+            raise ConfigError("config file %s: %s" % (path, problem))
         document = yaml.load(text, Loader=loader)  # noqa: S506 - a safe loader
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
@@ -173,12 +185,13 @@ def _raw_value(s: Setting, flags: Mapping[str, Any], environ: Mapping[str, str],
 def _fail(s: Setting, origin: Origin, raw, problem: ValueError) -> ConfigError:
     where = " (from %s)" % origin.label if origin.label else ""
     if isinstance(problem, v.Invalid):
-        return ConfigError("%s%s" % (problem, where))
+        return ConfigError(v.scrub_urls("%s%s" % (problem, where)))
     shown = ""
     if not s.secret and isinstance(raw, (str, int, float)) and not isinstance(raw, bool):
         text = str(raw) if len(str(raw)) <= 200 else str(raw)[:200] + "..."
         shown = " " + json.dumps(text, ensure_ascii=False)  # quoted, line breaks escaped
-    return ConfigError("invalid %s%s%s: %s" % (s.name, shown, where, problem))
+    # Errors are printed, mailed by cron and kept in logs: no URL credential or query value.
+    return ConfigError(v.scrub_urls("invalid %s%s%s: %s" % (s.name, shown, where, problem)))
 
 
 def parse_setting(s: Setting, raw, origin: Origin, environ: Mapping[str, str]):
@@ -213,11 +226,21 @@ def load(flags: Optional[Mapping[str, Any]] = None,
     values: Dict[str, Any] = {}
     origins: Dict[str, Origin] = {}
     problems: Dict[str, str] = {}
+    secret_env: Set[str] = set()
+    secret_files: Set[str] = set()
+    secrets_inline: List[str] = []
     for s in SETTINGS:
         if not s.yaml:
             continue
         raw, origin = _raw_value(s, flags, environ, document, source.path or "")
         origins[s.key] = origin
+        if s.secret:
+            secret_env |= referenced_env(raw)
+            secret_files |= referenced_files(raw)
+            if origin.source == "env":
+                secret_env.add(origin.label)
+            if origin.source == "yaml" and inline_secret(raw):
+                secrets_inline.append(s.key)
         try:
             values[s.key] = parse_setting(s, raw, origin, environ)
         except ConfigError as exc:
@@ -243,7 +266,15 @@ def load(flags: Optional[Mapping[str, Any]] = None,
     top = {s.attr: values[s.key] for s in _TOP_SETTINGS}
     top.update({name: sections[name] for name in _TOP_SECTIONS})
     return Config(bindings=bindings, source=source, origins=origins, environ=environ,
-                  problems=problems, **top)
+                  problems=problems, secret_env=frozenset(secret_env),
+                  secret_files=frozenset(secret_files | _key_files(values, bindings)),
+                  secrets_inline=tuple(secrets_inline), **top)
+
+
+def _key_files(values, bindings) -> Set[str]:
+    keys = {values["control_plane.client_key"], values["mcp.client_key"]}
+    keys |= {spec.client_key for spec in bindings}
+    return {key for key in keys if key}
 
 
 def _bindings(values: Mapping[str, Any]) -> Tuple[v.BindingSpec, ...]:
@@ -269,6 +300,10 @@ def _validate(values, origins, bindings, require_runtime):
         if not values[cp + "api_key"]:
             raise ConfigError("control plane API key is required; set --control-plane.api-key "
                               "(env:/file:) or CONTROL_PLANE_API_KEY or OPENAI_API_KEY")
+    if values["admin_ui.allow_remote"] and not values["admin_ui.token"]:
+        raise ConfigError("--allow-remote-ui needs --admin-ui.token (env:VAR or file:PATH): "
+                          "a UI reachable from other hosts can change the log level and call "
+                          "Harpoon targets, so it must require a token")
     timeout, guardrail = values[cp + "poll_timeout"], values[cp + "poll_deadline_guardrail"]
     if timeout + guardrail > MAX_POLL_WINDOW:
         raise ConfigError("control-plane.poll-timeout plus control-plane.poll-deadline-guardrail "

@@ -137,6 +137,14 @@ def api_key(raw, ctx) -> str:
     return key
 
 
+def ui_token(raw, ctx) -> str:
+    token = v.resolve_secret(str(raw), ctx.environ, require_ref=ctx.source in ("flag", "yaml"))
+    if len(token) < 16 or any(c.isspace() or ord(c) < 33 for c in token):
+        raise v.Invalid("admin UI token must be at least 16 visible characters without spaces "
+                        "(for example from `openssl rand -hex 16`)")
+    return token
+
+
 def tunnel_id(raw, ctx) -> Optional[str]:
     value = str(raw).strip()
     if not value:
@@ -443,6 +451,12 @@ SETTINGS = SELECTORS + (
     Setting("admin_ui.allow_remote", "ALLOW_REMOTE_UI", "--allow-remote-ui", boolean, False,
             "Serve the UI and /api to non-loopback peers.", expect="true or false",
             schema=_BOOL),
+    Setting("admin_ui.token", "ADMIN_UI_TOKEN", "--admin-ui.token", ui_token, None,
+            "Token the admin UI and /api require from other hosts (required with "
+            "--allow-remote-ui): browse once to /ui?token=TOKEN, or send Authorization: "
+            "Bearer TOKEN. The flag takes only env:VAR or file:PATH.",
+            expect="env:VAR or file:PATH (flag); the token itself (environment), 16+ "
+                   "characters", secret=True, metavar="REF", ours=True),
     Setting("admin_ui.open_browser", "OPEN_WEB_UI", "--open-web-ui", boolean, False,
             "Open the admin UI in a browser at start (desktops only).", expect="true or false",
             schema=_BOOL),

@@ -9,7 +9,7 @@ import os
 import re
 from dataclasses import dataclass
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from tunnel_client.wire import HARPOON_CHANNEL, normalize_channel
 
@@ -210,6 +210,29 @@ def redact_url(url: str) -> str:
         return "%s://%s%s" % (parts.scheme, host, port)
     except ValueError:
         return "<invalid url>"
+
+
+def redact_target_url(url: str) -> str:
+    """A URL with its userinfo and every query value hidden; scheme, host, port and path
+    stay, so an operator can still tell targets apart."""
+    try:
+        parts = urlsplit(url)
+        netloc = parts.netloc
+        if "@" in netloc:
+            netloc = "[REDACTED]@" + netloc.rsplit("@", 1)[1]
+        query = "&".join(item.split("=", 1)[0] + "=[REDACTED]" if "=" in item else item
+                         for item in parts.query.split("&")) if parts.query else ""
+        return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+    except ValueError:
+        return "<invalid url>"
+
+
+_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s\"',]+")
+
+
+def scrub_urls(text: str) -> str:
+    """Every URL in a message with its credentials and query values hidden."""
+    return _URL_IN_TEXT.sub(lambda m: redact_target_url(m.group(0)), text)
 
 
 def parse_proxy(raw: str, environ: Mapping[str, str], source: str) -> ProxySetting:
@@ -490,15 +513,18 @@ def harpoon_target(fields: Mapping[str, Optional[str]], environ: Mapping[str, st
     if not url_raw:
         raise ValueError("harpoon target %s: url is required" % label)
     url = resolve_value(str(url_raw), environ)
+    # A URL read from env: or file: is never echoed (a file may hold anything); one written
+    # inline is shown without credentials or query values.
+    shown = str(url_raw).strip() if split_ref(str(url_raw))[0] else redact_target_url(url)
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError('invalid harpoon target url "%s": must include scheme and host' % url)
+        raise ValueError('invalid harpoon target url "%s": must include scheme and host' % shown)
     if parts.username or parts.password or parts.fragment:
         raise ValueError('invalid harpoon target url "%s": no credentials or fragment allowed'
-                         % redact_url(url))
+                         % shown)
     if has_dot_segments(parts.path):
         raise ValueError('invalid harpoon target url "%s": "." and ".." path segments are not '
-                         "allowed" % url)
+                         "allowed" % shown)
     socket = fields.get("unix_socket")
     return HarpoonTargetSpec(label, url, resolve_path(str(socket), environ) if socket else None,
                              (fields.get("description") or fields.get("desc") or "").strip())

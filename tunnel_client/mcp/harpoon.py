@@ -10,6 +10,7 @@ proxy and CA settings and never touches the customer's MCP server.
 import base64
 import collections
 import json
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -19,11 +20,12 @@ from urllib.parse import urljoin, urlsplit
 import requests
 
 from tunnel_client import USER_AGENT, __version__, wire
-from tunnel_client.config.values import has_dot_segments, redact_url
+from tunnel_client.config.values import has_dot_segments, redact_target_url, redact_url
 from tunnel_client.mcp import protocol as mcp
 from tunnel_client.mcp.binding import Binding
 from tunnel_client.mcp.targets import ALLOWED_METHODS, Registry, Target, label_for, rewrite_json
-from tunnel_client.net import SessionPool, header_pairs, read_limited, resolve_route
+from tunnel_client.net import (BodyDeadline, SessionPool, header_pairs, heads_within,
+                               read_limited, resolve_route)
 from tunnel_client.observe.health import Check
 from tunnel_client.observe.logs import REDACTOR, get_logger
 
@@ -177,9 +179,11 @@ class HarpoonBinding(Binding):
 
     def _tool(self, name, args, deadline):
         if not isinstance(args, dict):
-            return _error_result("", "invalid parameters")
+            raise _RpcError(-32602, "Invalid params: arguments must be an object")
         try:
             if name == "list_targets":
+                for field_name in ("categories", "sources", "tags"):
+                    _check(args, field_name, _is_string_list, "a list of strings")
                 targets = self.registry.find(args.get("categories"), args.get("sources"),
                                              args.get("tags"))
                 return _json_result({"targets": [t.listing() for t in targets]})
@@ -212,10 +216,12 @@ class HarpoonBinding(Binding):
     # --- call_target ---------------------------------------------------------------------
 
     def _call_target(self, args, deadline):
+        _check_call_arguments(args)
         target = self._target(args.get("label"))
         label = target.label
         started = time.monotonic()
-        record = {"timestamp": time.time(), "label": label, "url": target.url,
+        record = {"timestamp": time.time(), "label": label,
+                  "url": redact_target_url(target.url),
                   "method": args.get("method") or "GET", "status": None, "error": None}
         try:
             result, outcome, status = self._perform(target, args, deadline, record)
@@ -232,24 +238,20 @@ class HarpoonBinding(Binding):
         if method not in ALLOWED_METHODS:
             raise ToolError(label, "invalid method")
         timeout_ms = args.get("timeout_ms", TIMEOUT_DEFAULT_MS)
-        if not isinstance(timeout_ms, int) or isinstance(timeout_ms, bool):
-            raise ToolError(label, "invalid parameters")
         if timeout_ms < TIMEOUT_MIN_MS:
             raise ToolError(label, "timeout must be at least %dms" % TIMEOUT_MIN_MS)
         limit = args.get("max_response_bytes", self.options.max_response_bytes)
-        if not isinstance(limit, int) or limit < 1:
-            raise ToolError(label, "invalid parameters")
+        if limit < 1:
+            raise ToolError(label, "max_response_bytes must be at least 1")
         if limit > self.options.max_response_bytes:
             raise ToolError(label, "max_response_bytes must be less than or equal to %d"
                             % self.options.max_response_bytes)
         body = args.get("body")
-        if body is not None and not isinstance(body, str):
-            raise ToolError(label, "invalid parameters")
         data = body.encode("utf-8") if body else None
         if data and len(data) > self.options.max_response_bytes:
             raise ToolError(label, "request body exceeds size limit")
-        max_redirects = min(int(args.get("max_redirects", self.options.max_redirects)),
-                            self.options.max_redirects)
+        max_redirects = max(0, min(args.get("max_redirects", self.options.max_redirects),
+                                   self.options.max_redirects))
         follow = args.get("follow_redirects", True) is not False
         headers = self._headers(args.get("headers"), label)
         call_deadline = deadline.sooner(min(timeout_ms, TIMEOUT_MAX_MS) / 1000.0)
@@ -273,8 +275,9 @@ class HarpoonBinding(Binding):
                 continue
             break
         try:
-            raw, cut = read_limited(resp, limit, lambda: max(0.001, call_deadline.remaining(
-                cap=TIMEOUT_MAX_MS / 1000.0)))
+            raw, cut = read_limited(resp, limit, call_deadline.sooner(TIMEOUT_MAX_MS / 1000.0))
+        except BodyDeadline:
+            raise ToolError(label, "response read timed out", "response_read_error") from None
         except (requests.RequestException, OSError):
             raise ToolError(label, "response read failed", "response_read_error") from None
         finally:
@@ -312,27 +315,23 @@ class HarpoonBinding(Binding):
         return matches[0]
 
     def _headers(self, given, label) -> Dict[str, str]:
-        if given is None:
-            given = {}
-        if not isinstance(given, dict):
-            raise ToolError(label, "invalid parameters")
+        # Names and values were checked by _check_call_arguments: names are RFC 9110 tokens
+        # (no "Host " with a trailing space slipping past the block-list), so the lower-case
+        # name is the canonical one to compare.
+        given = given or {}
         nominated = set()
         for name, value in given.items():
-            if str(name).lower() == "connection":
-                nominated.update(t.strip().lower() for t in str(value).split(","))
+            if name.lower() == "connection":
+                nominated.update(t.strip().lower() for t in value.split(","))
         headers = {}
         for name, value in given.items():
-            lower = str(name).lower()
+            lower = name.lower()
             if lower in BLOCKED_HEADERS or lower in nominated:
                 log.info("harpoon dropped a request header",
                          extra={"label": label, "classification": "not-forwardable"
                                 if lower in _HOP_BY_HOP else "sensitive-name"})
                 continue
-            if isinstance(value, list):
-                value = ", ".join(str(v) for v in value)
-            if "\r" in str(value) or "\n" in str(value):
-                raise ToolError(label, "invalid parameters")
-            headers[str(name)] = str(value)
+            headers[name] = ", ".join(value) if isinstance(value, list) else value
         headers["User-Agent"] = USER_AGENT
         headers["Accept-Encoding"] = "identity"
         return headers
@@ -341,9 +340,10 @@ class HarpoonBinding(Binding):
         pool = self._pool(target)
         timeout = max(0.001, deadline.remaining(cap=TIMEOUT_MAX_MS / 1000.0))
         try:
-            return pool.get().request(method, target.url, headers=headers, data=data,
-                                      timeout=(min(10.0, timeout), timeout), stream=True,
-                                      allow_redirects=False, **pool.route.request_kwargs())
+            with heads_within(deadline):
+                return pool.get().request(method, target.url, headers=headers, data=data,
+                                          timeout=(min(10.0, timeout), timeout), stream=True,
+                                          allow_redirects=False, **pool.route.request_kwargs())
         except requests.RequestException as exc:
             failure = wire.classify_exception(exc)
             log.warning("harpoon call failed", extra={"label": label, "url": redact_url(
@@ -405,6 +405,44 @@ class HarpoonBinding(Binding):
 def origin_key(url: str) -> str:
     parts = urlsplit(url)
     return "%s://%s" % (parts.scheme.lower(), parts.netloc.lower())
+
+
+_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")  # RFC 9110 field name
+_FIELD_VALUE = re.compile(r"^[\t\x20-\x7e\x80-\xff]*$")  # visible Latin-1, spaces, tabs
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_string_list(value) -> bool:
+    return isinstance(value, list) and all(isinstance(item, str) for item in value)
+
+
+def _check(args, name: str, valid, expected: str):
+    """A present argument of the wrong type is an invalid parameter (-32602), named."""
+    if name in args and not valid(args[name]):
+        raise _RpcError(-32602, "Invalid params: %s must be %s" % (name, expected))
+
+
+def _check_call_arguments(args):
+    _check(args, "label", lambda v: isinstance(v, str), "a string")
+    _check(args, "method", lambda v: isinstance(v, str), "a string")
+    _check(args, "body", lambda v: isinstance(v, str), "a string")
+    _check(args, "timeout_ms", _is_int, "an integer")
+    _check(args, "max_response_bytes", _is_int, "an integer")
+    _check(args, "max_redirects", _is_int, "an integer")
+    _check(args, "follow_redirects", lambda v: isinstance(v, bool), "a boolean")
+    _check(args, "headers", lambda v: isinstance(v, dict), "an object of strings")
+    for name, value in (args.get("headers") or {}).items():
+        if not _TOKEN.match(name):
+            raise _RpcError(-32602, "Invalid params: headers: %s is not a valid header name"
+                            % json.dumps(name))
+        if isinstance(value, list) and all(isinstance(item, str) for item in value):
+            value = ", ".join(value)  # repeated values, joined as HTTP does
+        if not isinstance(value, str) or not _FIELD_VALUE.match(value):
+            raise _RpcError(-32602, "Invalid params: headers: the value of %s must be a string "
+                            "of visible Latin-1 characters" % name)
 
 
 class _RpcError(Exception):

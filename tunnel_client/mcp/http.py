@@ -23,8 +23,8 @@ from tunnel_client.errors import brief
 from tunnel_client.mcp.binding import Binding
 from tunnel_client.mcp.protocol import default_initialize_params
 from tunnel_client.sse import EventTooLarge, SseParser
-from tunnel_client.net import (Route, SessionPool, describe_failure, header_pairs, iter_body,
-                               read_limited)
+from tunnel_client.net import (Route, SessionPool, describe_failure, header_pairs,
+                               heads_within, iter_body, read_limited)
 from tunnel_client.observe.health import Check
 from tunnel_client.observe.logs import RawHttp, get_logger
 
@@ -238,9 +238,10 @@ class HttpBinding(Binding):
         rpc_id = msg.get("id") if kind == "request" else None
         session = self.sessions.get()
         try:
-            resp = session.post(self.url, data=wire.dumps(msg), headers=self._headers(cmd),
-                                timeout=self._timeout(deadline), stream=True,
-                                allow_redirects=False, **self._kwargs)
+            with heads_within(deadline):
+                resp = session.post(self.url, data=wire.dumps(msg), headers=self._headers(cmd),
+                                    timeout=self._timeout(deadline), stream=True,
+                                    allow_redirects=False, **self._kwargs)
         except requests.RequestException as exc:
             if deadline.expired():
                 return
@@ -261,7 +262,7 @@ class HttpBinding(Binding):
             if rpc_id is None:
                 # A notification or a response from the caller: the server's status is the
                 # whole answer (202 Accepted when all is well).
-                _discard(resp, self._reader(deadline))
+                _discard(resp, *self._reader(deadline))
                 yield wire.notify_ack(status, headers)
                 return
             if status >= 400:
@@ -288,12 +289,13 @@ class HttpBinding(Binding):
             resp.close()
 
     def _reader(self, deadline: wire.Deadline):
-        read_deadline = deadline.sooner(self.ttl)
-        return lambda: read_deadline.remaining(cap=self.read_timeout)
+        """(overall deadline, idle timeout per read) for reading one body: the command's
+        deadline, never past the connection's lifetime; ``read_timeout`` between bytes."""
+        return deadline.sooner(self.ttl), self.read_timeout
 
     def _error_reply(self, resp, rpc_id, status, headers, deadline) -> wire.Reply:
         try:
-            body, cut = read_limited(resp, ERROR_BODY_LIMIT, self._reader(deadline))
+            body, cut = read_limited(resp, ERROR_BODY_LIMIT, *self._reader(deadline))
         except (requests.RequestException, OSError):
             return wire.failure(rpc_id, wire.TunnelFailure(
                 "target_http", "response_body_unreadable", True, status), headers)
@@ -307,7 +309,7 @@ class HttpBinding(Binding):
         return wire.failure(rpc_id, cause, headers)
 
     def _single(self, resp, rpc_id, status, headers, deadline) -> wire.Reply:
-        body, cut = read_limited(resp, MAX_BODY, self._reader(deadline))
+        body, cut = read_limited(resp, MAX_BODY, *self._reader(deadline))
         if cut:
             return wire.failure(rpc_id, wire.TunnelFailure("protocol", "response_body_too_large",
                                                            True), headers)
@@ -358,7 +360,7 @@ class HttpBinding(Binding):
     def _events(self, resp, parser, rpc_id, status, headers, deadline):
         """Yield the replies one stream carries; True once the terminal one was yielded,
         False when the stream ended before it."""
-        for chunk in iter_body(resp, self._reader(deadline)):
+        for chunk in iter_body(resp, *self._reader(deadline)):
             for event in parser.feed(chunk):
                 try:
                     msg = wire.loads(event.data)
@@ -446,9 +448,9 @@ def _oauth_error(status: int, message: str) -> wire.Reply:
         "message": message, "type": "invalid_request_error", "code": "oauth_discovery"}}))
 
 
-def _discard(resp, timeout_for_next_read, limit: int = 64 * 1024):
+def _discard(resp, deadline: wire.Deadline, idle: float, limit: int = 64 * 1024):
     try:
-        read_limited(resp, limit, timeout_for_next_read)
+        read_limited(resp, limit, deadline, idle)
     except (requests.RequestException, OSError):
         pass
 

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 from urllib.parse import urlsplit, urlunsplit
 
+from tunnel_client.config.values import redact_target_url
+
 MAX_TARGETS = 10000
 ALLOWED_METHODS = ("GET", "POST", "PUT")
 
@@ -52,7 +54,8 @@ class Target:
                 "allowed_methods": list(ALLOWED_METHODS)}
 
     def as_dict(self) -> dict:
-        return dict(self.listing(), url=self.url, unix_socket=self.unix_socket,
+        return dict(self.listing(), url=redact_target_url(self.url),
+                    unix_socket=self.unix_socket,
                     inclusion_reason=self.inclusion_reason)
 
 

@@ -1,6 +1,7 @@
 """Sessions and streaming bodies: one requests session per thread and route."""
 
 import contextlib
+import socket
 import threading
 import time
 from typing import Callable, Iterator, Optional, Tuple
@@ -9,8 +10,9 @@ from urllib.parse import urlsplit
 import requests
 from urllib3 import connection, connectionpool
 
-from tunnel_client import USER_AGENT
+from tunnel_client import USER_AGENT, wire
 from tunnel_client.net.routes import Route
+from tunnel_client.net.watchdog import WATCHDOG
 
 # --- connection observers ----------------------------------------------------------------
 #
@@ -39,15 +41,47 @@ def _opened(conn):
         callback(conn)
 
 
+# --- response heads within a deadline ----------------------------------------------------
+#
+# A socket timeout bounds each read, not the wait for a whole response head: a server can
+# drip header bytes. Inside ``heads_within(deadline)`` our connections shut their socket
+# down when the deadline passes while they wait for the head.
+
+_head_deadline = threading.local()
+
+
+@contextlib.contextmanager
+def heads_within(deadline: wire.Deadline):
+    """Bound, in wall time, every response head this thread waits for inside the block."""
+    _head_deadline.value = deadline
+    try:
+        yield
+    finally:
+        _head_deadline.value = None
+
+
+class _BoundedHead:
+    def getresponse(self, *args, **kwargs):
+        deadline = getattr(_head_deadline, "value", None)
+        sock = getattr(self, "sock", None)
+        if deadline is None or not deadline.bounded or sock is None:
+            return super().getresponse(*args, **kwargs)
+        alarm = WATCHDOG.arm(deadline.at, lambda: _shut(sock))
+        try:
+            return super().getresponse(*args, **kwargs)
+        finally:
+            WATCHDOG.cancel(alarm)
+
+
 # urllib3's names on purpose: error messages quote the pool's class name to the operator.
 
-class HTTPConnection(connection.HTTPConnection):
+class HTTPConnection(_BoundedHead, connection.HTTPConnection):
     def connect(self):
         super().connect()
         _opened(self)
 
 
-class HTTPSConnection(connection.HTTPSConnection):
+class HTTPSConnection(_BoundedHead, connection.HTTPSConnection):
     def connect(self):
         super().connect()
         _opened(self)
@@ -177,31 +211,81 @@ def response_socket(resp: requests.Response):
     return getattr(conn, "sock", None)
 
 
-def iter_body(resp: requests.Response, timeout_for_next_read) -> Iterator[bytes]:
-    """Yield body bytes as they arrive, with a fresh socket timeout before every read.
+class BodyDeadline(requests.exceptions.ReadTimeout):
+    """The overall deadline for reading a body passed (however fast each read was)."""
 
-    ``timeout_for_next_read()`` returns seconds; a deadline or TTL is enforced by shrinking
-    it. Chunked responses (every streaming MCP server) yield each chunk as it arrives;
-    reading through requests keeps the connection reusable once the body is consumed.
+
+CHUNK = 16 * 1024  # bounded reads: memory per read, and a deadline check between reads
+
+
+def iter_body(resp: requests.Response, deadline: wire.Deadline,
+              idle: Optional[float] = None) -> Iterator[bytes]:
+    """Yield body bytes as they arrive, within ``deadline`` overall.
+
+    ``idle`` bounds the wait for each read (a socket timeout); the overall deadline is
+    enforced by shutting the socket down when it passes, which ends a read that a server
+    keeps alive by dripping bytes. Chunked responses (every streaming MCP server) yield each
+    chunk as it arrives; reading through requests keeps the connection reusable once the
+    body is consumed.
     """
     sock = response_socket(resp)
-    chunks = resp.iter_content(chunk_size=None)
-    while True:
-        if sock is not None:
-            sock.settimeout(max(0.001, timeout_for_next_read()))
-        try:
-            data = next(chunks)
-        except StopIteration:
-            return
-        if data:
-            yield data
+    alarm = None
+    if sock is not None and deadline.bounded:
+        alarm = WATCHDOG.arm(deadline.at, lambda: _shut(sock))
+    try:
+        chunks = resp.iter_content(chunk_size=CHUNK)
+        while True:
+            if deadline.expired() or (alarm is not None and alarm.fired):
+                raise BodyDeadline("body read deadline passed")
+            if sock is not None:
+                wait = deadline.remaining(cap=idle)
+                sock.settimeout(None if wait is None else max(0.001, wait))
+            try:
+                data = next(chunks)
+            except StopIteration:
+                break
+            except (requests.RequestException, OSError):
+                if alarm is not None and alarm.fired:
+                    raise BodyDeadline("body read deadline passed") from None
+                raise
+            if data:
+                yield data
+        if alarm is not None and alarm.fired:
+            # A socket shut down at the deadline can look like the end of a body that is
+            # delimited by the connection closing: never take that for a whole body.
+            raise BodyDeadline("body read deadline passed")
+    finally:
+        if alarm is not None:
+            WATCHDOG.cancel(alarm)
 
 
-def read_limited(resp: requests.Response, limit: int, timeout_for_next_read
-                 ) -> Tuple[bytes, bool]:
-    """Up to ``limit`` bytes of the body and whether there was more."""
+def _shut(sock):
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
+def declared_length(resp: requests.Response) -> Optional[int]:
+    """The Content-Length the server declared, when it is one number."""
+    value = resp.headers.get("Content-Length")
+    if value is None or not value.strip().isdigit():
+        return None
+    return int(value.strip())
+
+
+def read_limited(resp: requests.Response, limit: int, deadline: wire.Deadline,
+                 idle: Optional[float] = None) -> Tuple[bytes, bool]:
+    """Up to ``limit`` bytes of the body and whether there was more.
+
+    A body whose declared length passes the limit is refused before any of it is read, and
+    reading stops as soon as the received size passes it; ``deadline`` bounds the whole read.
+    """
+    declared = declared_length(resp)
+    if declared is not None and declared > limit:
+        return b"", True
     parts, size = [], 0
-    for data in iter_body(resp, timeout_for_next_read):
+    for data in iter_body(resp, deadline, idle):
         parts.append(data)
         size += len(data)
         if size > limit:

@@ -160,8 +160,11 @@ def event(record: logging.LogRecord) -> Dict[str, object]:
         # relabel the event); it is kept under field_<name>.
         data["field_" + key if key in data else key] = _jsonable(value)
     if record.exc_info and record.exc_info[1] is not None:
-        data["error"] = "%s: %s" % (type(record.exc_info[1]).__name__, record.exc_info[1])
-        data["traceback"] = "".join(traceback.format_exception(*record.exc_info))[-4000:]
+        # Built here, after the redaction filter ran on the record: redact it here too.
+        data["error"] = REDACTOR.text("%s: %s" % (type(record.exc_info[1]).__name__,
+                                                  record.exc_info[1]))
+        data["traceback"] = REDACTOR.text(
+            "".join(traceback.format_exception(*record.exc_info))[-4000:])
     return data
 
 
@@ -326,15 +329,49 @@ class RawHttp:
             return
         _raw_log.debug("raw http exchange", extra={
             "route": route, "method": method, "url": url, "status": status,
-            "request_headers": dict(request_headers or {}),
+            "request_headers": shown_headers(request_headers),
             "request_body": _preview(request_body),
-            "response_headers": dict(response_headers or {}),
+            "response_headers": shown_headers(response_headers),
             "response_body": _preview(response_body)})
+
+
+# Headers whose values describe the exchange and never carry a credential. Every other value
+# is redacted: a header's name does not say whether its value is secret (X-Gateway-Credential,
+# a caller's custom header).
+_SHOWN_HEADERS = frozenset((
+    "accept", "accept-encoding", "cache-control", "connection", "content-encoding",
+    "content-length", "content-type", "date", "keep-alive", "mcp-method", "mcp-name",
+    "mcp-protocol-version", "retry-after", "server", "transfer-encoding", "user-agent", "vary",
+    "x-request-id"))
+
+
+def shown_headers(headers) -> Dict[str, object]:
+    """Header names with their values, except values that might be secret."""
+    return {str(name): value if str(name).lower() in _SHOWN_HEADERS else REDACTED
+            for name, value in dict(headers or {}).items()}
 
 
 def _preview(body):
     if body is None:
         return None
+    if isinstance(body, bytes) and len(body) <= 16 * RAW_PREVIEW:
+        body = body.decode("utf-8", "replace")
+    if isinstance(body, str) and body[:1] == "{" and len(body) <= 16 * RAW_PREVIEW:
+        try:
+            # Poll bodies carry the caller's headers, response posts the server's.
+            body = json.dumps(_headers_hidden(json.loads(body)), ensure_ascii=False)
+        except ValueError:
+            pass
     if isinstance(body, bytes):
         body = body[:RAW_PREVIEW].decode("utf-8", "replace")
     return body[:RAW_PREVIEW]
+
+
+def _headers_hidden(node):
+    if isinstance(node, dict):
+        return {key: shown_headers(value) if key in ("headers", "resp_headers") and
+                isinstance(value, dict) else _headers_hidden(value)
+                for key, value in node.items()}
+    if isinstance(node, list):
+        return [_headers_hidden(item) for item in node]
+    return node
