@@ -132,7 +132,7 @@ def test_after_a_success_every_worker_polls_and_after_a_failure_one_probes():
     gate = BackoffGate()
     stop = threading.Event()
     assert gate.wait(stop) == "probe"
-    gate.success()
+    gate.success(time.monotonic())
     assert gate.wait(stop) == POLL and gate.wait(stop) == POLL
     stop.set()
     assert gate.wait(stop) is None

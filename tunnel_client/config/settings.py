@@ -10,7 +10,7 @@ switch clients with the same profile; settings that client does not have are mar
 import re
 import typing
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
 from tunnel_client.config import policy_schema
 from tunnel_client.config import values as v
@@ -296,7 +296,7 @@ def listen_addr(raw, ctx) -> Optional[str]:
     return value
 
 
-def policy_channels(raw, ctx):
+def policy_channels(raw, ctx) -> Optional[Dict[str, Any]]:
     """The mapping itself (YAML), or a path to a YAML file holding it (flag, env, YAML)."""
     if isinstance(raw, str):
         raw = policy_schema.read_file(v.resolve_path(raw, ctx.environ))
