@@ -6,7 +6,10 @@ from tunnel_client import wire
 from tunnel_client.mcp import protocol as mcp
 from tunnel_client.mcp.stdio.handshake import Handshake, Turn
 
-SOON = wire.Deadline.after(5)
+
+
+def soon():
+    return wire.Deadline.after(5)
 
 
 def init(caps=None, version="2025-06-18"):
@@ -16,9 +19,9 @@ def init(caps=None, version="2025-06-18"):
 
 def test_one_caller_handshakes_with_a_child_while_the_others_wait_for_it():
     hs = Handshake()
-    assert hs.begin(1, SOON) is Turn.MINE
+    assert hs.begin(1, soon()) is Turn.MINE
     waited = []
-    other = threading.Thread(target=lambda: waited.append(hs.begin(1, SOON)))
+    other = threading.Thread(target=lambda: waited.append(hs.begin(1, soon())))
     other.start()
     hs.done(1, {"serverInfo": {"name": "s"}})
     hs.end(1)
@@ -34,7 +37,7 @@ def test_a_restarted_child_needs_its_own_handshake_with_the_first_callers_params
     hs.done(1, {"ok": 1})
     assert hs.ready(1) and not hs.ready(2)
     assert hs.cached(2) is None
-    assert hs.begin(2, SOON) is Turn.MINE
+    assert hs.begin(2, soon()) is Turn.MINE
     assert hs.replay_params()["protocolVersion"] == "first"
 
 
@@ -45,20 +48,20 @@ def test_without_any_connector_initialize_the_default_handshake_is_replayed():
 def test_an_unanswered_handshake_lets_requests_through_but_not_a_cached_initialize():
     hs = Handshake()
     hs.unanswered(1)
-    assert hs.begin(1, SOON) is Turn.READY
-    assert hs.begin(1, SOON, need_result=True) is Turn.MINE
+    assert hs.begin(1, soon()) is Turn.READY
+    assert hs.begin(1, soon(), need_result=True) is Turn.MINE
 
 
 def test_a_rejected_handshake_marks_a_server_that_needs_none():
     hs = Handshake()
     hs.rejected()
-    assert hs.begin(3, SOON) is Turn.READY
+    assert hs.begin(3, soon()) is Turn.READY
     assert hs.state(3) == "modern (none)"
 
 
 def test_a_wait_for_another_callers_handshake_ends_at_the_deadline():
     hs = Handshake()
-    hs.begin(1, SOON)
+    hs.begin(1, soon())
     assert hs.begin(1, wire.Deadline.after(0.05)) is Turn.EXPIRED
 
 

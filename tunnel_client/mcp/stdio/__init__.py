@@ -10,7 +10,8 @@ What it adds over a plain pipe (DESIGN.md section 7), one room each:
   results; no caller value can break the reader.
 * ``handshake``: legacy-era traffic always meets an initialized child.
 * ``inbound`` / ``asks``: server-to-client requests are relayed to the caller that caused
-  them when that is unambiguous and declared, else answered locally.
+  them when that is unambiguous and declared, else answered locally (``roots/list`` with
+  the operator's ``mcp.roots`` when set).
 * ``pinger``: a child that stops answering is replaced.
 """
 

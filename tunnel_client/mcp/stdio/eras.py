@@ -103,8 +103,7 @@ class StdioBinding(Binding):
                  on_fatal: Callable[[Exception], None] = lambda exc: None):
         self.channel = channel
         self.asks = Asks()  # shared, so a caller's answer finds its child in any era
-
-        self.roots = ()
+        self.roots = ()  # the operator's roots (mcp.roots) for this channel
 
         def new_session(era: Optional[Era]) -> StdioSession:
             session = StdioSession(channel, argv, env, policy, instruments, on_fatal,

@@ -41,6 +41,10 @@ class HandshakeSteps:
                     return None
             finally:
                 self.handshake.end(running.generation)
+            # The child died under the handshake: the next one gets it, or nobody does.
+            if not self.supervisor.wait_replaced(running.generation, deadline):
+                return sup.Expired() if deadline.expired() else sup.Unavailable(
+                    wire.TunnelFailure("transport_closed", "closed_pipe", False))
 
     def _inject_handshake(self, running) -> bool:
         """Replay the handshake to this child; False when the child died meanwhile."""
