@@ -90,6 +90,10 @@ def test_argument_schema_and_size_rules():
         "arguments.run_query.max_bytes"
     assert p.decide(call("other", blob="y" * 2000), {}).rule == "max_argument_bytes"
     assert p.decide(call("other", blob="y"), {}).allowed
+    # the encoded message's size bounds the arguments': small messages skip encoding them
+    big = call("other", blob="y" * 2000)
+    assert p.decide(big, {}, size_bound=len(json.dumps(big))).rule == "max_argument_bytes"
+    assert p.decide(call("other", blob="y"), {}, size_bound=90).allowed
 
 
 def test_shadow_mode_decides_the_same_but_does_not_refuse():
