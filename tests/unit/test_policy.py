@@ -46,6 +46,16 @@ def test_allow_list_denies_what_it_does_not_name_without_revealing_it():
     assert p.decide(msg("resources/read", uri="file:///srv/a"), {}).allowed
 
 
+def test_a_call_without_a_name_meets_the_item_rules_too():
+    p = compile_policy({"tools": {"allow": ["search"]}})
+    for message in (msg("tools/call"), {"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                                        "params": ["positional"]}):
+        assert p.decide(message, {}).rule == "tools.allow"
+    assert compile_policy({"tools": {"deny": ["*"]}}).decide(msg("tools/call"), {}).rule == \
+        "tools.deny:*"
+    assert not compile_policy({"preset": "read_only"}).decide(msg("tools/call"), {}).allowed
+
+
 def test_method_rules_apply_to_requests_and_notifications():
     p = compile_policy({"methods": {"deny": ["sampling/*", "notifications/roots/*"]}})
     assert p.decide(msg("sampling/createMessage"), {}).rule == "methods.deny:sampling/*"

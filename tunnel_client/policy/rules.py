@@ -112,8 +112,10 @@ def subject_of(message: Mapping[str, Any]) -> Subject:
     method = message.get("method") or ""
     params = message.get("params")
     item = ITEM_OF_METHOD.get(method)
-    if item is None or not isinstance(params, dict):
+    if item is None:
         return Subject(method)
+    if not isinstance(params, dict):
+        params = {}  # no name is the empty name: allow lists and the preset refuse it
     name = params.get(item[1])
     name = name if isinstance(name, str) else ""
     arguments = params.get("arguments") if method in ("tools/call", "prompts/get") else None
