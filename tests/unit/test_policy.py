@@ -44,6 +44,11 @@ def test_allow_list_denies_what_it_does_not_name_without_revealing_it():
     assert p.decide(msg("resources/read", uri="file:///etc/passwd"), {}).rule == \
         "resources.deny:file:///etc/*"
     assert p.decide(msg("resources/read", uri="file:///srv/a"), {}).allowed
+    for climbing in ("file:///srv/../etc/passwd", "file:///srv/%2e%2e/etc/passwd",
+                     "file:///srv/./a", "file:///srv/%252e%252e/x"):
+        assert p.decide(msg("resources/read", uri=climbing), {}).rule == \
+            "resources.dot_segments", climbing
+    assert p.decide(msg("resources/read", uri="file:///srv/a..b/c.txt"), {}).allowed
 
 
 def test_a_call_without_a_name_meets_the_item_rules_too():

@@ -170,6 +170,10 @@ class ChannelPolicy:
             return Decision("deny", rule)
         items = self.items[s.kind] if s.kind else None
         if items is not None:
+            if s.kind == "resources" and (items.allow or items.deny) and \
+                    _dot_segments(s.name):
+                # file:///srv/../etc/passwd would match an allow of file:///srv/*
+                return Decision("deny", "resources.dot_segments")
             rule = items.denied_by(s.name)
             if rule:
                 return Decision("deny", rule)
@@ -257,6 +261,16 @@ class ChannelPolicy:
         if self.channel_rate is not None:
             rules.append(("rate_limits.channel", self.channel_rate))
         return rules
+
+
+_DOT_SEGMENT = re.compile(r"(^|/)\.{1,2}(/|$)")
+
+
+def _dot_segments(uri: str) -> bool:
+    """True when a URI's path climbs (``..``) or idles (``.``), percent-encoded or not."""
+    from urllib.parse import unquote
+
+    return bool(_DOT_SEGMENT.search(uri) or _DOT_SEGMENT.search(unquote(unquote(uri))))
 
 
 def _read_only_ok(s: Subject, explicit: Optional[str], read_only_tools) -> bool:
