@@ -342,3 +342,16 @@ def test_the_harpoon_channel_is_policed_like_any_binding(relay, daemon, setup, s
         == "arguments.call_target.schema"
     assert len(backend.requests) == 1  # the refused POST never left the tunnel
     assert "result" in answer(relay, tool_call("echo", 4, input="main is not policed"))
+
+
+@pytest.mark.parametrize("transport", ["stdio", "http"])
+def test_capabilities_stay_truthful_in_both_eras(relay, daemon, http_stub, stub_log, setup,
+                                                 transport):
+    start(daemon, http_stub, transport, stub_log, setup({"methods": {"deny": ["prompts/*"]}}))
+    legacy = answer(relay, initialize(0))["result"]["capabilities"]
+    modern = answer(relay, message("modern", rpc("server/discover", 1)))["result"]
+    assert "prompts" not in legacy and "tools" in legacy and "resources" in legacy
+    assert "prompts" not in modern["capabilities"] and "tools" in modern["capabilities"]
+    assert modern["supportedVersions"] == ["2026-07-28"]  # the rest of the result untouched
+    assert refused_rule(answer(relay, message("modern", rpc("prompts/list", 2)))) == \
+        "methods.deny:prompts/*"
