@@ -129,9 +129,10 @@ def test_policy_is_enforced_for_every_binding_and_era(relay, daemon, http_stub, 
 
 def test_read_only_preset_learns_from_tools_list(relay, daemon, setup, stub_log, tmp_path):
     daemon(mcp_command=stub_command("--log", stub_log), args=setup({"preset": "read_only"}))
-    # The stub annotates no tool readOnlyHint: before and after listing, calls are refused
-    # and the list advertises nothing callable.
+    # The stub annotates no tool readOnlyHint: a call before any listing makes the gate
+    # look the tools up itself, and is refused; the list advertises nothing callable.
     assert refused_rule(answer(relay, tool_call("echo", 1, input="x"))) == "preset:read_only"
+    assert [e["method"] for e in read_stub_log(stub_log)].count("tools/list") == 1
     assert answer(relay, rpc("tools/list", 2))["result"]["tools"] == []
     assert answer(relay, rpc("resources/read", 3, uri="stub://readme"))["result"]["contents"]
     assert not [e for e in read_stub_log(stub_log) if e["method"] == "tools/call"]

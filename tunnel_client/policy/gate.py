@@ -7,7 +7,10 @@ command and never one in flight.
 """
 
 import collections
+import contextlib
+import dataclasses
 import hashlib
+import itertools
 import math
 import time
 from typing import Any, Dict, Iterator, Optional
@@ -28,6 +31,12 @@ LIMITED_CODE = -32029
 DENIED_MESSAGE = "Refused by the tunnel's policy"
 LIMITED_MESSAGE = "Refused by the tunnel's policy: rate limit exceeded; retry later"
 _DECIDED_KINDS = ("call", "notification")
+VERSION_KEY = "io.modelcontextprotocol/protocolVersion"
+LOOKUP_INTERVAL = 30.0  # at most one tools/list of our own per channel this often
+LOOKUP_PAGES = 10
+LOOKUP_TIMEOUT = 5.0
+# per-request headers that describe the caller's message, not our tools/list
+_LOOKUP_DROPPED_HEADERS = ("mcp-method", "mcp-name", "content-length", "last-event-id")
 
 
 def refusal(cmd: wire.Command, decision: Decision) -> wire.Reply:
@@ -51,6 +60,8 @@ class PolicyGate:
         self.tunnel_id = tunnel_id
         self.buckets = Buckets()
         self.hints: Dict[str, Dict[str, bool]] = {}  # channel -> tool -> readOnlyHint
+        self._looked_up: Dict[str, float] = {}  # channel -> when we last listed its tools
+        self._lookup_ids = itertools.count(1)
         self.recent = collections.deque(maxlen=recent)
 
     # --- lifecycle -----------------------------------------------------------------------
@@ -102,6 +113,10 @@ class PolicyGate:
             else None
         ex = Exchange(cmd, policy, request)
         ex.decision = self.decide(policy, cmd, ex.subject, request)
+        if ex.decision.rule == "preset:read_only" and ex.subject.method == "tools/call" and \
+                ex.subject.name not in self.hints.get(cmd.channel, {}) and \
+                self._learn_tools(binding, cmd, deadline):
+            ex.decision = self.decide(policy, cmd, ex.subject, request)
         if not ex.decision.allowed:
             fields = {"channel": cmd.channel, "request_id": cmd.request_id,
                       "rpc_method": cmd.method, "rule": ex.decision.rule}
@@ -144,6 +159,44 @@ class PolicyGate:
         ex.decision = Decision("allow", "no_binding")
         ex.sent(reply)
         self._record(ex, reply)
+
+    def _learn_tools(self, binding, cmd: wire.Command, deadline: wire.Deadline) -> bool:
+        """A caller may call a tool it listed before this daemon started (2026-07-28
+        clients cache lists): ask the server's tools/list ourselves, at most once per
+        LOOKUP_INTERVAL per channel, so guessed names cannot make us hammer the server."""
+        now = time.monotonic()
+        last = self._looked_up.get(cmd.channel)
+        if last is not None and now - last < LOOKUP_INTERVAL:
+            return False
+        self._looked_up[cmd.channel] = now
+        params = cmd.message.get("params") if isinstance(cmd.message, dict) else None
+        meta = params.get("_meta") if isinstance(params, dict) else None
+        base = {"_meta": {VERSION_KEY: meta[VERSION_KEY]}} \
+            if isinstance(meta, dict) and VERSION_KEY in meta else {}
+        headers = {k: v for k, v in cmd.headers.items()
+                   if k.lower() not in _LOOKUP_DROPPED_HEADERS}
+        if any(k.lower() == "mcp-method" for k in cmd.headers):
+            headers["Mcp-Method"] = ["tools/list"]
+        learned, cursor = {}, None
+        for _ in range(LOOKUP_PAGES):
+            message = {"jsonrpc": "2.0", "id": "tunnel-policy-%d" % next(self._lookup_ids),
+                       "method": "tools/list"}
+            page = dict(base, cursor=cursor) if cursor else dict(base)
+            if page:
+                message["params"] = page
+            lookup = dataclasses.replace(cmd, message=message, headers=headers,
+                                         request_id=cmd.request_id + ":tools-list")
+            result = _result_of(binding, lookup, deadline.sooner(LOOKUP_TIMEOUT))
+            if result is None:
+                break
+            learned.update(read_only_hints(result))
+            cursor = result.get("nextCursor")
+            if not isinstance(cursor, str) or not cursor:
+                break
+        log.info("read-only hints looked up for an unlisted tool", extra={
+            "channel": cmd.channel, "request_id": cmd.request_id, "tools": len(learned)})
+        self.hints.setdefault(cmd.channel, {}).update(learned)
+        return bool(learned)
 
     # --- results -------------------------------------------------------------------------
 
@@ -249,6 +302,20 @@ class Exchange:
         if reply.body:
             self.bytes_out += len(reply.body)
             self.digest.update(reply.body)
+
+
+def _result_of(binding, cmd: wire.Command, deadline: wire.Deadline) -> Optional[dict]:
+    """The ``result`` of a request we send to a binding ourselves, or None."""
+    try:
+        with contextlib.closing(binding.handle(cmd, deadline)) as replies:
+            for reply in replies:
+                if reply.terminal and reply.body:
+                    msg = wire.loads(reply.body)
+                    result = msg.get("result") if isinstance(msg, dict) else None
+                    return result if isinstance(result, dict) else None
+    except Exception:  # a failed lookup leaves the tool unknown, and unknown is denied
+        log.warning("read-only hints lookup failed", exc_info=True)
+    return None
 
 
 def _all_rates(policy: ChannelPolicy):
