@@ -52,6 +52,44 @@ def policy_args(workdir: str):
     return ["--config", config]
 
 
+def gate_cost(payload: int, calls: int = 5000) -> float:
+    """Microseconds of CPU per call of the gate alone (policy and audit on), around an
+    in-memory binding: the part of the difference above that is the gate's own work."""
+    import time
+    from tunnel_client import wire
+    from tunnel_client.config import policy_schema
+    from tunnel_client.observe.instruments import Instruments
+    from tunnel_client.policy import AuditTrail, PolicyGate, PolicySet
+
+    text = "x" * payload
+    message = {"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+               "params": {"name": "echo", "arguments": {"input": text}}}
+    body = wire.dumps({"jsonrpc": "2.0", "id": 1, "result": {
+        "content": [{"type": "text", "text": text}], "structuredContent": {"echoed": text}}})
+    cmd = wire.Command("req_1", "shard_1", wire.CMD_JSONRPC, "main", 0.0, message=message,
+                       headers={"Mcp-Session-Id": ["session-1"]})
+
+    class Echo:
+        def handle(self, cmd, deadline):
+            yield wire.response(body, 200)
+
+    workdir = tempfile.mkdtemp(prefix="bench-gate-")
+    audit = AuditTrail(os.path.join(workdir, "audit.jsonl"), os.urandom(32))
+    audit.open()
+    gate = PolicyGate(PolicySet(policy_schema.check(POLICY)), audit, Instruments(), "bench")
+    binding = Echo()
+    try:
+        for _ in range(200):
+            list(gate.handle(binding, cmd, wire.NO_DEADLINE))
+        started = time.process_time()
+        for _ in range(calls):
+            list(gate.handle(binding, cmd, wire.NO_DEADLINE))
+        return (time.process_time() - started) / calls * 1e6
+    finally:
+        audit.close()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
 def one_run(callers: int, payload: int, args, extra=()) -> loadgen.LoadResult:
     relay = RelayProcess(response_timeout="120s")
     daemon = DaemonProcess(relay, max(10, callers), None, args.log_level, args=extra)
@@ -110,12 +148,14 @@ def main(argv=None) -> int:
           % (args.callers, args.payload_bytes, args.rounds, records))
     print(report.table(["daemon", "req/s", "p50 ms", "p99 ms", "cpu ms/call"], rows))
     added = with_policy - base
+    alone = gate_cost(args.payload_bytes)
     print("\npolicy + audit add %.3f ms of daemon CPU per call (target <= %.1f ms): %s"
           % (added, TARGET_MS, "met" if added <= TARGET_MS else "missed"))
+    print("the gate alone, in process: %.0f us of CPU per call" % alone)
     report.save("policy", {"callers": args.callers, "payload_B": args.payload_bytes,
                            "rounds": args.rounds, "baseline_cpu_ms": base,
                            "policy_audit_cpu_ms": with_policy, "added_cpu_ms": added,
-                           "audit_records": records, "rows": rows})
+                           "gate_alone_us": alone, "audit_records": records, "rows": rows})
     bad = sum(r.errors + r.misrouted for results in runs.values() for r in results)
     return 1 if bad else 0
 

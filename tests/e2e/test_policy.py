@@ -129,9 +129,10 @@ def test_policy_is_enforced_for_every_binding_and_era(relay, daemon, http_stub, 
 
 def test_read_only_preset_learns_from_tools_list(relay, daemon, setup, stub_log, tmp_path):
     daemon(mcp_command=stub_command("--log", stub_log), args=setup({"preset": "read_only"}))
-    # The stub annotates no tool readOnlyHint: before and after listing, calls are refused
-    # and the list advertises nothing callable.
+    # The stub annotates no tool readOnlyHint: a call before any listing makes the gate
+    # look the tools up itself, and is refused; the list advertises nothing callable.
     assert refused_rule(answer(relay, tool_call("echo", 1, input="x"))) == "preset:read_only"
+    assert [e["method"] for e in read_stub_log(stub_log)].count("tools/list") == 1
     assert answer(relay, rpc("tools/list", 2))["result"]["tools"] == []
     assert answer(relay, rpc("resources/read", 3, uri="stub://readme"))["result"]["contents"]
     assert not [e for e in read_stub_log(stub_log) if e["method"] == "tools/call"]
@@ -342,3 +343,16 @@ def test_the_harpoon_channel_is_policed_like_any_binding(relay, daemon, setup, s
         == "arguments.call_target.schema"
     assert len(backend.requests) == 1  # the refused POST never left the tunnel
     assert "result" in answer(relay, tool_call("echo", 4, input="main is not policed"))
+
+
+@pytest.mark.parametrize("transport", ["stdio", "http"])
+def test_capabilities_stay_truthful_in_both_eras(relay, daemon, http_stub, stub_log, setup,
+                                                 transport):
+    start(daemon, http_stub, transport, stub_log, setup({"methods": {"deny": ["prompts/*"]}}))
+    legacy = answer(relay, initialize(0))["result"]["capabilities"]
+    modern = answer(relay, message("modern", rpc("server/discover", 1)))["result"]
+    assert "prompts" not in legacy and "tools" in legacy and "resources" in legacy
+    assert "prompts" not in modern["capabilities"] and "tools" in modern["capabilities"]
+    assert modern["supportedVersions"] == ["2026-07-28"]  # the rest of the result untouched
+    assert refused_rule(answer(relay, message("modern", rpc("prompts/list", 2)))) == \
+        "methods.deny:prompts/*"

@@ -192,3 +192,17 @@ def test_the_tail_of_a_trail_verifies_on_its_own(tmp_path):
     content[-3] = content[-3].replace(b'"allow"', b'"deny"')
     rewrite(path, content)
     assert "MAC does not match" in verify_tail(path, KEY, max_bytes=2000).message
+
+
+def test_a_restart_after_rotation_continues_from_the_saved_head(tmp_path):
+    import glob
+    path, _ = trail(tmp_path, 2)
+    os.rename(path, path + ".1")  # rotated while the daemon was stopped
+    audit = AuditTrail(path, KEY)
+    audit.open()
+    audit.write({"request_id": "after"})
+    audit.close()
+    files = glob.glob(path + "*")  # what an operator's shell glob gives
+    assert sorted(files) == [path, path + ".1"]
+    verdict = verify(files, KEY)
+    assert verdict.ok, verdict.summary()

@@ -44,6 +44,21 @@ def test_allow_list_denies_what_it_does_not_name_without_revealing_it():
     assert p.decide(msg("resources/read", uri="file:///etc/passwd"), {}).rule == \
         "resources.deny:file:///etc/*"
     assert p.decide(msg("resources/read", uri="file:///srv/a"), {}).allowed
+    for climbing in ("file:///srv/../etc/passwd", "file:///srv/%2e%2e/etc/passwd",
+                     "file:///srv/./a", "file:///srv/%252e%252e/x"):
+        assert p.decide(msg("resources/read", uri=climbing), {}).rule == \
+            "resources.dot_segments", climbing
+    assert p.decide(msg("resources/read", uri="file:///srv/a..b/c.txt"), {}).allowed
+
+
+def test_a_call_without_a_name_meets_the_item_rules_too():
+    p = compile_policy({"tools": {"allow": ["search"]}})
+    for message in (msg("tools/call"), {"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                                        "params": ["positional"]}):
+        assert p.decide(message, {}).rule == "tools.allow"
+    assert compile_policy({"tools": {"deny": ["*"]}}).decide(msg("tools/call"), {}).rule == \
+        "tools.deny:*"
+    assert not compile_policy({"preset": "read_only"}).decide(msg("tools/call"), {}).allowed
 
 
 def test_method_rules_apply_to_requests_and_notifications():
@@ -90,6 +105,10 @@ def test_argument_schema_and_size_rules():
         "arguments.run_query.max_bytes"
     assert p.decide(call("other", blob="y" * 2000), {}).rule == "max_argument_bytes"
     assert p.decide(call("other", blob="y"), {}).allowed
+    # the encoded message's size bounds the arguments': small messages skip encoding them
+    big = call("other", blob="y" * 2000)
+    assert p.decide(big, {}, size_bound=len(json.dumps(big))).rule == "max_argument_bytes"
+    assert p.decide(call("other", blob="y"), {}, size_bound=90).allowed
 
 
 def test_shadow_mode_decides_the_same_but_does_not_refuse():
@@ -173,13 +192,46 @@ def test_denied_calls_never_reach_the_binding_and_get_the_documented_error():
 def test_lists_are_filtered_with_the_cursor_kept_and_hints_learned():
     gate = PolicyGate(PolicySet({"main": {"preset": "read_only"}}))
     binding = Recorder({"tools/list": TOOLS})
-    assert run(gate, binding, call("select")).json()["error"]["data"]["rule"] == \
-        "preset:read_only"  # nothing learned yet
     listed = run(gate, binding, msg("tools/list")).json()["result"]
     assert [t["name"] for t in listed["tools"]] == ["select"]
     assert listed["nextCursor"] == "page2"
     assert "result" in run(gate, binding, call("select")).json()
     assert run(gate, binding, call("update")).json()["error"]["code"] == DENIED_CODE
+
+
+class Paged(Recorder):
+    """tools/list in two pages."""
+
+    def handle(self, cmd, deadline):
+        self.seen.append(cmd.message)
+        if cmd.method == "tools/list":
+            cursor = (cmd.message.get("params") or {}).get("cursor")
+            page = {"tools": [{"name": "b", "annotations": {"readOnlyHint": True}}]} \
+                if cursor else {"tools": [{"name": "a"}], "nextCursor": "2"}
+            yield wire.response(wire.dumps({"jsonrpc": "2.0", "id": cmd.rpc_id,
+                                            "result": page}), 200)
+            return
+        yield from Recorder.handle(self, cmd, deadline)
+
+
+def test_a_tool_called_before_any_listing_is_looked_up_once():
+    # 2026-07-28 clients cache tools/list: the first call may come before any listing
+    gate = PolicyGate(PolicySet({"main": {"preset": "read_only"}}))
+    binding = Paged({})
+    meta = {"io.modelcontextprotocol/protocolVersion": "2026-07-28", "progressToken": 1}
+    modern = call("b")
+    modern["params"]["_meta"] = meta
+    assert "result" in run(gate, binding, modern).json()
+    lists = [m for m in binding.seen if m["method"] == "tools/list"]
+    assert [m["params"].get("cursor") for m in lists] == [None, "2"]  # every page
+    assert all(m["params"]["_meta"] == {"io.modelcontextprotocol/protocolVersion":
+                                        "2026-07-28"} for m in lists)
+    assert binding.seen[-1]["params"]["name"] == "b"
+    # a guessed name is refused without asking the server again
+    assert run(gate, binding, call("guessed")).json()["error"]["data"]["rule"] == \
+        "preset:read_only"
+    assert len([m for m in binding.seen if m["method"] == "tools/list"]) == 2
+    assert run(gate, binding, call("a")).json()["error"]["code"] == DENIED_CODE
 
 
 def test_capabilities_stay_truthful_in_both_eras():

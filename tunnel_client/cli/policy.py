@@ -3,12 +3,11 @@
 import json
 import os
 
-from tunnel_client import config
+from tunnel_client import config, wire
 from tunnel_client.errors import ConfigError
 from tunnel_client.policy import policies_of
 from tunnel_client.policy.gate import refusal
-from tunnel_client.policy.rules import ITEM_OF_METHOD
-from tunnel_client import wire
+from tunnel_client.policy.rules import ITEM_OF_METHOD, subject_of
 
 
 def add_parser(sub):
@@ -103,7 +102,6 @@ def run_explain(args) -> int:
         _print(args, result)
         return 0
     decision = policy.decide(message, {name: True for name in args.read_only_tool})
-    from tunnel_client.policy.rules import subject_of
     rates = [{"rule": rule, "rate": "%g per %gs" % (rate[0], rate[1]), "burst": rate[2]}
              for rule, rate in policy.rate_rules(subject_of(message))]
     result = {"channel": args.channel, "mode": policy.mode, "decision": decision.result,

@@ -221,7 +221,7 @@ class AuditTrail:
         if line is None:
             line = None
             try:
-                with open(self.path + ".head", encoding="utf-8") as handle:
+                with open(self.head_path, encoding="utf-8") as handle:
                     saved = json.load(handle)
                 self.seq, self.head = int(saved["seq"]), str(saved["digest"])
             except (OSError, ValueError, KeyError, TypeError):
@@ -234,10 +234,16 @@ class AuditTrail:
                         "chain from it", extra={"path": self.path})
         self.head = digest(line)
 
+    @property
+    def head_path(self) -> str:
+        """Hidden, so `audit verify DIR/audit.jsonl*` never takes it for a trail file."""
+        directory, name = os.path.split(self.path)
+        return os.path.join(directory, ".%s.head" % name)
+
     def _save_head(self):
         """Where the chain stands, for a daemon restarting after the file was rotated."""
         try:
-            fd = os.open(self.path + ".head", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            fd = os.open(self.head_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w") as handle:
                 json.dump(self.chain_head(), handle)
         except OSError as exc:

@@ -7,7 +7,10 @@ command and never one in flight.
 """
 
 import collections
+import contextlib
+import dataclasses
 import hashlib
+import itertools
 import math
 import time
 from typing import Any, Dict, Iterator, Optional
@@ -28,6 +31,12 @@ LIMITED_CODE = -32029
 DENIED_MESSAGE = "Refused by the tunnel's policy"
 LIMITED_MESSAGE = "Refused by the tunnel's policy: rate limit exceeded; retry later"
 _DECIDED_KINDS = ("call", "notification")
+VERSION_KEY = "io.modelcontextprotocol/protocolVersion"
+LOOKUP_INTERVAL = 30.0  # at most one tools/list of our own per channel this often
+LOOKUP_PAGES = 10
+LOOKUP_TIMEOUT = 5.0
+# per-request headers that describe the caller's message, not our tools/list
+_LOOKUP_DROPPED_HEADERS = ("mcp-method", "mcp-name", "content-length", "last-event-id")
 
 
 def refusal(cmd: wire.Command, decision: Decision) -> wire.Reply:
@@ -51,6 +60,8 @@ class PolicyGate:
         self.tunnel_id = tunnel_id
         self.buckets = Buckets()
         self.hints: Dict[str, Dict[str, bool]] = {}  # channel -> tool -> readOnlyHint
+        self._looked_up: Dict[str, float] = {}  # channel -> when we last listed its tools
+        self._lookup_ids = itertools.count(1)
         self.recent = collections.deque(maxlen=recent)
 
     # --- lifecycle -----------------------------------------------------------------------
@@ -77,11 +88,13 @@ class PolicyGate:
     # --- the command path ----------------------------------------------------------------
 
     def decide(self, policy: Optional[ChannelPolicy], cmd: wire.Command,
-               subject: Optional[Subject] = None) -> Decision:
+               subject: Optional[Subject] = None, request: Optional[bytes] = None
+               ) -> Decision:
         decision = ALLOW
         if policy is not None and cmd.kind in _DECIDED_KINDS:
             subject = subject or subject_of(cmd.message)
-            decision = policy.decide(cmd.message, self.hints.get(cmd.channel, {}), subject)
+            decision = policy.decide(cmd.message, self.hints.get(cmd.channel, {}), subject,
+                                     None if request is None else len(request))
             if decision.allowed and cmd.kind == "call":
                 decision = self._take_tokens(policy, subject)
         if self.audit is not None and self.audit.refusing and cmd.kind in _DECIDED_KINDS:
@@ -93,58 +106,97 @@ class PolicyGate:
 
     def handle(self, binding, cmd: wire.Command, deadline: wire.Deadline
                ) -> Iterator[wire.Reply]:
-        started = time.monotonic()
         policy = self.policies.get(cmd.channel)  # read once: reloads affect the next command
-        subject = subject_of(cmd.message) if cmd.message else None
-        decision = self.decide(policy, cmd, subject)
-        if not decision.allowed:
+        # encoded once: the audit digests it, and it bounds the arguments' size
+        request = wire.dumps(cmd.message) if cmd.message is not None and (
+            self.audit is not None or (policy is not None and policy.needs_arguments)) \
+            else None
+        ex = Exchange(cmd, policy, request)
+        ex.decision = self.decide(policy, cmd, ex.subject, request)
+        if ex.decision.rule == "preset:read_only" and ex.subject.method == "tools/call" and \
+                ex.subject.name not in self.hints.get(cmd.channel, {}) and \
+                self._learn_tools(binding, cmd, deadline):
+            ex.decision = self.decide(policy, cmd, ex.subject, request)
+        if not ex.decision.allowed:
             fields = {"channel": cmd.channel, "request_id": cmd.request_id,
-                      "rpc_method": cmd.method, "rule": decision.rule}
-            if decision.detail:
-                fields["detail"] = decision.detail
-            log.info("policy %s" % decision.result, extra=fields)
-        return self._replies(binding, cmd, deadline, policy, decision, started, subject)
+                      "rpc_method": cmd.method, "rule": ex.decision.rule}
+            if ex.decision.detail:
+                fields["detail"] = ex.decision.detail
+            log.info("policy %s" % ex.decision.result, extra=fields)
+        return self._replies(binding, ex, deadline)
 
-    def _replies(self, binding, cmd, deadline, policy, decision, started, subject):
-        if decision.refuses:
-            reply = refusal(cmd, decision)
-            digest = hashlib.sha256(reply.body or b"")
-            self._record(cmd, subject, policy, decision, reply, started, len(reply.body or b""),
-                         digest)
+    def _replies(self, binding, ex: "Exchange", deadline: wire.Deadline):
+        if ex.decision.refuses:
+            reply = refusal(ex.cmd, ex.decision)
+            ex.sent(reply)
+            self._record(ex, reply)
             yield reply
             return
-        replies = binding.handle(cmd, deadline)
+        replies = binding.handle(ex.cmd, deadline)
         recorded = False
-        sent = 0
-        digest = hashlib.sha256()
         try:
             for reply in replies:
                 if reply.terminal:
-                    if policy is not None:
-                        reply = self._shape(policy, cmd, reply)
-                    if reply.body:
-                        sent += len(reply.body)
-                        digest.update(reply.body)
+                    if ex.policy is not None:
+                        reply = self._shape(ex.policy, ex.cmd, reply)
+                    ex.sent(reply)
                     recorded = True
-                    self._record(cmd, subject, policy, decision, reply, started, sent, digest)
-                elif reply.body:
-                    sent += len(reply.body)
-                    digest.update(reply.body)
+                    self._record(ex, reply)  # before the reply is posted
+                else:
+                    ex.sent(reply)
                 yield reply
         finally:
             close = getattr(replies, "close", None)
             if close is not None:
                 close()
             if not recorded:  # deadline passed or the caller went away: no terminal reply
-                self._record(cmd, subject, policy, decision, None, started, sent, digest)
+                self._record(ex, None)
 
     def record_local(self, cmd: wire.Command, reply: wire.Reply, started: float):
         """Commands answered without a binding (unsupported channel, invalid) are audited
         too: one record per command."""
-        body = reply.body or b""
-        subject = subject_of(cmd.message) if cmd.message else None
-        self._record(cmd, subject, None, Decision("allow", "no_binding"), reply, started,
-                     len(body), hashlib.sha256(body))
+        ex = Exchange(cmd, None, None, started)
+        ex.decision = Decision("allow", "no_binding")
+        ex.sent(reply)
+        self._record(ex, reply)
+
+    def _learn_tools(self, binding, cmd: wire.Command, deadline: wire.Deadline) -> bool:
+        """A caller may call a tool it listed before this daemon started (2026-07-28
+        clients cache lists): ask the server's tools/list ourselves, at most once per
+        LOOKUP_INTERVAL per channel, so guessed names cannot make us hammer the server."""
+        now = time.monotonic()
+        last = self._looked_up.get(cmd.channel)
+        if last is not None and now - last < LOOKUP_INTERVAL:
+            return False
+        self._looked_up[cmd.channel] = now
+        params = cmd.message.get("params") if isinstance(cmd.message, dict) else None
+        meta = params.get("_meta") if isinstance(params, dict) else None
+        base = {"_meta": {VERSION_KEY: meta[VERSION_KEY]}} \
+            if isinstance(meta, dict) and VERSION_KEY in meta else {}
+        headers = {k: v for k, v in cmd.headers.items()
+                   if k.lower() not in _LOOKUP_DROPPED_HEADERS}
+        if any(k.lower() == "mcp-method" for k in cmd.headers):
+            headers["Mcp-Method"] = ["tools/list"]
+        learned, cursor = {}, None
+        for _ in range(LOOKUP_PAGES):
+            message = {"jsonrpc": "2.0", "id": "tunnel-policy-%d" % next(self._lookup_ids),
+                       "method": "tools/list"}
+            page = dict(base, cursor=cursor) if cursor else dict(base)
+            if page:
+                message["params"] = page
+            lookup = dataclasses.replace(cmd, message=message, headers=headers,
+                                         request_id=cmd.request_id + ":tools-list")
+            result = _result_of(binding, lookup, deadline.sooner(LOOKUP_TIMEOUT))
+            if result is None:
+                break
+            learned.update(read_only_hints(result))
+            cursor = result.get("nextCursor")
+            if not isinstance(cursor, str) or not cursor:
+                break
+        log.info("read-only hints looked up for an unlisted tool", extra={
+            "channel": cmd.channel, "request_id": cmd.request_id, "tools": len(learned)})
+        self.hints.setdefault(cmd.channel, {}).update(learned)
+        return bool(learned)
 
     # --- results -------------------------------------------------------------------------
 
@@ -184,29 +236,33 @@ class PolicyGate:
 
     # --- audit ---------------------------------------------------------------------------
 
-    def _record(self, cmd, subject, policy, decision, reply, started, sent, digest):
+    def _record(self, ex: "Exchange", reply: Optional[wire.Reply]):
+        cmd, decision = ex.cmd, ex.decision
         fields = {
             "tunnel_id": self.tunnel_id, "channel": cmd.channel, "request_id": cmd.request_id,
             "command_type": cmd.command_type, "session": _session(cmd),
-            "method": cmd.method, "name": subject.name if subject else None,
+            "method": cmd.method, "name": ex.subject.name if ex.subject else None,
             "decision": decision.result, "rule": decision.rule or None,
             "status": reply.resp_code if reply is not None else None,
             "rpc_error": _rpc_error_code(reply), "failure":
                 reply.failure.source if reply is not None and reply.failure else None,
-            "duration_ms": round((time.monotonic() - started) * 1000, 3),
+            "duration_ms": round((time.monotonic() - ex.started) * 1000, 3),
         }
         if self.audit is not None:
-            request = wire.dumps(cmd.message) if cmd.message is not None else b""
-            fields.update({"bytes_in": len(request), "bytes_out": sent,
+            request = ex.request
+            if request is None:
+                request = wire.dumps(cmd.message) if cmd.message is not None else b""
+            fields.update({"bytes_in": len(request), "bytes_out": ex.bytes_out,
                            "request_sha256": hashlib.sha256(request).hexdigest(),
-                           "reply_sha256": digest.hexdigest() if reply is not None else None})
+                           "reply_sha256": ex.digest.hexdigest() if reply is not None
+                           else None})
             if decision.detail:
                 fields["detail"] = decision.detail
-            if policy is not None and policy.audit_payloads:
+            if ex.policy is not None and ex.policy.audit_payloads:
                 fields["request"] = cmd.message
                 fields["reply"] = _payload(reply)
             self.audit.write(fields)
-        if policy is not None or self.audit is not None:
+        if ex.policy is not None or self.audit is not None:
             self.recent.append({"time": time.time(), "channel": cmd.channel, "method": cmd.method,
                                 "name": fields["name"], "decision": fields["decision"],
                                 "rule": fields["rule"], "status": fields["status"]})
@@ -223,6 +279,43 @@ class PolicyGate:
                 "write_failures": audit.failures, "syslog": audit.syslog},
             "recent": list(self.recent)[-limit:][::-1],
         }
+
+
+class Exchange:
+    """One command on its way through the gate: what the audit record is made of."""
+
+    __slots__ = ("cmd", "policy", "request", "started", "subject", "decision", "bytes_out",
+                 "digest")
+
+    def __init__(self, cmd: wire.Command, policy: Optional[ChannelPolicy],
+                 request: Optional[bytes], started: Optional[float] = None):
+        self.cmd = cmd
+        self.policy = policy
+        self.request = request
+        self.started = time.monotonic() if started is None else started
+        self.subject = subject_of(cmd.message) if cmd.message else None
+        self.decision = ALLOW
+        self.bytes_out = 0
+        self.digest = hashlib.sha256()  # over every reply body posted, in order
+
+    def sent(self, reply: wire.Reply):
+        if reply.body:
+            self.bytes_out += len(reply.body)
+            self.digest.update(reply.body)
+
+
+def _result_of(binding, cmd: wire.Command, deadline: wire.Deadline) -> Optional[dict]:
+    """The ``result`` of a request we send to a binding ourselves, or None."""
+    try:
+        with contextlib.closing(binding.handle(cmd, deadline)) as replies:
+            for reply in replies:
+                if reply.terminal and reply.body:
+                    msg = wire.loads(reply.body)
+                    result = msg.get("result") if isinstance(msg, dict) else None
+                    return result if isinstance(result, dict) else None
+    except Exception:  # a failed lookup leaves the tool unknown, and unknown is denied
+        log.warning("read-only hints lookup failed", exc_info=True)
+    return None
 
 
 def _all_rates(policy: ChannelPolicy):

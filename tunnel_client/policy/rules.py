@@ -112,8 +112,10 @@ def subject_of(message: Mapping[str, Any]) -> Subject:
     method = message.get("method") or ""
     params = message.get("params")
     item = ITEM_OF_METHOD.get(method)
-    if item is None or not isinstance(params, dict):
+    if item is None:
         return Subject(method)
+    if not isinstance(params, dict):
+        params = {}  # no name is the empty name: allow lists and the preset refuse it
     name = params.get(item[1])
     name = name if isinstance(name, str) else ""
     arguments = params.get("arguments") if method in ("tools/call", "prompts/get") else None
@@ -151,20 +153,27 @@ class ChannelPolicy:
         return self.mode == "enforce"
 
     def decide(self, message: Mapping[str, Any], read_only_tools: Mapping[str, bool],
-               subject: Optional[Subject] = None) -> Decision:
-        """The static decision (everything but rate limits) for one request or notice."""
-        decision = self._decide(subject or subject_of(message), read_only_tools)
+               subject: Optional[Subject] = None, size_bound: Optional[int] = None
+               ) -> Decision:
+        """The static decision (everything but rate limits) for one request or notice.
+        ``size_bound``: the encoded message's size, when known; arguments are never larger,
+        so a message within every size limit spares encoding its arguments again."""
+        decision = self._decide(subject or subject_of(message), read_only_tools, size_bound)
         if decision.allowed or self.enforced:
             return decision
         return Decision(decision.kind, decision.rule, False, decision.retry_after,
                         decision.detail)
 
-    def _decide(self, s: Subject, read_only_tools) -> Decision:
+    def _decide(self, s: Subject, read_only_tools, size_bound=None) -> Decision:
         rule = self.methods.denied_by(s.method)
         if rule:
             return Decision("deny", rule)
         items = self.items[s.kind] if s.kind else None
         if items is not None:
+            if s.kind == "resources" and (items.allow or items.deny) and \
+                    _dot_segments(s.name):
+                # file:///srv/../etc/passwd would match an allow of file:///srv/*
+                return Decision("deny", "resources.dot_segments")
             rule = items.denied_by(s.name)
             if rule:
                 return Decision("deny", rule)
@@ -179,23 +188,31 @@ class ChannelPolicy:
         if self.read_only and not _read_only_ok(s, explicit, read_only_tools):
             return Decision("deny", "preset:read_only")
         if s.method == "tools/call":
-            return self._arguments(s)
+            return self._arguments(s, size_bound)
         return ALLOW
 
-    def _arguments(self, s: Subject) -> Decision:
+    def _arguments(self, s: Subject, size_bound: Optional[int] = None) -> Decision:
         if not self.needs_arguments:
             return ALLOW
         arguments = {} if s.arguments is None else s.arguments
-        size = len(wire.dumps(arguments))
-        if self.max_argument_bytes and size > self.max_argument_bytes:
+        sizes = []
+
+        def too_big(limit) -> bool:
+            if not limit or (size_bound is not None and size_bound <= limit):
+                return False
+            if not sizes:
+                sizes.append(len(wire.dumps(arguments)))
+            return sizes[0] > limit
+
+        if too_big(self.max_argument_bytes):
             return Decision("deny", "max_argument_bytes",
-                            detail="arguments are %d bytes" % size)
+                            detail="arguments are %d bytes" % sizes[0])
         for rule in self.arguments:
             if rule.match.first(s.name) is None:
                 continue
-            if rule.max_bytes and size > rule.max_bytes:
+            if too_big(rule.max_bytes):
                 return Decision("deny", "arguments.%s.max_bytes" % rule.key,
-                                detail="arguments are %d bytes" % size)
+                                detail="arguments are %d bytes" % sizes[0])
             if rule.validator is not None:
                 error = next(iter(rule.validator.iter_errors(arguments)), None)
                 if error is not None:
@@ -244,6 +261,16 @@ class ChannelPolicy:
         if self.channel_rate is not None:
             rules.append(("rate_limits.channel", self.channel_rate))
         return rules
+
+
+_DOT_SEGMENT = re.compile(r"(^|/)\.{1,2}(/|$)")
+
+
+def _dot_segments(uri: str) -> bool:
+    """True when a URI's path climbs (``..``) or idles (``.``), percent-encoded or not."""
+    from urllib.parse import unquote
+
+    return bool(_DOT_SEGMENT.search(uri) or _DOT_SEGMENT.search(unquote(unquote(uri))))
 
 
 def _read_only_ok(s: Subject, explicit: Optional[str], read_only_tools) -> bool:
