@@ -19,6 +19,7 @@ WELL_KNOWN_ENV = ("CONTROL_PLANE_API_KEY", "OPENAI_API_KEY", "OPENAI_ADMIN_KEY",
                   "CLOUDFLARED_TUNNEL_TOKEN")
 PROXY_ENV = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY",
              "all_proxy")
+QUERY_SECRET_MIN = 6
 _ENV_REF = re.compile(r"env:([A-Za-z_][A-Za-z0-9_]*)")
 
 
@@ -93,10 +94,10 @@ def url_secrets(url: Optional[str]) -> List[str]:
         found += [password, unquote(password)]
         if parts.username:
             found.append(parts.netloc.rsplit("@", 1)[0])
-    for _, value in parse_qsl(parts.query, keep_blank_values=False):
-        found.append(value)
-    if parts.query:
-        found += [part.split("=", 1)[1] for part in parts.query.split("&") if "=" in part]
+    query = [value for _, value in parse_qsl(parts.query, keep_blank_values=False)]
+    query += [part.split("=", 1)[1] for part in parts.query.split("&") if "=" in part]
+    # Short query values are parameters (region=eu, page=2), not keys.
+    found += [value for value in query if len(value) >= QUERY_SECRET_MIN]
     return [value for value in found if value]
 
 

@@ -237,9 +237,9 @@ def iter_body(resp: requests.Response, deadline: wire.Deadline,
         while True:
             if deadline.expired() or (alarm is not None and alarm.fired):
                 raise BodyDeadline("body read deadline passed")
-            if sock is not None:
-                wait = deadline.remaining(cap=idle)
-                sock.settimeout(None if wait is None else max(0.001, wait))
+            wait = deadline.remaining(cap=idle)
+            if sock is not None and wait is not None:
+                sock.settimeout(max(0.001, wait))
             try:
                 data = next(chunks)
             except StopIteration:

@@ -29,6 +29,7 @@ class Watchdog:
         self._heap = []
         self._order = itertools.count()
         self._thread = None
+        self._cancelled = 0
 
     def arm(self, at: float, action: Callable[[], None]) -> Alarm:
         """Run ``action`` once ``time.monotonic()`` reaches ``at`` unless cancelled first."""
@@ -39,18 +40,33 @@ class Watchdog:
                 self._thread = threading.Thread(target=self._run, name="deadline-watchdog",
                                                 daemon=True)
                 self._thread.start()
-            self._cond.notify()
+            if self._heap[0][2] is alarm:
+                self._cond.notify()  # only an earlier first deadline changes the wait
         return alarm
 
     def cancel(self, alarm: Alarm):
         with self._cond:
+            if alarm.cancelled or alarm.fired:
+                return
             alarm.cancelled = True
+            self._cancelled += 1
+            # Nearly every alarm is cancelled long before its deadline: drop them in bulk
+            # so a busy daemon's heap stays the size of the work in flight.
+            if self._cancelled > 64 and self._cancelled * 2 > len(self._heap):
+                self._heap = [entry for entry in self._heap if not entry[2].cancelled]
+                heapq.heapify(self._heap)
+                self._cancelled = 0
+
+    def pending(self) -> int:
+        with self._cond:
+            return len(self._heap) - self._cancelled
 
     def _run(self):
         while True:
             with self._cond:
                 while self._heap and self._heap[0][2].cancelled:
                     heapq.heappop(self._heap)
+                    self._cancelled -= 1
                 if not self._heap:
                     self._cond.wait()
                     continue
