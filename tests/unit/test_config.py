@@ -361,3 +361,110 @@ def test_every_config_field_has_the_type_its_setting_parses_to(tmp_path):
             assert _conforms(value, item.type), (prefix + item.name, value, item.type)
             checked += 1
     assert checked > 50
+
+
+@pytest.mark.parametrize("env,message", [
+    ({"CONTROL_PLANE_TUNNEL_ID": ""},
+     "tunnel ID is required; set --control-plane.tunnel-id or CONTROL_PLANE_TUNNEL_ID (see "
+     "`tunnel-client help quickstart`)"),
+    ({"CONTROL_PLANE_API_KEY": ""},
+     "control plane API key is required; set --control-plane.api-key (env:/file:) or "
+     "CONTROL_PLANE_API_KEY or OPENAI_API_KEY"),
+    ({"MCP_COMMAND": ""},
+     "main channel is required; set --mcp.server-url or --mcp.command, or MCP_SERVER_URL or "
+     "MCP_COMMAND"),
+    ({"MCP_COMMAND": "channel=tools,command=x"},
+     "main channel is required; add channel=main to one --mcp.server-url or --mcp.command "
+     "entry"),
+    ({"CONTROL_PLANE_POLL_CHANNELS": "main,tools"},
+     'control-plane.poll-channel "tools" has no local handler; add an --mcp.server-url or '
+     "--mcp.command entry with channel=tools"),
+    ({"CONTROL_PLANE_POLL_CHANNELS": "harpoon"},
+     "control-plane.poll-channel harpoon has no routable target; add a --harpoon.target or "
+     "also poll main"),
+    ({"CONTROL_PLANE_CLIENT_CERT": "/c.pem"},
+     "invalid control-plane client certificate configuration: client key path is required "
+     "when certificate path is set"),
+    ({"MCP_CLIENT_KEY": "/k.pem", "MCP_SERVER_URL": "http://a/mcp", "MCP_COMMAND": ""},
+     "invalid MCP client certificate configuration: client certificate path is required when "
+     "key path is set"),
+    ({"HARPOON_TARGETS": "label=api,url=http://api.internal/x"},
+     'invalid harpoon target url "http://api.internal/x": https is required; set '
+     "harpoon.allow_plaintext_http to allow http"),
+])
+def test_configuration_errors_exactly(env, message):
+    with pytest.raises(ConfigError) as err:
+        runtime(env=env)
+    assert str(err.value) == message
+
+
+def test_what_passes_validation():
+    assert runtime(env={"CONTROL_PLANE_POLL_CHANNELS": "harpoon",
+                        "HARPOON_TARGETS": "label=api,url=https://api.internal/x"})
+    # polling main on a config with a main server: harpoon may be filled by OAuth discovery
+    assert runtime(env={"CONTROL_PLANE_POLL_CHANNELS": "main,harpoon"})
+    assert runtime(env={"HARPOON_TARGETS": "label=api,url=http://api.internal/x",
+                        "HARPOON_ALLOW_PLAINTEXT_HTTP": "true"})
+    only_tools = runtime(env={"MCP_COMMAND": "channel=tools,command=x",
+                              "CONTROL_PLANE_POLL_CHANNELS": "tools"})
+    assert [b.channel for b in only_tools.bindings] == ["tools"]
+    doctor = load({}, {"MCP_COMMAND": ""}, require_runtime=False)
+    assert doctor.bindings == () and not doctor.control_plane.tunnel_id
+    with pytest.raises(ConfigError) as err:
+        load({}, {"MCP_COMMAND": "channel=tools,command=x",
+                  "CONTROL_PLANE_POLL_CHANNELS": "main"}, require_runtime=False)
+    assert str(err.value) == "control-plane.poll-channel main has no local MCP handler"
+
+
+def test_client_certificate_files_are_checked(tmp_path):
+    trustme = pytest.importorskip("trustme", minversion="0.9")
+    cert = trustme.CA().issue_cert("client.example")
+    cert_path, key_path = tmp_path / "c.pem", tmp_path / "k.pem"
+    cert.cert_chain_pems[0].write_to_path(str(cert_path))
+    cert.private_key_pem.write_to_path(str(key_path))
+    missing = str(tmp_path / "missing.pem")
+    with pytest.raises(ConfigError) as err:
+        runtime(env={"CONTROL_PLANE_CLIENT_CERT": str(cert_path),
+                     "CONTROL_PLANE_CLIENT_KEY": missing})
+    assert str(err.value) == ("invalid control-plane client certificate configuration: %s "
+                              "does not exist or is not a file" % missing)
+    with pytest.raises(ConfigError) as err:
+        runtime(env={"CONTROL_PLANE_CLIENT_CERT": str(key_path),
+                     "CONTROL_PLANE_CLIENT_KEY": str(key_path)})
+    assert str(err.value).startswith("invalid control-plane client certificate configuration: "
+                                     "load client certificate/key pair: ")
+    assert str(err.value).endswith("(%s, %s)" % (key_path, key_path))
+    cfg = runtime(env={"MCP_SERVER_URL": "http://a/mcp", "MCP_COMMAND": "",
+                       "MCP_CLIENT_CERT": str(cert_path), "MCP_CLIENT_KEY": str(key_path),
+                       "CONTROL_PLANE_BASE_URL": "https://cp.example"})
+    assert cfg.control_plane.base_url == "https://cp.example", "only the default switches"
+    with pytest.raises(ConfigError) as err:
+        runtime(env={"MCP_SERVER_URL": "url=http://a/mcp,client-cert=%s,client-key=%s"
+                     % (cert_path, missing), "MCP_COMMAND": ""})
+    assert str(err.value) == ("invalid MCP client certificate (channel main) configuration: "
+                              "%s does not exist or is not a file" % missing)
+
+
+def test_a_ca_bundle_is_counted_and_a_broken_one_refused(tmp_path):
+    from tunnel_client.config.loader import check_ca_bundle
+    trustme = pytest.importorskip("trustme", minversion="0.9")
+    bundle = tmp_path / "ca.pem"
+    bundle.write_bytes(trustme.CA().cert_pem.bytes() + trustme.CA().cert_pem.bytes())
+    assert check_ca_bundle(str(bundle)) == 2
+    broken = tmp_path / "broken.pem"
+    broken.write_text("-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n")
+    with pytest.raises(ConfigError) as err:
+        check_ca_bundle(str(broken))
+    assert str(err.value).startswith('invalid ca-bundle "%s": ' % broken)
+
+
+def test_values_and_origins_are_reported(tmp_path):
+    path = write(tmp_path, "control_plane:\n  url_path: /from-yaml\n")
+    cfg = runtime({"--config": path, "--control-plane.poll-timeout": "9s"})
+    assert cfg.value("control_plane.poll_timeout") == 9.0
+    assert cfg.value("control_plane.url_path") == "/from-yaml"
+    assert cfg.origins["control_plane.max_inflight_requests"].source == "default"
+    assert cfg.origins["control_plane.poll_timeout"].source == "flag"
+    assert cfg.origins["control_plane.url_path"].label == "control_plane.url_path in %s" % path
+    assert cfg.origins["control_plane.api_key"].label == "CONTROL_PLANE_API_KEY"
+    assert cfg.binding("main").argv == ("server", "--stdio") and cfg.binding("x") is None

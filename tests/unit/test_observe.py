@@ -1,9 +1,11 @@
 """Redaction of structured log fields and the poll-health verdict behind /readyz."""
 
+import logging
+
 import pytest
 
 from tunnel_client.observe import health
-from tunnel_client.observe.health import PollHealth
+from tunnel_client.observe.health import Check, PollHealth, Readiness
 from tunnel_client.observe.logs import REDACTED, Redactor
 
 SECRET_HEADERS = {
@@ -91,3 +93,106 @@ def test_no_success_yet_is_not_ready_and_an_auth_failure_is_reported_at_once(clo
     poll.succeeded()
     poll.failed("HTTP 401 invalid_api_key", auth=True)
     assert not poll.check().ok
+
+
+def test_poll_health_states_exactly(clock):
+    firsts = []
+    poll = PollHealth(outage_after=30, on_first_success=lambda: firsts.append(clock.now))
+    assert poll.check() == Check(False, "waiting for the first successful poll", None)
+    assert poll.snapshot() == {"last_success": None, "failing_since": None,
+                               "last_error": None, "auth_error": None,
+                               "consecutive_failures": 0}
+    poll.failed("refused")
+    assert poll.check() == Check(False, "control plane unreachable for 0s: refused",
+                                 clock.now)
+    poll.succeeded()
+    start = clock.now
+    assert poll.check() == Check(True, "polling", start) and firsts == [start]
+    clock.now += 5
+    poll.failed("refused")
+    poll.failed("timeout")
+    assert poll.snapshot() == {"last_success": start, "failing_since": start + 5,
+                               "last_error": "timeout", "auth_error": None,
+                               "consecutive_failures": 2}
+    clock.now += 30  # exactly the grace: an outage
+    assert poll.check() == Check(False, "control plane unreachable for 30s: timeout",
+                                 start + 5)
+    poll.succeeded()
+    assert firsts == [start], "the first success is announced once"
+    assert poll.snapshot()["consecutive_failures"] == 0
+    poll.failed("HTTP 401", auth=True)
+    assert poll.check() == Check(False, "HTTP 401", clock.now)
+    poll.failed("timeout")  # a later non-auth failure clears the auth reason
+    assert poll.snapshot()["auth_error"] is None and poll.check().ok is True
+
+
+def test_readiness_names_the_first_failing_input():
+    readiness = Readiness()
+    assert readiness.evaluate() == Check(True, "ready")
+    readiness.add("poll", lambda: Check(True, "polling", 1.0))
+    readiness.add("mcp", lambda: Check(False, "server down", 2.0))
+    readiness.add("other", lambda: Check(False, "later", 3.0))
+    assert readiness.evaluate() == Check(False, "server down", 2.0)
+
+    def broken():
+        raise RuntimeError("boom")
+    readiness = Readiness()
+    readiness.add("poll", lambda: Check(True, "polling", 1.0))
+    readiness.add("probe", broken)
+    assert readiness.inputs() == [("poll", Check(True, "polling", 1.0)),
+                                  ("probe", Check(False, "probe check failed: boom"))]
+    assert readiness.evaluate() == Check(False, "probe check failed: boom")
+    assert Check(True, "polling", 1.0).as_dict("poll") == {
+        "name": "poll", "ok": True, "reason": "polling", "since": 1.0}
+
+
+def test_the_filter_redacts_the_message_and_every_field():
+    from tunnel_client.observe.logs import REDACTOR, RedactionFilter
+    REDACTOR.add_secret("planted-secret-value")
+    record = logging.LogRecord("tunnel_client.x", logging.INFO, __file__, 1,
+                               "key %s seen", ("planted-secret-value",), None)
+    record.headers = {"Authorization": "Bearer abcdefgh12345678", "X-Ok": "fine"}
+    record.note = "token=abcdef123456 and planted-secret-value"
+    record.count = 3
+    assert RedactionFilter().filter(record) is True
+    assert record.msg == "key [REDACTED] seen" and record.args == ()
+    assert record.getMessage() == "key [REDACTED] seen"
+    assert record.headers == {"Authorization": REDACTED, "X-Ok": "fine"}
+    assert record.note == "token=[REDACTED] and [REDACTED]"
+    assert record.count == 3
+
+
+def test_raw_http_dumps_only_when_enabled_at_debug(monkeypatch):
+    from tunnel_client.observe import logs
+    seen = []
+
+    class Catch(logging.Handler):
+        def emit(self, record):
+            seen.append(record)
+
+    raw = logging.getLogger(logs._raw_log.name)
+    handler = Catch(logging.DEBUG)
+    raw.addHandler(handler)
+    level = raw.level
+    raw.setLevel(logging.DEBUG)
+    try:
+        logs.RawHttp.exchange("cp", "GET", "http://x/", 200, {"A": "1"}, b"q", {"B": "2"},
+                              b"r")
+        assert seen == [], "dumped while disabled"
+        monkeypatch.setattr(logs.RawHttp, "enabled", True)
+        logs.RawHttp.exchange("cp", "POST", "http://x/", 201, {"A": "1"},
+                              b"x" * (logs.RAW_PREVIEW + 10), None, None)
+        [record] = seen
+        assert record.getMessage() == "raw http exchange" and record.levelno == logging.DEBUG
+        assert (record.route, record.method, record.url, record.status) == (
+            "cp", "POST", "http://x/", 201)
+        assert record.request_headers == {"A": "1"} and record.response_headers == {}
+        assert record.request_body == "x" * logs.RAW_PREVIEW
+        assert record.response_body is None
+        raw.setLevel(logging.INFO)
+        logs.RawHttp.exchange("cp", "GET", "http://x/", 200)
+        assert len(seen) == 1, "dumped although debug is off"
+    finally:
+        raw.removeHandler(handler)
+        raw.setLevel(level)
+    assert logs._preview("abc") == "abc" and logs._preview(b"\xff") == "\ufffd"
