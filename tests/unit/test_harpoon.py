@@ -232,16 +232,10 @@ def test_headers_a_connection_header_nominates_are_dropped(harpoon):
 
 @pytest.mark.parametrize("arguments,message", [
     ({"method": "DELETE"}, "invalid method"),
-    ({"timeout_ms": "5"}, "invalid parameters"),
-    ({"timeout_ms": True}, "invalid parameters"),
     ({"timeout_ms": 99}, "timeout must be at least 100ms"),
-    ({"max_response_bytes": 0}, "invalid parameters"),
-    ({"max_response_bytes": "1"}, "invalid parameters"),
+    ({"max_response_bytes": 0}, "max_response_bytes must be at least 1"),
     ({"max_response_bytes": 102401}, "max_response_bytes must be less than or equal to 102400"),
-    ({"body": 5}, "invalid parameters"),
     ({"body": "x" * 102401}, "request body exceeds size limit"),
-    ({"headers": ["X-A"]}, "invalid parameters"),
-    ({"headers": {"X-A": "a\r\nX-B: b"}}, "invalid parameters"),
 ])
 def test_invalid_calls_are_tool_errors_and_send_nothing(harpoon, arguments, message):
     server, binding, _ = harpoon(answer())
@@ -253,13 +247,31 @@ def test_invalid_calls_are_tool_errors_and_send_nothing(harpoon, arguments, mess
     assert binding.calls()[-1]["outcome"] == "invalid_input"
 
 
+@pytest.mark.parametrize("arguments,field", [
+    ({"timeout_ms": "5"}, "timeout_ms"),
+    ({"timeout_ms": True}, "timeout_ms"),
+    ({"max_response_bytes": "1"}, "max_response_bytes"),
+    ({"body": 5}, "body"),
+    ({"headers": ["X-A"]}, "headers"),
+    ({"headers": {"X-A": "a\r\nX-B: b"}}, "X-A"),
+])
+def test_arguments_of_the_wrong_type_are_invalid_params_and_send_nothing(
+        harpoon, arguments, field):
+    server, binding, _ = harpoon(answer())
+    reply = rpc(binding, "tools/call", {"name": "call_target",
+                                        "arguments": dict(arguments, label="api")}).json()
+    assert reply["error"]["code"] == -32602 and field in reply["error"]["message"], reply
+    assert server.requests == []
+
+
 def test_unknown_and_missing_labels(harpoon):
     server, binding, _ = harpoon(answer())
     assert call(binding, "nope")["content"][0]["text"] == "label nope: unknown target"
     reply = rpc(binding, "tools/call", {"name": "call_target", "arguments": {}})
     assert reply.json()["result"]["content"][0]["text"] == "label : label is required"
     bad = rpc(binding, "tools/call", {"name": "call_target", "arguments": ["x"]})
-    assert bad.json()["result"]["content"][0]["text"] == "label : invalid parameters"
+    assert bad.json()["error"] == {"code": -32602,
+                                   "message": "Invalid params: arguments must be an object"}
 
 
 def test_a_response_over_the_limit_is_refused(harpoon):

@@ -180,13 +180,16 @@ def test_raw_http_dumps_only_when_enabled_at_debug(monkeypatch):
                               b"r")
         assert seen == [], "dumped while disabled"
         monkeypatch.setattr(logs.RawHttp, "enabled", True)
-        logs.RawHttp.exchange("cp", "POST", "http://x/", 201, {"A": "1"},
+        logs.RawHttp.exchange("cp", "POST", "http://x/", 201,
+                              {"Content-Type": "application/json", "X-Gateway-Credential": "1"},
                               b"x" * (logs.RAW_PREVIEW + 10), None, None)
         [record] = seen
         assert record.getMessage() == "raw http exchange" and record.levelno == logging.DEBUG
         assert (record.route, record.method, record.url, record.status) == (
             "cp", "POST", "http://x/", 201)
-        assert record.request_headers == {"A": "1"} and record.response_headers == {}
+        assert record.request_headers == {"Content-Type": "application/json",
+                                          "X-Gateway-Credential": logs.REDACTED}
+        assert record.response_headers == {}
         assert record.request_body == "x" * logs.RAW_PREVIEW
         assert record.response_body is None
         raw.setLevel(logging.INFO)
