@@ -30,6 +30,8 @@ from tunnel_client.observe.instruments import Instruments
 from tunnel_client.oauth import Discoverer
 from tunnel_client.observe import process
 from tunnel_client.observe.logs import REDACTOR, RawHttp, get_logger
+from tunnel_client.observe.recent import RecentCounts
+from tunnel_client.observe.watch import INTERVAL as WATCH_INTERVAL, Watch
 from tunnel_client.observe.systemd import Notifier
 from tunnel_client.worker import InFlight, PollLog, Worker
 
@@ -89,12 +91,18 @@ class Service:
         for binding in self.router.bindings:
             self.readiness.add("channel:" + binding.channel, binding.health)
         self.inflight = InFlight(self.metrics.pool_occupancy)
+        self.recent = RecentCounts()
+        self.watch = Watch(self.readiness, self.poll_health,
+                           lambda: [b.describe() for b in self.router.bindings],
+                           cfg.mcp.stdio.restart_limit, cfg.mcp.stdio.restart_window,
+                           self.recent)
         poll_log = PollLog()
         size = cfg.mcp.max_concurrent_requests
         self.metrics.pool_capacity.set(size)
         self.workers = [Worker(i, self.controlplane, self.router, self.stop_event,
                                self.poll_health, self.inflight, self.metrics, poll_log,
-                               cp.tunnel_id or "") for i in range(size)]
+                               cp.tunnel_id or "", cfg.log.access, self.recent)
+                        for i in range(size)]
         self._pid_written = False
         process.register(self.metrics.registry)
         self.proxy_health = ProxyHealth(
@@ -207,6 +215,7 @@ class Service:
         for binding in self.router.bindings:
             log.info("mcp channel route resolved", extra={"binding": binding.describe()})
         self.housekeeping.call_later(0, self._fetch_metadata, "tunnel-metadata")
+        self.housekeeping.every(WATCH_INTERVAL, self._watch, "readiness-watch")
         if self.notifier.enabled:
             self.housekeeping.call_later(READY_FALLBACK, self._first_poll, "systemd-ready")
         interval = cfg.proxy.check_interval
@@ -266,6 +275,10 @@ class Service:
         if self.notifier.watchdog_interval:
             self.housekeeping.every(self.notifier.watchdog_interval, self._watchdog,
                                     "systemd-watchdog")
+
+    def _watch(self):
+        if not self.stop_event.is_set():  # a stopping daemon is not "not ready" news
+            self.watch.tick()
 
     def _watchdog(self):
         # Only pet the watchdog while the workers that do the job are alive.

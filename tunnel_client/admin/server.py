@@ -131,7 +131,8 @@ class _AdminHandler(Handler):
             return self.send_json(200, api.harpoon_calls(
                 admin.service, query.get("label", [None])[0], _int(query, "limit", 100)))
         if path == "/api/logs":
-            return self.send_json(200, api.logs(admin.service, _int(query, "limit", 200)))
+            return self.send_json(200, api.logs(admin.service, _int(query, "limit", 200),
+                                                _int(query, "since", 0)))
         if path == "/api/logs/stream":
             return self._stream_logs(_int(query, "since", 0))
         if path == "/api/logs/export":
