@@ -254,8 +254,14 @@ class AdminServer:
         try:
             self.server = _Server((host, port), _AdminHandler, admin=self)
         except OSError as exc:
-            hint = "; choose another --health.listen-addr or stop the process using it" \
-                if exc.errno == errno.EADDRINUSE else ""
+            hint = ""
+            if exc.errno == errno.EADDRINUSE:
+                from tunnel_client.admin.holder import port_holder
+                holder = port_holder(port)
+                hint = "%s; set health.listen_addr (--health.listen-addr, HEALTH_LISTEN_ADDR) " \
+                    "to a free port, e.g. 127.0.0.1:8099" % (
+                        " (held by %s)" % holder if holder else
+                        " (`ss -ltnp 'sport = :%d'` shows by whom)" % port)
             raise StartupError("health listener %s: %s%s" % (
                 self.listen_addr, exc.strerror or exc, hint)) from None
         bound_host, bound_port = self.server.server_address[:2]
