@@ -73,7 +73,10 @@ def summarize(exc: BaseException, route=None):
                 "timeout": "no answer"}.get(kind, kind.replace("_", " "))
         return "proxy_unreachable", "proxy %s unreachable: %s" % (proxy, what)
     if failure.source == "dns":
-        return "dns", "cannot resolve %s (DNS lookup failed)" % _host(target)
+        # Hosts that reach the internet only through a proxy often fail right here.
+        return "dns", "cannot resolve %s (DNS lookup failed%s)" % (
+            _host(target), "" if proxy or route is None else
+            "; no proxy is configured: set HTTPS_PROXY if this network needs one")
     if failure.source == "tls":
         if "unable to get local issuer" in text or "self-signed" in text or \
                 "self signed" in text:
