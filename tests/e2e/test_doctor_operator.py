@@ -96,6 +96,18 @@ def test_every_configuration_problem_is_reported_with_its_source(relay, tmp_path
     assert statuses(proc)["control_plane"][0] == "SKIP"
 
 
+def test_every_problem_of_a_broken_file_is_listed_with_its_line(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text("control_plane:\n  tunel_id: x\n  poll_timeout: 5\nlog:\n  levl: debug\n")
+    proc = doctor("--config", str(path))
+    assert proc.returncode == 2
+    problems = [line for line in proc.stdout.splitlines() if line.startswith("CRIT  config")]
+    assert len(problems) == 3, proc.stdout
+    assert "%s:2: unknown key control_plane.tunel_id" % path in problems[0]
+    assert "%s:3: control_plane.poll_timeout" % path in problems[1]
+    assert "%s:5: unknown key log.levl" % path in problems[2]
+
+
 def test_proxy_wanting_negotiate_or_ntlm_is_named(relay):
     proxy = ForwardProxy(credentials=("user", "pass"), offer=("Negotiate", "NTLM"))
     try:

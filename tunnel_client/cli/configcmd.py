@@ -36,7 +36,18 @@ def _load(args, collect: bool):
 def check(args) -> int:
     from tunnel_client.config import sources
 
-    cfg = _load(args, collect=True)
+    from tunnel_client.cli.run import environment
+    from tunnel_client.errors import ConfigError
+
+    try:
+        cfg = _load(args, collect=True)
+    except ConfigError as exc:  # the file itself: list every problem it has
+        problems = sources.file_problems(flags.collect(args), environment(args)) or [str(exc)]
+        for problem in problems:
+            print("tunnel-client config: %s" % problem)
+        print("configuration has %d problem%s" % (len(problems),
+                                                  "" if len(problems) == 1 else "s"))
+        return 1
     problems = []
     for key, message in cfg.problems.items():
         origin = cfg.origins.get(key)
@@ -46,8 +57,6 @@ def check(args) -> int:
     if not problems:
         # What run requires beyond each setting parsing (tunnel id, key, main channel).
         from tunnel_client import config
-        from tunnel_client.cli.run import environment
-        from tunnel_client.errors import ConfigError
         try:
             config.load(flags.collect(args), environment(args))
         except ConfigError as exc:

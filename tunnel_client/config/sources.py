@@ -51,6 +51,36 @@ def ignored_empty(environ: Mapping[str, str]) -> List[str]:
     return names
 
 
+def file_problems(flags: Mapping[str, object], environ: Mapping[str, str]) -> List[str]:
+    """Every schema problem of the selected YAML file, each with its line where known
+    (the loader stops at the first); empty when the file is fine or unreadable."""
+    import re
+
+    import yaml
+
+    from tunnel_client.config import profiles, schema
+    from tunnel_client.errors import ConfigError
+
+    try:
+        source = profiles.select({"config": flags.get("--config"),
+                                  "profile": flags.get("--profile"),
+                                  "profile_file": flags.get("--profile-file"),
+                                  "profile_dir": flags.get("--profile-dir")}, environ)
+        if not source.path:
+            return []
+        with open(source.path, encoding="utf-8") as handle:
+            document = yaml.safe_load(handle)
+    except (ConfigError, OSError, ValueError, yaml.YAMLError):
+        return []
+    found = []
+    for problem in schema.validation_problems(document) if isinstance(document, dict) else []:
+        match = re.match(r"(?:unknown key )?([A-Za-z0-9_.]+)", problem)
+        line = yaml_line(source.path, match.group(1)) if match else None
+        found.append("config file %s%s: %s" % (source.path, ":%d" % line if line else "",
+                                               problem))
+    return found
+
+
 # The settings whose source an operator most often needs to know.
 KEY_SETTINGS: Dict[str, str] = {
     "control_plane.base_url": "control plane", "control_plane.tunnel_id": "tunnel id",

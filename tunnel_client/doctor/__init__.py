@@ -41,9 +41,11 @@ def run(options: Options) -> Report:
     try:
         cfg = config.load(options.flags, options.environ, require_runtime=False, collect=True)
     except ConfigError as exc:
-        report.add(Check("config", CRIT, str(exc), "nothing else can work until the "
-                         "configuration loads", next=["fix the setting named above; "
-                                                      "`tunnel-client help troubleshooting`"]))
+        for problem in sources.file_problems(options.flags, options.environ) or [str(exc)]:
+            report.add(Check("config", CRIT, problem, "nothing else can work until the "
+                             "configuration loads", next=[
+                                 "fix the setting named above; `tunnel-client help "
+                                 "troubleshooting`"]))
         for check_id in ("tunnel_id", "api_key", "mcp_target", "control_plane", "daemon"):
             report.add(Check(check_id, SKIP, "skipped: configuration does not load"))
         return report
