@@ -72,3 +72,29 @@ def test_the_page_settles_for_a_headless_screenshot(relay, daemon, tmp_path):
     proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                           timeout=90)
     assert os.path.getsize(shot) > 1000, proc.stdout[-2000:]
+
+
+def test_a_control_plane_failure_is_one_short_line_with_details_folded(relay, daemon,
+                                                                       browser, tmp_path):
+    import socket
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    _, base = start_daemon(daemon, tmp_path, mcp_command=stub_command(), wait=False, args=[
+        "--control-plane.base-url", "http://127.0.0.1:%d" % port,
+        "--health.poll-failure-grace", "1s"])
+    browser.get("%s/?interval=%d" % (base, SAMPLE_MS))
+    line = "connection refused by 127.0.0.1:%d" % port
+    wait_for(lambda: (browser.text("#poll-last-error .poll-error-line") or "").startswith(line),
+             15, message="the short poll error line")
+    assert browser.text("#poll-last-error .poll-error-line") == line + " [connection_refused]"
+    wait_for(lambda: line in (browser.text("#readiness-reason") or ""), 10,
+             message="the readiness reason")
+    visible = browser.execute("return document.body.innerText;")
+    for noise in ("Max retries", "HTTPConnectionPool", "NewConnectionError"):
+        assert noise not in visible
+    # The library's text is one click away, folded.
+    assert browser.execute("return document.querySelector('#poll-last-error details').open;") \
+        is False
+    browser.click("#poll-last-error details summary")
+    assert "Max retries" in browser.text("#poll-last-error details pre")

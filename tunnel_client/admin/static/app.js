@@ -847,7 +847,8 @@
   // --- logs ---------------------------------------------------------------------------
 
   var HIDDEN_FIELDS = { seq: 1, time: 1, level: 1, msg: 1, message: 1, component: 1,
-    client_instance_id: 1, tunnel_id: 1, traceback: 1 };
+    client_instance_id: 1, tunnel_id: 1, traceback: 1,
+    detail: 1 };  // a library's own error text: in the full event, one click away
 
   function fieldsText(event) {
     return Object.keys(event).filter(function (k) { return !HIDDEN_FIELDS[k]; }).map(function (k) {
