@@ -215,7 +215,7 @@ class Service:
         for binding in self.router.bindings:
             log.info("mcp channel route resolved", extra={"binding": binding.describe()})
         self.housekeeping.call_later(0, self._fetch_metadata, "tunnel-metadata")
-        self.housekeeping.every(WATCH_INTERVAL, self._watch, "readiness-watch")
+        self.housekeeping.call_later(WATCH_INTERVAL, self._watch, "readiness-watch")
         if self.notifier.enabled:
             self.housekeeping.call_later(READY_FALLBACK, self._first_poll, "systemd-ready")
         interval = cfg.proxy.check_interval
@@ -276,9 +276,10 @@ class Service:
             self.housekeeping.every(self.notifier.watchdog_interval, self._watchdog,
                                     "systemd-watchdog")
 
-    def _watch(self):
-        if not self.stop_event.is_set():  # a stopping daemon is not "not ready" news
-            self.watch.tick()
+    def _watch(self) -> Optional[float]:
+        if self.stop_event.is_set():  # a stopping daemon is not "not ready" news
+            return None
+        return self.watch.tick()
 
     def _watchdog(self):
         # Only pet the watchdog while the workers that do the job are alive.

@@ -12,7 +12,8 @@ from tunnel_client.observe.recent import RecentCounts
 
 log = get_logger("health")
 
-INTERVAL = 1.0
+INTERVAL = 1.0  # while not ready: transitions and restarts show within a second
+STEADY_INTERVAL = 5.0  # while ready: an idle daemon wakes rarely
 
 
 class Watch:
@@ -29,12 +30,14 @@ class Watch:
         self._restarts: Dict[str, collections.deque] = {}
         self._warned: Dict[str, bool] = {}
 
-    def tick(self):
-        self.readiness_log.observe()
+    def tick(self) -> float:
+        """One look; returns the seconds until the next one."""
+        check = self.readiness_log.observe()
         reminder = self.poll_health.reminder()
         if reminder:
             log.warning(reminder, extra={"failing_since": self.poll_health.failing_since})
         self._count_restarts()
+        return STEADY_INTERVAL if check.ok else INTERVAL
 
     def _count_restarts(self):
         now = time.monotonic()
