@@ -128,3 +128,16 @@ def test_access_log_can_be_switched_off(relay, daemon):
     final(relay, initialize())
     final(relay, tool_call("echo", 1, input="x"))
     assert not [e for e in instance.events() if e.get("access")]
+
+
+def test_an_undeliverable_answer_is_counted_as_dropped(relay, daemon, url_file):
+    instance = daemon(mcp_command=stub_command(), args=["--health.url-file", url_file])
+    base = admin_base(url_file)
+    final(relay, initialize())
+    relay.faults.push("response", "status:400")  # not retryable: the answer is lost
+    relay.submit(tool_call("echo", 1, input="lost"))
+    counts = wait_for(lambda: (lambda c: c if sum(c.values()) == 2 else None)(completed(base)),
+                      15, message="two outcomes")
+    assert counts == {("ok", ""): 1, ("dropped", "post_failed"): 1}, counts
+    line = [e for e in instance.events() if e.get("access") and e.get("tool") == "echo"][0]
+    assert line["outcome"] == "dropped" and line["source"] == "post_failed"
