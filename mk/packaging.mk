@@ -2,7 +2,8 @@
 # in clean Debian chroots. Build tools come from Debian's archive, installed when missing;
 # Debian's PATH is used for the builds because a pyenv python3 breaks pybuild.
 ## deb              build dist/tunnel-client_<version>_all.deb (debhelper + pybuild)
-## rpm              build dist/tunnel-client-<version>-1.noarch.rpm (noarch, private dir)
+## rpm              build dist/tunnel-client-<version>-1.noarch.rpm (rpmbuild alone; EL or Debian)
+## srpm             build dist/tunnel-client-<version>-1.src.rpm (rebuild on EL: rpmbuild --rebuild)
 ## test-packaging   check both: unit, rpm -qp, Debian 11 and 13 chroots, image (~7 min cold)
 
 PKG_VERSION := $(shell sed -n 's/^__version__ = "\([^"]*\)"$$/\1/p' tunnel_client/__init__.py)
@@ -16,15 +17,18 @@ PKG_DEB_TOOLS := debhelper dh-python python3-all python3-setuptools dpkg-dev
 PKG_RPM_TOOLS := rpm rpm2cpio cpio
 PKG_TEST_TOOLS := debootstrap systemd coreutils util-linux shellcheck
 
-.PHONY: deb rpm test-packaging packaging-tools
+.PHONY: deb rpm srpm test-packaging packaging-tools
 
 deb:
 	packaging/scripts/ensure-debs.sh $(PKG_DEB_TOOLS)
 	packaging/scripts/build-deb.sh dist
 
-rpm:
-	packaging/scripts/ensure-debs.sh $(PKG_RPM_TOOLS)
-	packaging/scripts/build-rpm.sh dist
+# On EL only rpmbuild is needed (dnf install rpm-build); on Debian its rpm package.
+rpm srpm:
+	if command -v dpkg-query >/dev/null; then packaging/scripts/ensure-debs.sh $(PKG_RPM_TOOLS); \
+	elif ! command -v rpmbuild >/dev/null; then \
+		echo "rpmbuild not found: dnf install rpm-build" >&2; exit 1; fi
+	RPM_MODE=$@ packaging/scripts/build-rpm.sh dist
 
 # vermin (Python floor), kubernetes-validate and hadolint, pinned, plus the runtime
 # libraries the manifest check needs to load a config with the project's own schema.

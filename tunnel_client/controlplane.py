@@ -19,6 +19,7 @@ from tunnel_client import CLIENT_NAME, USER_AGENT, __version__, wire
 from tunnel_client.errors import ControlPlaneError, brief
 from tunnel_client.net import (Backoff, Route, SessionPool, connects_observed,
                                describe_failure, parse_retry_after)
+from tunnel_client.net.failures import summarize
 from tunnel_client.observe.instruments import Instruments
 from tunnel_client.observe.logs import RawHttp, get_logger
 
@@ -83,22 +84,24 @@ def api_error(resp: requests.Response, what: str) -> ControlPlaneError:
     code, message, _ = parse_api_error(body or b"")
     if resp.status_code == 407:
         # A plain-HTTP target through a proxy gets the proxy's 407 as its answer.
-        return ControlPlaneError("%s failed: the proxy rejected the credentials (407 Proxy "
-                                 "Authentication Required); check the user and password in "
-                                 "the proxy URL" % what, status=407, transport=True)
+        line = ("the proxy rejected the credentials (407 Proxy Authentication Required); "
+                "check the user and password in the proxy URL")
+        return ControlPlaneError("%s failed: %s" % (what, line), status=407, transport=True,
+                                 summary=line)
     mitigation = MITIGATIONS.get(code or "")
     if resp.status_code == 401 and not mitigation:
         mitigation = "check control_plane.api_key: the control plane rejected the key"
     if resp.status_code == 403 and not mitigation:
         mitigation = "the key lacks the tunnel permission (api.organization.tunnel.use)"
-    text = "%s failed: HTTP %d" % (what, resp.status_code)
+    line = "HTTP %d" % resp.status_code
     if code:
-        text += " %s" % code
+        line += " %s" % code
     if message:
-        text += ": %s" % message
+        line += ": %s" % (message if len(message) <= 200 else message[:200] + "...")
     if mitigation:
-        text += " (%s)" % mitigation
-    return ControlPlaneError(text, status=resp.status_code, code=code,
+        line += " (%s)" % mitigation
+    return ControlPlaneError("%s failed: %s" % (what, line), status=resp.status_code, code=code,
+                             summary=line, detail=message or None,
                              retry_after=parse_retry_after(resp.headers.get("Retry-After")),
                              request_id=resp.headers.get("X-Request-Id"))
 
@@ -106,8 +109,10 @@ def api_error(resp: requests.Response, what: str) -> ControlPlaneError:
 def transport_error(exc: Exception, what: str, route: Optional[Route] = None
                     ) -> ControlPlaneError:
     failure = wire.classify_exception(exc)
-    return ControlPlaneError("%s failed: %s" % (what, describe_failure(exc, route)),
-                             transport=True, code=failure.source)
+    kind, line = summarize(exc, route)
+    return ControlPlaneError("%s failed: %s" % (what, line), transport=True,
+                             code=failure.source, kind=kind, summary=line,
+                             detail=describe_failure(exc, route))
 
 
 POLL, PROBE = "poll", "probe"
@@ -357,7 +362,8 @@ class ControlPlane:
             self._poll_failed(error, started)
             raise error from None
         except wire.ProtocolError as exc:
-            error = ControlPlaneError("poll failed: %s" % exc, status=200)
+            error = ControlPlaneError("poll failed: %s" % exc, status=200,
+                                      summary="invalid poll response: %s" % exc)
             self._poll_failed(error, started)
             raise error from None
         except ControlPlaneError as error:
@@ -374,8 +380,7 @@ class ControlPlane:
         return commands, skipped
 
     def _poll_failed(self, error: ControlPlaneError, started: float):
-        kind = "timeout" if error.code == "timeout" else "other"
-        self.metrics.poll_errors.inc(error_kind=kind)
+        self.metrics.poll_errors.inc(error_kind=error.kind)
         self.metrics.poll_latency.observe(time.monotonic() - started, error="true")
 
     # --- respond -------------------------------------------------------------------------

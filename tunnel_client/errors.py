@@ -26,11 +26,17 @@ class ControlPlaneError(TunnelClientError):
 
     ``status`` is the HTTP status (None for transport errors), ``code`` the API error code,
     ``retry_after`` the server's requested pause in seconds (None when absent).
+    ``kind`` classifies the failure for metrics and dashboards (``connection_refused``,
+    ``dns``, ``tls``, ``timeout``, ``auth``, ``server_error``...), ``summary`` is the short
+    operator line without the "poll failed:" prefix, ``detail`` the library's own text.
     """
 
     def __init__(self, message, status=None, code=None, retry_after=None, request_id=None,
-                 transport=False):
+                 transport=False, kind=None, summary=None, detail=None):
         super().__init__(message)
+        self.kind = kind or _status_kind(status)
+        self.summary = summary or message
+        self.detail = detail
         self.status = status
         self.code = code
         self.retry_after = retry_after
@@ -40,6 +46,20 @@ class ControlPlaneError(TunnelClientError):
     @property
     def is_auth(self):
         return self.status in (401, 403)
+
+
+def _status_kind(status):
+    if status in (401, 403):
+        return "auth"
+    if status == 407:
+        return "proxy_auth"
+    if status == 429:
+        return "rate_limited"
+    if status is not None and status >= 500:
+        return "server_error"
+    if status == 200:
+        return "protocol"
+    return "http_error" if status is not None else "other"
 
 
 class McpError(TunnelClientError):

@@ -14,6 +14,7 @@ from typing import Callable, List, Optional
 from tunnel_client import __version__, wire
 from tunnel_client.admin.server import AdminServer
 from tunnel_client.config import Config
+from tunnel_client.config.reload import plan as reload_plan
 from tunnel_client.config.secrets import exposure_warnings, secret_env_names, secret_values
 from tunnel_client.controlplane import ControlPlane, TunnelMetadata
 from tunnel_client.errors import ControlPlaneError, StartupError, TunnelClientError
@@ -33,6 +34,8 @@ from tunnel_client.oauth import Discoverer
 from tunnel_client.policy import from_config as build_policy_gate, policies_of
 from tunnel_client.observe import process
 from tunnel_client.observe.logs import REDACTOR, RawHttp, get_logger
+from tunnel_client.observe.recent import RecentCounts
+from tunnel_client.observe.watch import INTERVAL as WATCH_INTERVAL, Watch
 from tunnel_client.observe.systemd import Notifier
 from tunnel_client.worker import InFlight, PollLog, Worker
 
@@ -98,12 +101,18 @@ class Service:
         if self.policy is not None and self.policy.audit is not None:
             self.readiness.add("audit", self.policy.audit.check)
         self.inflight = InFlight(self.metrics.pool_occupancy)
+        self.recent = RecentCounts()
+        self.watch = Watch(self.readiness, self.poll_health,
+                           lambda: [b.describe() for b in self.router.bindings],
+                           cfg.mcp.stdio.restart_limit, cfg.mcp.stdio.restart_window,
+                           self.recent)
         poll_log = PollLog()
         size = cfg.mcp.max_concurrent_requests
         self.metrics.pool_capacity.set(size)
         self.workers = [Worker(i, self.controlplane, self.router, self.stop_event,
                                self.poll_health, self.inflight, self.metrics, poll_log,
-                               cp.tunnel_id or "", self.policy) for i in range(size)]
+                               cp.tunnel_id or "", self.policy, cfg.log.access, self.recent)
+                        for i in range(size)]
         self._pid_written = False
         process.register(self.metrics.registry)
         self.proxy_health = ProxyHealth(
@@ -224,6 +233,7 @@ class Service:
         for binding in self.router.bindings:
             log.info("mcp channel route resolved", extra={"binding": binding.describe()})
         self.network_jobs.call_later(0, self._fetch_metadata, "tunnel-metadata")
+        self.housekeeping.call_later(WATCH_INTERVAL, self._watch, "readiness-watch")
         if self.notifier.enabled:
             self.housekeeping.call_later(READY_FALLBACK, self._first_poll, "systemd-ready")
         interval = cfg.proxy.check_interval
@@ -284,6 +294,11 @@ class Service:
             self.housekeeping.every(self.notifier.watchdog_interval, self._watchdog,
                                     "systemd-watchdog")
 
+    def _watch(self) -> Optional[float]:
+        if self.stop_event.is_set():  # a stopping daemon is not "not ready" news
+            return None
+        return self.watch.tick()
+
     def _watchdog(self):
         # Only pet the watchdog while the workers that do the job are alive.
         started = [worker for worker in self.workers if worker.ident is not None]
@@ -314,12 +329,13 @@ class Service:
             fresh = self.reload_config()
             policies = policies_of(fresh)
         except Exception as exc:  # a bad edit must not take down the daemon or its policy
-            log.error("configuration reload failed; keeping the running configuration: %s"
-                      % exc)
+            log.error("reload: configuration not reloaded; keeping the running one: %s" % exc)
             if self.policy is not None:
                 self.metrics.policy_reloads.inc(result="failed")
                 self.policy.reload(self.policy.policies)  # the audit file is reopened all the same
             return None
+        live, restart = reload_plan(self.cfg, fresh)
+        self._apply_log_settings(fresh, live, restart)
         for binding in self.router.bindings:
             if isinstance(binding, StdioBinding):
                 binding.set_roots(_roots_for(fresh, binding.channel))
@@ -327,11 +343,29 @@ class Service:
             self.policy.reload(policies)
             self.metrics.policy_reloads.inc(result="ok")
         elif policies or fresh.audit.file:
-            log.warning("policy or audit configured since the daemon started; restart "
-                        "it to turn them on (a reload only changes them once on)")
-        log.info("configuration reloaded (policy, audit file, mcp.roots; other settings "
-                 "apply at restart)", extra={"policy_channels": sorted(policies.channels)})
+            restart.append("policy/audit (turned on since the daemon started)")
+            live = [key for key in live if not key.startswith(("policy.", "audit."))]
+        log.info("reload: %s" % ("applied %s" % ", ".join(live) if live else "no live change"),
+                 extra={"applied": live, "needs_restart": restart})
+        if restart:
+            log.warning("reload: changed settings need a restart to take effect: %s"
+                        % ", ".join(restart), extra={"needs_restart": restart})
         return None
+
+    def _apply_log_settings(self, fresh: Config, live: List[str], restart: List[str]):
+        if "log.level" in live:
+            self.set_log_level(fresh.log.level)
+        if "log.file" in live:
+            handler = self.log_setup.file_handler if self.log_setup is not None else None
+            if handler is not None and fresh.log.file:
+                handler.path = fresh.log.file
+                self.log_setup.reopen()
+            else:
+                restart.append("log.file (between stderr and a file)")
+                live.remove("log.file")
+        if "log.access" in live:
+            for worker in self.workers:
+                worker.access_log = fresh.log.access
 
     def set_log_level(self, level: str):
         if self.log_setup is not None:

@@ -71,13 +71,16 @@ class PollLog:
             repeat = self.failing and error.status == self.last_message
             self.failing, self.last_message = True, error.status
         fields = {"status_code": error.status, "error_code": error.code,
-                  "retry_in_ms": int(pause * 1000), "tunnel_request_id": error.request_id}
+                  "error_kind": error.kind, "retry_in_ms": int(pause * 1000),
+                  "tunnel_request_id": error.request_id}
+        if error.detail and error.detail != error.summary:
+            fields["detail"] = error.detail
         if error.is_auth:
-            log.error("control plane refused the poll: %s" % error, extra=fields)
+            log.error("control plane refused the poll: %s" % error.summary, extra=fields)
         elif not repeat:
-            log.warning("poll failed; backing off: %s" % error, extra=fields)
+            log.warning("poll failed; backing off: %s" % error.summary, extra=fields)
         else:
-            log.debug("poll failed; backing off: %s" % error, extra=fields)
+            log.debug("poll failed; backing off: %s" % error.summary, extra=fields)
 
     def success(self):
         with self._lock:
@@ -90,7 +93,7 @@ class Worker(threading.Thread):
     def __init__(self, index: int, controlplane: ControlPlane, router: Router,
                  stop: threading.Event, poll_health: PollHealth, inflight: InFlight,
                  instruments: Instruments, poll_log: PollLog, tunnel_id: str = "",
-                 policy=None):
+                 policy=None, access_log: bool = True, outcomes=None):
         super().__init__(name="worker-%d" % index, daemon=True)
         self.cp = controlplane
         self.router = router
@@ -101,6 +104,8 @@ class Worker(threading.Thread):
         self.poll_log = poll_log
         self.tunnel_id = tunnel_id
         self.policy = policy  # the policy gate wrapping every binding, or None
+        self.access_log = access_log
+        self.outcomes = outcomes  # recent outcomes for the UI's "last minute" counts
 
     def run(self):
         gate = self.cp.gate
@@ -115,8 +120,13 @@ class Worker(threading.Thread):
                 if self.stop.is_set():
                     return  # an interrupted poll at shutdown is not a control-plane failure
                 pause = gate.failure(error)
-                self.poll_health.failed(str(error), auth=error.is_auth)
+                self.poll_health.failed(
+                    "control plane refused the poll: %s" % error.summary if error.is_auth
+                    else error.summary, auth=error.is_auth, kind=error.kind,
+                    detail=error.detail)
                 self.poll_log.failure(error, pause)
+                if self.outcomes is not None:
+                    self.outcomes.record("poll_error")
                 continue
             except Exception:  # never let one bad poll kill a worker
                 log.exception("unexpected error while polling")
@@ -152,24 +162,26 @@ class Worker(threading.Thread):
         if deadline.expired():
             self.metrics.expired.inc(stage="received")
             log.info("dropping command whose response deadline has passed", extra=fields)
+            self._finish(cmd, Ended("expired", "received"))
             return
         log.debug("command received", extra=fields)
-        status = None
         binding = self.router.route(cmd.channel)
         if cmd.problem:
             log.warning("command cannot be executed: %s" % cmd.problem, extra=fields)
-            status = self._post_local(cmd, _invalid(cmd), deadline, fields)
+            ended = self._post_local(cmd, _invalid(cmd), deadline, "invalid_command")
         elif binding is None:
             self.metrics.unsupported_channel.inc(tunnel_id=self.tunnel_id, channel=cmd.channel,
                                                  command_type=cmd.command_type)
             log.warning("no MCP binding for channel; answering unsupported channel",
                         extra=fields)
-            status = self._post_local(cmd, wire.unsupported_channel(cmd), deadline, fields)
+            ended = self._post_local(cmd, wire.unsupported_channel(cmd), deadline,
+                                     "unsupported_channel")
         else:
-            status = self._run(binding, cmd, deadline, fields)
-        self._observe(cmd, status, binding is not None, enqueued)
+            ended = self._run(binding, cmd, deadline, fields)
+        self._observe(cmd, ended.status, binding is not None, enqueued)
+        self._finish(cmd, ended)
 
-    def _run(self, binding, cmd, deadline, fields) -> Optional[int]:
+    def _run(self, binding, cmd, deadline, fields) -> "Ended":
         notify_failed = False
         replies = binding.handle(cmd, deadline) if self.policy is None \
             else self.policy.handle(binding, cmd, deadline)
@@ -180,7 +192,7 @@ class Worker(threading.Thread):
                         self.metrics.expired.inc(stage="mcp")
                         log.info("command response deadline reached; dropping without "
                                  "posting a response", extra=fields)
-                        return None
+                        return Ended("expired", "mcp")
                     if not reply.terminal and notify_failed:
                         continue
                     if reply.failure is not None:
@@ -189,30 +201,71 @@ class Worker(threading.Thread):
                             transport_error_kind=reply.failure.transport_error_kind,
                             upstream_status=reply.failure.upstream_status,
                             resp_code=reply.resp_code))
-                    outcome = self.cp.post(cmd, reply, deadline)
                     if reply.terminal:
-                        return reply.resp_code if outcome in ("ok", "gone") else None
+                        return self._post_final(cmd, reply, deadline)
+                    outcome = self.cp.post(cmd, reply, deadline)
                     if outcome == "gone":
                         log.info("caller is gone; abandoning the command", extra=fields)
-                        return None
+                        return Ended("dropped", "caller_gone")
                     notify_failed = notify_failed or outcome != "ok"
         except Exception as exc:  # a binding bug must cost one command, not the worker
             log.exception("MCP binding failed", extra=fields)
             if cmd.kind == "call" and not deadline.expired():
                 reply = wire.failure(cmd.rpc_id, wire.TunnelFailure("client_internal",
                                                                     "unknown", False))
-                return self._post_final(cmd, reply, deadline, fields)
+                return self._post_final(cmd, reply, deadline)
             del exc
-        return None
+            return Ended("dropped", "client_internal")
+        # The binding gave up without a terminal reply: its deadline passed while it waited.
+        if deadline.expired():
+            self.metrics.expired.inc(stage="mcp")
+            log.info("command response deadline reached; dropping without posting a response",
+                     extra=fields)
+            return Ended("expired", "mcp")
+        return Ended("dropped", "no_reply")
 
-    def _post_local(self, cmd, reply, deadline, fields) -> Optional[int]:
+    def _post_local(self, cmd, reply, deadline, source: str) -> "Ended":
+        """A reply the daemon makes itself (no binding ran): audited like any other."""
         if self.policy is not None:
             self.policy.record_local(cmd, reply, time.monotonic())
-        return self._post_final(cmd, reply, deadline, fields)
+        return self._post_final(cmd, reply, deadline, source)
 
-    def _post_final(self, cmd, reply, deadline, fields) -> Optional[int]:
+    def _post_final(self, cmd, reply, deadline, source: Optional[str] = None) -> "Ended":
         outcome = self.cp.post(cmd, reply, deadline)
-        return reply.resp_code if outcome in ("ok", "gone") else None
+        size = len(reply.body) if reply.body is not None else 0
+        if outcome == "expired":
+            self.metrics.expired.inc(stage="post")
+            return Ended("expired", "post", size=size)
+        if outcome == "gone":
+            return Ended("dropped", "caller_gone", reply.resp_code, size)
+        if outcome != "ok":
+            return Ended("dropped", "post_failed", size=size)
+        if reply.failure is not None:
+            return Ended("failed", reply.failure.source, reply.resp_code, size)
+        if source is not None:
+            return Ended("failed", source, reply.resp_code, size)
+        if _is_error(reply):
+            return Ended("upstream_error", "", reply.resp_code, size)
+        return Ended("ok", "", reply.resp_code, size)
+
+    def _finish(self, cmd: wire.Command, ended: "Ended"):
+        """Exactly one outcome per command: the counter, and the access-log line."""
+        self.metrics.completed.inc(outcome=ended.outcome, source=ended.source)
+        if self.outcomes is not None:
+            self.outcomes.record(ended.outcome)
+        if not self.access_log:
+            return
+        took = (time.monotonic() - cmd.received_at) * 1000
+        method = (cmd.method or cmd.command_type)[:100]
+        tool = _tool_name(cmd)
+        status = ended.status if ended.status is not None else "-"
+        log.info("%s%s %s -> %s %s%s" % (
+            method, " " + tool if tool else "", cmd.channel, status, ended.outcome,
+            " (%s)" % ended.source if ended.source else ""), extra={
+            "access": True, "request_id": cmd.request_id, "channel": cmd.channel,
+            "rpc_method": method, "tool": tool, "status": ended.status,
+            "outcome": ended.outcome, "source": ended.source or None,
+            "duration_ms": round(took, 1), "bytes": ended.size})
 
     def _observe(self, cmd: wire.Command, status: Optional[int], routed: bool,
                  enqueued: Optional[float]):
@@ -226,6 +279,40 @@ class Worker(threading.Thread):
         if enqueued is not None:
             self.metrics.latency.observe((now - enqueued) * 1000,
                                          latency_type="enqueue_to_response", **labels)
+
+
+class Ended:
+    """How one command ended: ``outcome`` is ok, upstream_error (the MCP server answered
+    with a JSON-RPC error), failed (a reply the tunnel client synthesized; ``source`` says
+    why), expired (its deadline passed; ``source`` is the stage) or dropped (no answer was
+    delivered; ``source`` says why)."""
+
+    __slots__ = ("outcome", "source", "status", "size")
+
+    def __init__(self, outcome: str, source: str = "", status: Optional[int] = None,
+                 size: int = 0):
+        self.outcome, self.source, self.status, self.size = outcome, source, status, size
+
+
+def _is_error(reply: wire.Reply) -> bool:
+    """A JSON-RPC error response from the MCP server (cheap check before parsing)."""
+    body = reply.body
+    if reply.resp_type != wire.RESP_JSONRPC or not body or b'"error"' not in body:
+        return reply.resp_code >= 400
+    try:
+        data = reply.json()
+    except ValueError:
+        return reply.resp_code >= 400
+    return isinstance(data, dict) and "error" in data and "result" not in data
+
+
+def _tool_name(cmd: wire.Command) -> str:
+    """The tool or prompt a call names (bounded; never arguments)."""
+    if cmd.method not in ("tools/call", "prompts/get") or not isinstance(cmd.message, dict):
+        return ""
+    params = cmd.message.get("params")
+    name = params.get("name") if isinstance(params, dict) else None
+    return name[:100] if isinstance(name, str) else ""
 
 
 def _invalid(cmd: wire.Command) -> wire.Reply:

@@ -22,6 +22,8 @@ cp "$root/packaging/common/tunnel-client.sysusers" "$src/debian/tunnel-client.sy
 cp "$root/packaging/common/tunnel-client.tmpfiles" "$src/debian/tunnel-client.tmpfiles"
 cp "$root/packaging/common/tunnel-client.cron" "$src/debian/tunnel-client.cron.d"
 cp "$root/packaging/common/tunnel-client.logrotate" "$src/debian/tunnel-client.logrotate"
+sh "$root/packaging/scripts/template-unit.sh" "$root/packaging/systemd/tunnel-client.service" \
+    > "$src/debian/tunnel-client@.service"
 cat > "$src/debian/changelog" <<CHANGELOG
 tunnel-client ($version) unstable; urgency=medium
 

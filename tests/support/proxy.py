@@ -10,8 +10,9 @@ from urllib.parse import urlsplit
 
 
 class ForwardProxy:
-    def __init__(self, refuse_connect=False, credentials=None):
+    def __init__(self, refuse_connect=False, credentials=None, offer=("Basic",)):
         self.refuse_connect = refuse_connect
+        self.offer = offer  # the schemes a 407 names in Proxy-Authenticate
         self.credentials = credentials  # (user, password) or None
         self.log = []
         outer = self
@@ -30,7 +31,10 @@ class ForwardProxy:
                 headers = dict(line.split(": ", 1) for line in lines[1:] if ": " in line)
                 outer.log.append((method, target))
                 if outer.credentials and not outer._authorized(headers):
-                    return self._reply(407, "Proxy-Authenticate: Basic realm=\"test\"\r\n")
+                    return self._reply(407, "".join(
+                        "Proxy-Authenticate: %s\r\n" % (
+                            'Basic realm="test"' if scheme == "Basic" else scheme)
+                        for scheme in outer.offer))
                 if method == "CONNECT":
                     if outer.refuse_connect:
                         return self._reply(403)

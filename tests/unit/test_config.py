@@ -55,10 +55,13 @@ def test_precedence_is_flags_then_env_then_yaml_then_default(tmp_path):
     assert cfg.origins["log.format"].source == "default"
 
 
-def test_an_empty_env_var_masks_yaml_and_falls_back_to_the_default(tmp_path):
-    path = write(tmp_path, "control_plane:\n  poll_timeout: 7s\n")
-    cfg = runtime({"--config": path}, {"CONTROL_PLANE_POLL_TIMEOUT": ""})
-    assert cfg.control_plane.poll_timeout == 30.0
+def test_an_empty_env_var_counts_as_unset_for_every_setting(tmp_path):
+    path = write(tmp_path, "control_plane:\n  poll_timeout: 7s\nmcp:\n  commands:\n"
+                           "    - command: yaml-command\n")
+    cfg = runtime({"--config": path}, {"CONTROL_PLANE_POLL_TIMEOUT": "", "MCP_COMMAND": " "})
+    assert cfg.control_plane.poll_timeout == 7.0
+    assert cfg.origins["control_plane.poll_timeout"].source == "yaml"
+    assert list(cfg.binding("main").argv) == ["yaml-command"]
 
 
 def test_api_key_falls_back_to_openai_api_key():

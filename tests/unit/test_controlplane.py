@@ -274,7 +274,7 @@ def test_an_unreachable_control_plane_is_a_transport_error():
         error = failure.value
         assert error.transport and error.status is None and error.code == "connect"
         assert str(error).startswith("poll failed: ")
-        assert plane.metrics.poll_errors.value(error_kind="other") == 1
+        assert plane.metrics.poll_errors.value(error_kind="connection_refused") == 1
         with pytest.raises(ControlPlaneError) as metadata:
             plane.metadata(timeout=2)
         assert str(metadata.value).startswith("tunnel metadata fetch failed: ")

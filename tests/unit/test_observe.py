@@ -100,7 +100,8 @@ def test_poll_health_states_exactly(clock):
     poll = PollHealth(outage_after=30, on_first_success=lambda: firsts.append(clock.now))
     assert poll.check() == Check(False, "waiting for the first successful poll", None)
     assert poll.snapshot() == {"last_success": None, "failing_since": None,
-                               "last_error": None, "auth_error": None,
+                               "last_error": None, "last_error_kind": None,
+                               "last_error_detail": None, "auth_error": None,
                                "consecutive_failures": 0}
     poll.failed("refused")
     assert poll.check() == Check(False, "control plane unreachable for 0s: refused",
@@ -110,10 +111,11 @@ def test_poll_health_states_exactly(clock):
     assert poll.check() == Check(True, "polling", start) and firsts == [start]
     clock.now += 5
     poll.failed("refused")
-    poll.failed("timeout")
+    poll.failed("timeout", kind="timeout", detail="read timed out (read timeout=30)")
     assert poll.snapshot() == {"last_success": start, "failing_since": start + 5,
-                               "last_error": "timeout", "auth_error": None,
-                               "consecutive_failures": 2}
+                               "last_error": "timeout", "last_error_kind": "timeout",
+                               "last_error_detail": "read timed out (read timeout=30)",
+                               "auth_error": None, "consecutive_failures": 2}
     clock.now += 30  # exactly the grace: an outage
     assert poll.check() == Check(False, "control plane unreachable for 30s: timeout",
                                  start + 5)

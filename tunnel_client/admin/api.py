@@ -20,18 +20,30 @@ def status(service, admin=None) -> dict:
     cp = cfg.control_plane
     main = cfg.binding("main")
     channels = []
+    warnings = service.warnings()
     for binding in service.router.bindings:
         info = binding.describe()
         check = binding.health()
         info.update({"enabled": True, "server_kind": "external", "healthy": check.ok,
                      "reason": check.reason})
+        budget = service.watch.budget(info)
+        if budget is not None:
+            info["restart_budget"] = budget
+            if budget["nearly_spent"]:
+                info["warning"] = ("restart budget nearly spent: %d of %d restarts used within "
+                                   "%ds" % (budget["used"], budget["limit"],
+                                            budget["window_seconds"]))
+                warnings.append("channel %s: %s" % (info.get("name"), info["warning"]))
         channels.append(info)
     harpoon = service.router.harpoon
     if harpoon is not None:
         routable = service.router.route("harpoon") is not None
-        channels.append(dict(harpoon.describe(), enabled=routable, healthy=True,
+        # Off is not healthy: a channel nobody can call gets no green badge.
+        channels.append(dict(harpoon.describe(), enabled=routable,
+                             healthy=True if routable else None,
+                             state="on" if routable else "off",
                              reason="%d targets" % len(harpoon.registry) if routable
-                             else "no harpoon targets registered"))
+                             else "off: no harpoon targets registered"))
     metadata = service.metadata
     return {
         "version": __version__,
@@ -53,13 +65,14 @@ def status(service, admin=None) -> dict:
         "workers": {"capacity": len(service.workers), "busy": service.inflight.count},
         "proxy_health": service.proxy_health.snapshot(),
         "poll": service.poll_health.snapshot(),
+        "outcomes": service.recent.snapshot(),
         "readiness": readiness(service),
         "tunnel_metadata": None if metadata is None else {
             "id": metadata.id, "name": metadata.name, "description": metadata.description},
         "tunnel_metadata_error": service.metadata_error,
         "raw_http_logging_enabled": bool(cfg.log.http_raw_unsafe),
         "log_level": service.log_setup.level if service.log_setup else cfg.log.level,
-        "warnings": service.warnings(),
+        "warnings": warnings,
     }
 
 
@@ -70,10 +83,14 @@ def system(service) -> dict:
                 if getattr(b, "route", None) is not None]}
 
 
-def logs(service, limit: int) -> dict:
+def logs(service, limit: int, since: int = 0) -> dict:
+    """The newest ``limit`` events, or with ``since`` only those after that sequence number
+    (the UI polls this: a page with no open-ended request settles for screenshots)."""
     limit = max(1, min(limit, MAX_LOG_EVENTS))
     ring = service.log_setup.ring if service.log_setup else None
-    return {"events": ring.recent(limit) if ring else []}
+    if ring is None:
+        return {"events": []}
+    return {"events": ring.since(since)[-limit:] if since > 0 else ring.recent(limit)}
 
 
 SUPPORTED_LEVELS = [name for name in LEVELS]

@@ -193,7 +193,8 @@ class _AdminHandler(Handler):
             return self.send_json(200, api.harpoon_calls(
                 admin.service, query.get("label", [None])[0], _int(query, "limit", 100)))
         if path == "/api/logs":
-            return self.send_json(200, api.logs(admin.service, _int(query, "limit", 200)))
+            return self.send_json(200, api.logs(admin.service, _int(query, "limit", 200),
+                                                _int(query, "since", 0)))
         if path == "/api/logs/stream":
             return self._stream_logs(_int(query, "since", 0))
         if path == "/api/logs/export":
@@ -337,8 +338,14 @@ class AdminServer:
         try:
             self.server = _Server((host, port), _AdminHandler, admin=self)
         except OSError as exc:
-            hint = "; choose another --health.listen-addr or stop the process using it" \
-                if exc.errno == errno.EADDRINUSE else ""
+            hint = ""
+            if exc.errno == errno.EADDRINUSE:
+                from tunnel_client.admin.holder import port_holder
+                holder = port_holder(port)
+                hint = "%s; set health.listen_addr (--health.listen-addr, HEALTH_LISTEN_ADDR) " \
+                    "to a free port, e.g. 127.0.0.1:8099" % (
+                        " (held by %s)" % holder if holder else
+                        " (`ss -ltnp 'sport = :%d'` shows by whom)" % port)
             raise StartupError("health listener %s: %s%s" % (
                 self.listen_addr, exc.strerror or exc, hint)) from None
         bound_host, bound_port = self.server.server_address[:2]

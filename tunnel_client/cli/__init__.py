@@ -12,7 +12,8 @@ def _version_text() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from tunnel_client.cli import audit, dev, doctor, health, help, init, policy, profiles, run
+    from tunnel_client.cli import (audit, configcmd, dev, doctor, health, help, init, policy,
+                                   profiles, run)
 
     parser = argparse.ArgumentParser(
         prog="tunnel-client",
@@ -21,7 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Run `tunnel-client COMMAND --help` for a command's flags.")
     parser.add_argument("--version", action="version", version=_version_text())
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in (run, doctor, health, init, profiles, policy, audit, help, dev):
+    for module in (run, doctor, health, configcmd, init, profiles, policy, audit, help, dev):
         module.add_parser(sub)
     return parser
 

@@ -43,6 +43,9 @@ def add_parser(sub):
     own.add_argument("--url-file", metavar="PATH", help="file holding that URL")
     own.add_argument("--require-daemon", action="store_true",
                      help="a daemon that is not running is CRITICAL (for cron)")
+    own.add_argument("--start-check", choices=("auto", "always", "never"), default="auto",
+                     help="start a stdio MCP server for real (spawn, initialize, stop): auto "
+                          "does it when no daemon answers [default %(default)s]")
     own.add_argument("--lock-file", metavar="PATH",
                      help="lock against overlapping runs [default: in $XDG_RUNTIME_DIR or "
                           "/tmp]")
@@ -86,7 +89,8 @@ def run(args) -> int:
         options = doctor.Options(
             flags.collect(args), environ, offline=args.offline, timeout=args.timeout,
             cert_warn_days=args.cert_warn_days, daemon_url=args.url,
-            daemon_url_file=args.url_file, require_daemon=args.require_daemon)
+            daemon_url_file=args.url_file, require_daemon=args.require_daemon,
+            start_check=args.start_check)
         try:
             report = doctor.run(options)
         except Exception as exc:  # doctor's own failure must read UNKNOWN, not a traceback

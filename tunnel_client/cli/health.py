@@ -12,12 +12,19 @@ from tunnel_client.admin import client
 from tunnel_client.errors import ConfigError
 
 
+# What the packages configure (conf/config.yaml: health.url_file), so `tunnel-client
+# health` with no arguments checks the packaged daemon.
+DEFAULT_URL_FILE = "/run/tunnel-client/admin.url"
+DEFAULT_PORT = 8080
+
+
 def add_parser(sub):
     parser = sub.add_parser(
         "health", help="check a running daemon's /healthz and /readyz (exit 0 ok, 2 not)",
-        description="Locate a running tunnel-client by exactly one of --url, --url-file or "
-                    "--port and check its liveness and readiness. Exit codes: 0 healthy, "
-                    "2 not healthy, 1 usage error.")
+        description="Locate a running tunnel-client by one of --url, --url-file or --port "
+                    "(default: the packaged %s, else port %d) and check its liveness and "
+                    "readiness. Exit codes: 0 healthy, 2 not healthy, 1 usage error."
+                    % (DEFAULT_URL_FILE, DEFAULT_PORT))
     parser.add_argument("--url", help="admin base URL (or its /healthz or /readyz URL)")
     parser.add_argument("--url-file", help="file written by --health.url-file")
     parser.add_argument("--port", type=int, help="admin port on 127.0.0.1")
@@ -32,8 +39,13 @@ def add_parser(sub):
 
 def locate(args):
     given = [name for name in ("url", "url_file", "port") if getattr(args, name) is not None]
-    if len(given) != 1:
-        raise ConfigError("choose exactly one of --url, --url-file, or --port")
+    if len(given) > 1:
+        raise ConfigError("choose one of --url, --url-file, or --port")
+    if not given:
+        if os.path.exists(DEFAULT_URL_FILE):
+            args.url_file = DEFAULT_URL_FILE
+        else:
+            args.port = DEFAULT_PORT
     if args.url is not None:
         base = args.url.rstrip("/")
         for suffix in ("/healthz", "/readyz", "/ui"):

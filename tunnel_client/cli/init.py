@@ -13,25 +13,33 @@ def add_parser(sub):
         description="Create a validated profile (mode 0600) from one of the built-in samples. "
                     "The API key is never written to it: the profile refers to "
                     "env:CONTROL_PLANE_API_KEY.")
-    parser.add_argument("--tunnel-id", help="the tunnel to serve (tunnel_...)")
+    # The run spellings (--control-plane.tunnel-id, --mcp.command...) are accepted too.
+    parser.add_argument("--tunnel-id", "--control-plane.tunnel-id",
+                        help="the tunnel to serve (tunnel_...)")
     parser.add_argument("--profile", default=None,
                         help="profile name [default: the sample's name]")
     parser.add_argument("--sample", choices=sorted(samples.SAMPLES),
-                        help="sample to start from [default: stdio if only --mcp-command is "
-                             "given, else sample_mcp_with_dcr]")
-    parser.add_argument("--profile-dir", help="where profiles live")
+                        help="sample to start from [default: sample_mcp_remote_no_auth when "
+                             "only --mcp-server-url is given, else sample_mcp_stdio_local]")
+    parser.add_argument("--profile-dir", "--profile.dir", help="where profiles live")
     parser.add_argument("--force", action="store_true", help="replace an existing profile")
-    parser.add_argument("--control-plane-base-url", help="control-plane base URL")
-    parser.add_argument("--control-plane-url-path", help="path prefix before /v1/...")
+    parser.add_argument("--control-plane-base-url", "--control-plane.base-url",
+                        help="control-plane base URL")
+    parser.add_argument("--control-plane-url-path", "--control-plane.url-path",
+                        help="path prefix before /v1/...")
     parser.add_argument("--control-plane-api-key-ref", default="env:CONTROL_PLANE_API_KEY",
                         help="where the key comes from: env:VAR or file:PATH "
                              "[default %(default)s]")
-    parser.add_argument("--mcp-server-url", help="Streamable HTTP MCP server URL")
-    parser.add_argument("--mcp-command", help="stdio MCP server command")
-    parser.add_argument("--health-listen-addr", default="127.0.0.1:8080",
+    parser.add_argument("--mcp-server-url", "--mcp.server-url",
+                        help="Streamable HTTP MCP server URL")
+    parser.add_argument("--mcp-command", "--mcp.command", help="stdio MCP server command")
+    parser.add_argument("--health-listen-addr", "--health.listen-addr", default="127.0.0.1:8080",
                         help="admin listener [default %(default)s]")
     parser.add_argument("--open-web-ui", action="store_true",
                         help="open the admin UI at start (desktops)")
+    parser.add_argument("--no-start-check", action="store_true",
+                        help="do not start the stdio MCP command once (spawn, initialize, "
+                             "stop) before writing the profile")
     parser.set_defaults(func=run)
 
 
@@ -52,6 +60,11 @@ def run(args) -> int:
         raise ConfigError("sample %s runs a stdio command; use --mcp-command" % name)
     if sample.transport == "http" and args.mcp_command:
         raise ConfigError("sample %s talks to an HTTP server; use --mcp-server-url" % name)
+    if sample.transport == "stdio" and not args.mcp_command:
+        raise ConfigError("sample %s needs --mcp-command (the MCP server command to run)"
+                          % name)
+    if sample.transport == "http" and not args.mcp_server_url:
+        raise ConfigError("sample %s needs --mcp-server-url (the MCP server's URL)" % name)
     if args.mcp_command:
         try:
             ok, evidence = executable.check(split_command(args.mcp_command), os.environ)
@@ -59,6 +72,15 @@ def run(args) -> int:
             raise ConfigError("mcp-command: %s" % exc) from None
         if not ok:
             raise ConfigError("mcp-command preflight failed: %s" % evidence[0])
+        if not args.no_start_check:
+            from tunnel_client.doctor import startcheck
+            from tunnel_client.mcp.stdio import child_environment
+            started = startcheck.check(split_command(args.mcp_command),
+                                       child_environment(os.environ))
+            if not started.ok:
+                raise ConfigError("mcp-command did not start: %s (run it by hand to see why, "
+                                  "or pass --no-start-check)" % started.summary)
+            print("MCP command: %s" % started.summary)
     profile = args.profile or name
     profiles.check_profile_name(profile)
     text = samples.render(name, {

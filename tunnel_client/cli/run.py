@@ -5,6 +5,7 @@ import signal
 
 from tunnel_client import config
 from tunnel_client.cli import flags
+from tunnel_client.config.envfile import read_env_file
 from tunnel_client.observe.logs import LogSetup
 
 
@@ -13,19 +14,30 @@ def add_parser(sub):
         "run", help="run the tunnel client daemon",
         description="Long-poll the control plane and forward MCP commands to the configured "
                     "MCP server(s). Settings come from flags, then the environment, then the "
-                    "YAML file, then defaults.")
+                    "YAML file, then defaults. SIGHUP reopens the log and audit files and "
+                    "applies the settings that can change live (log, policy, roots).")
+    parser.add_argument("--env-file", metavar="PATH",
+                        help="read KEY=VALUE lines into the environment, like systemd's "
+                             "EnvironmentFile (and like doctor --env-file)")
     flags.add_setting_flags(parser)
     parser.set_defaults(func=run)
+
+
+def environment(args) -> dict:
+    environ = dict(os.environ)
+    if getattr(args, "env_file", None):
+        environ.update(read_env_file(args.env_file))  # as doctor --env-file does
+    return environ
 
 
 def run(args) -> int:
     from tunnel_client.service import Service
 
-    cfg = config.load(flags.collect(args), os.environ)
+    cfg = config.load(flags.collect(args), environment(args))
     setup = LogSetup(cfg.log.level, cfg.log.format, cfg.log.file,
                      ring_capacity=cfg.admin_ui.log_buffer_events)
     service = Service(cfg, setup,
-                      reload_config=lambda: config.load(flags.collect(args), os.environ))
+                      reload_config=lambda: config.load(flags.collect(args), environment(args)))
     install_signal_handlers(service, setup)
     service.start()
     service.wait()
@@ -42,5 +54,4 @@ def install_signal_handlers(service, setup):
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-
     signal.signal(signal.SIGHUP, hangup)

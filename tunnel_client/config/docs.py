@@ -15,8 +15,10 @@ do not edit by hand.
 
 Every setting can come from a flag, an environment variable or the YAML file given with
 `--config` / `--profile`. Precedence: **flags > environment > YAML > defaults**. An
-environment variable that is set but empty masks the YAML value and falls back to the
-default. List settings repeat the flag; in the environment they are split as noted.
+environment variable that is set but empty counts as unset (one rule for every setting,
+so `MCP_COMMAND=` in an environment file never hides the YAML command); `tunnel-client
+doctor` names the source each value came from. List settings repeat the flag; in the
+environment they are split as noted.
 
 Values marked *ref* accept `env:VAR` (the variable's value) and `file:PATH` (the file's
 contents) instead of a literal. Secrets (the API key, header values) are never echoed in

@@ -160,7 +160,8 @@ def _yaml_lookup(document: Mapping[str, Any], key: str):
 
 def _raw_value(s: Setting, flags: Mapping[str, Any], environ: Mapping[str, str],
                document: Mapping[str, Any], yaml_label: str):
-    """The raw value and its origin; an empty environment value masks YAML (Go client)."""
+    """The raw value and its origin. An empty environment value counts as unset, for every
+    setting alike (an empty ``MCP_COMMAND=`` in an env file must not hide the YAML one)."""
     for name in (s.flag,) + s.aliases:
         if name and flags.get(name) is not None:
             return flags[name], Origin("flag", name)
@@ -168,9 +169,7 @@ def _raw_value(s: Setting, flags: Mapping[str, Any], environ: Mapping[str, str],
         if env in environ:
             raw = environ[env]
             if not raw.strip():
-                if env == s.env and s.env_fallbacks:
-                    continue
-                return None, Origin("env", env)
+                continue
             if s.multiple:
                 items = [item.strip() for item in re.split(s.env_split or r"\n", raw)]
                 return [item for item in items if item], Origin("env", env)
@@ -208,12 +207,14 @@ def parse_setting(s: Setting, raw, origin: Origin, environ: Mapping[str, str]):
 
 def load(flags: Optional[Mapping[str, Any]] = None,
          environ: Optional[Mapping[str, str]] = None,
-         require_runtime: bool = True) -> "Config":
+         require_runtime: bool = True, collect: bool = False) -> "Config":
     """Build the effective configuration.
 
     ``flags`` maps flag names (``--control-plane.poll-timeout``) to values, None when not
     given. ``require_runtime`` enforces what ``run`` needs (tunnel id, key, main channel);
-    ``doctor`` loads without it to report each missing piece as its own check.
+    ``doctor`` loads without it to report each missing piece as its own check. With
+    ``collect`` every setting that does not parse is recorded in ``problems`` (and left at
+    its default) instead of stopping at the first, so doctor reports them all at once.
     """
     flags = dict(flags or {})
     environ = dict(os.environ if environ is None else environ)
@@ -244,13 +245,22 @@ def load(flags: Optional[Mapping[str, Any]] = None,
         try:
             values[s.key] = parse_setting(s, raw, origin, environ)
         except ConfigError as exc:
-            if require_runtime or s.key not in DEFERRABLE:
+            if require_runtime or (s.key not in DEFERRABLE and not collect):
                 raise
+            if collect and s.key not in DEFERRABLE:
+                values[s.key], problems[s.key] = s.default, str(exc)
+                continue
             # doctor reports a key it cannot resolve as its own check, not as a broken file
             values[s.key], problems[s.key] = None, str(exc)
 
-    bindings = _bindings(values)
-    _validate(values, origins, bindings, require_runtime)
+    try:
+        bindings = _bindings(values)
+        _validate(values, origins, bindings, require_runtime)
+    except ConfigError as exc:
+        if not collect:
+            raise
+        bindings = bindings if "bindings" in locals() else ()
+        problems["configuration"] = str(exc)
     if values["control_plane.client_cert"] and origins["control_plane.base_url"].source == \
             "default" and values["control_plane.base_url"] == DEFAULT_BASE_URL:
         values["control_plane.base_url"] = MTLS_BASE_URL

@@ -65,6 +65,9 @@ def profile_dir(flag_value: Optional[str], environ: Mapping[str, str]) -> str:
     return os.path.join(home, ".config", "tunnel-client")
 
 
+DEFAULT_CONFIG = "/etc/tunnel-client/config.yaml"
+
+
 def select(flags: Mapping[str, Optional[str]], environ: Mapping[str, str]) -> ConfigSource:
     """Apply flag selectors, else environment selectors; each set is mutually exclusive."""
     chosen = [(k, f, flags.get(k)) for k, f, _ in _FLAGS if flags.get(k) is not None]
@@ -75,6 +78,10 @@ def select(flags: Mapping[str, Optional[str]], environ: Mapping[str, str]) -> Co
                           "configuration" % (chosen[0][1], chosen[1][1]))
     pdir = profile_dir(flags.get("profile_dir"), environ)
     if not chosen:
+        # Like nginx or chronyd: the packaged file when present, so `tunnel-client doctor`
+        # and `run` on a packaged host need no --config.
+        if os.path.isfile(DEFAULT_CONFIG):
+            return ConfigSource("config", DEFAULT_CONFIG, selected_by="default path")
         return ConfigSource("none")
     key, label, value = chosen[0]
     value = (value or "").strip()

@@ -58,8 +58,9 @@ SAMPLES = {s.name: s for s in (
 
 
 def default_sample(mcp_command: Optional[str], mcp_server_url: Optional[str]) -> str:
-    return "sample_mcp_stdio_local" if mcp_command and not mcp_server_url \
-        else "sample_mcp_with_dcr"
+    """The stdio sample unless only a server URL is given; OAuth (DCR) is never assumed."""
+    return "sample_mcp_remote_no_auth" if mcp_server_url and not mcp_command \
+        else "sample_mcp_stdio_local"
 
 
 def _quote(value: str) -> str:

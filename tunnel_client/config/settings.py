@@ -431,6 +431,10 @@ SETTINGS = SELECTORS + (
     Setting("log.http_raw_unsafe", "LOG_HTTP_RAW_UNSAFE", "--log.http-raw-unsafe", boolean,
             False, "Log raw HTTP exchanges at debug level (secrets are still redacted).",
             expect="true or false", schema=_BOOL),
+    Setting("log.access", "LOG_ACCESS", "--log.access", boolean, True,
+            "Log one info line per command (method, tool, channel, status, duration, bytes, "
+            "request id; never payloads). false turns it off.",
+            expect="true or false", schema=_BOOL),
 
     # --- admin / health listener
     Setting("health.listen_addr", "HEALTH_LISTEN_ADDR", "--health.listen-addr", listen_addr,

@@ -250,6 +250,11 @@ def parse_proxy(raw: str, environ: Mapping[str, str], source: str) -> ProxySetti
         raise ValueError('proxy URL scheme must be http or https, got "%s"' % parts.scheme)
     if not parts.hostname:
         raise ValueError("proxy URL must include a host, for example http://proxy.corp:3128")
+    try:
+        parts.port
+    except ValueError:
+        raise ValueError("proxy URL has an invalid port; write it as http://host:port, for "
+                         "example http://proxy.corp:3128") from None
     return ProxySetting(url, label)
 
 

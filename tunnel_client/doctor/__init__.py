@@ -15,8 +15,9 @@ from typing import List, Mapping, Optional
 
 from tunnel_client import config, wire
 from tunnel_client.admin import client
+from tunnel_client.config import sources
 from tunnel_client.config.values import redact_url
-from tunnel_client.doctor import executable
+from tunnel_client.doctor import executable, startcheck
 from tunnel_client.doctor.report import CRIT, OK, SKIP, WARN, Check, Report
 from tunnel_client.errors import ConfigError, TunnelClientError
 
@@ -31,22 +32,32 @@ class Options:
     daemon_url: Optional[str] = None
     daemon_url_file: Optional[str] = None
     require_daemon: bool = False
+    start_check: str = "auto"  # auto (when no daemon answers) | always | never
 
 
 def run(options: Options) -> Report:
     report = Report()
     budget = wire.Deadline.after(options.timeout)
     try:
-        cfg = config.load(options.flags, options.environ, require_runtime=False)
+        cfg = config.load(options.flags, options.environ, require_runtime=False, collect=True)
     except ConfigError as exc:
-        report.add(Check("config", CRIT, str(exc), "nothing else can work until the "
-                         "configuration loads", next=["fix the setting named above; "
-                                                      "`tunnel-client help troubleshooting`"]))
+        for problem in sources.file_problems(options.flags, options.environ) or [str(exc)]:
+            report.add(Check("config", CRIT, problem, "nothing else can work until the "
+                             "configuration loads", next=[
+                                 "fix the setting named above; `tunnel-client help "
+                                 "troubleshooting`"]))
         for check_id in ("tunnel_id", "api_key", "mcp_target", "control_plane", "daemon"):
             report.add(Check(check_id, SKIP, "skipped: configuration does not load"))
         return report
-    report.add(Check("config", OK, "loaded %s" % cfg.source.describe()))
+    broken = _config_problems(report, cfg)
+    if not broken:
+        report.add(Check("config", OK, "loaded %s" % cfg.source.describe()))
+    report.add(_sources(cfg))
     identity_ok = _identity(report, cfg)
+    if broken:
+        # Every independent problem is reported; what depends on a broken setting waits.
+        _offline_checks(report, cfg, options, broken)
+        return report
     main = cfg.binding("main")
     service = None
     if (main is not None and main.transport == "http") or (identity_ok and not options.offline):
@@ -67,8 +78,54 @@ def run(options: Options) -> Report:
     return report
 
 
+def _config_problems(report: Report, cfg) -> List[str]:
+    """One CRIT line per setting that does not parse, naming the setting and its source."""
+    broken = []
+    for key, message in cfg.problems.items():
+        if key == "control_plane.api_key":
+            continue  # reported by the api_key check
+        broken.append(key)
+        origin = cfg.origins.get(key)
+        # Flags and variables are named in the message already; a file gets its line.
+        shown = "%s [%s]" % (message, sources.where(cfg, key)) \
+            if origin is not None and origin.source == "yaml" else message
+        report.add(Check("config", CRIT, shown, "the daemon refuses to start with it",
+                         next=["fix the setting named here, where it is set"]))
+    return broken
+
+
+def _sources(cfg) -> Check:
+    """Which source won for the settings operators ask about, and ignored empty values."""
+    evidence = ["%s: %s" % (label, sources.where(cfg, key))
+                for key, label in sources.KEY_SETTINGS.items()
+                if cfg.origins.get(key) is not None and cfg.origins[key].source != "default"]
+    empty = sources.ignored_empty(cfg.environ)
+    evidence += ["%s is set but empty: counts as unset" % name for name in empty]
+    summary = "; ".join(evidence[:3]) or "defaults only"
+    if empty:
+        summary = "%s set but empty (counts as unset); %s" % (", ".join(empty), summary)
+    return Check("sources", OK, summary, "flags > environment > config file > defaults; an "
+                 "empty environment value counts as unset", evidence)
+
+
+def _offline_checks(report, cfg, options, broken):
+    """With configuration problems: the checks that do not depend on a broken setting."""
+    mcp_broken = any(k.startswith("mcp.") or k == "configuration" for k in broken)
+    if mcp_broken:
+        report.add(Check("mcp_target", SKIP, "skipped: fix the MCP settings above first"))
+    else:
+        main = cfg.binding("main")
+        if main is not None and main.transport == "stdio":
+            _mcp(report, cfg, None, wire.Deadline.after(options.timeout), options)
+    _certificates(report, cfg, options.cert_warn_days)
+    _proxies(report, cfg)
+    report.add(Check("control_plane", SKIP, "skipped: fix the configuration problems above "
+                     "first"))
+    report.add(_daemon(cfg, options, wire.Deadline.after(options.timeout)))
+
+
 def _run_checks(report, cfg, service, options, budget, identity_ok):
-    _mcp(report, cfg, service, budget)
+    _mcp(report, cfg, service, budget, options)
     _certificates(report, cfg, options.cert_warn_days)
     _proxies(report, cfg)
     if cfg.audit.file:
@@ -80,8 +137,16 @@ def _run_checks(report, cfg, service, options, budget, identity_ok):
         report.add(Check("control_plane", SKIP, "skipped: tunnel id or API key missing"))
     else:
         from tunnel_client.doctor import network
-        report.add(network.control_plane_check(cfg, service.controlplane, service.cp_route,
-                                               _step_timeout(budget), options.cert_warn_days))
+        try:
+            check = network.control_plane_check(cfg, service.controlplane, service.cp_route,
+                                                _step_timeout(budget), options.cert_warn_days)
+        except (OSError, ValueError) as exc:
+            # A network or configuration fault the hop checks did not foresee is still a
+            # fault of the path, not of doctor: CRITICAL, never UNKNOWN.
+            check = Check("control_plane", CRIT, "%s: %s" % (type(exc).__name__, exc),
+                          evidence=["route: %s" % service.cp_route.describe()],
+                          next=["check the proxy and control-plane settings"])
+        report.add(check)
     report.add(_daemon(cfg, options, budget))
 
 
@@ -119,7 +184,7 @@ def _identity(report: Report, cfg) -> bool:
     return ok
 
 
-def _mcp(report: Report, cfg, service, budget):
+def _mcp(report: Report, cfg, service, budget, options: "Options"):
     main = cfg.binding("main")
     if main is None:
         polls_main = cfg.control_plane.poll_channels is None or \
@@ -134,6 +199,20 @@ def _mcp(report: Report, cfg, service, budget):
         " ".join(main.argv) if main.transport == "stdio" else redact_url(main.url))))
     if main.transport == "stdio":
         ok, evidence = executable.check(main.argv, cfg.environ)
+        if ok and _wants_start_check(cfg, options, budget):
+            from tunnel_client.mcp.stdio import child_environment
+            env = child_environment(cfg.environ, [cfg.control_plane.api_key],
+                                    cfg.mcp.stdio.inherit_secrets)
+            started = startcheck.check(main.argv, env, timeout=_step_timeout(budget, 10.0),
+                                       stop_grace=min(cfg.mcp.stdio.stop_grace, 2.0))
+            report.add(Check("mcp_command", OK if started.ok else CRIT, started.summary,
+                             "the daemon spawns this command at start and restarts it; "
+                             "one that exits at once makes the daemon give up",
+                             evidence + started.evidence,
+                             [] if started.ok else [
+                                 "run the command by hand as the service user to see why "
+                                 "it stops; fix it or mcp.commands"]))
+            return
         report.add(Check("mcp_command", OK if ok else CRIT,
                          "%s will start" % main.argv[0] if ok else evidence[0],
                          "the daemon spawns this command at start", evidence,
@@ -143,6 +222,17 @@ def _mcp(report: Report, cfg, service, budget):
     binding = service.router.route("main")
     report.add(network.mcp_http_check(binding, _step_timeout(budget, 3.0)))
     report.add(_oauth(binding, budget))
+
+
+def _wants_start_check(cfg, options: "Options", budget) -> bool:
+    """A real start of the stdio server, unless a running daemon already proves it (and
+    a second copy of the server could disturb the first)."""
+    if options.start_check in ("always", "never"):
+        return options.start_check == "always"
+    bases = _daemon_base(cfg, options)
+    if not bases:
+        return True
+    return client.get(bases[0], "/healthz", _step_timeout(budget, 2.0)).error is not None
 
 
 def _oauth(binding, budget) -> Check:

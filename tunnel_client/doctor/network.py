@@ -2,6 +2,7 @@
 TLS, then an authenticated metadata GET through exactly the code the daemon uses. A
 failure names the hop, so "the proxy refused CONNECT" never reads as "the API is down"."""
 
+import re
 import socket
 import ssl
 import time
@@ -23,30 +24,77 @@ class HopFailed(Exception):
 
 def _connect_via_proxy(sock: socket.socket, proxy_url: str, host: str, port: int,
                        timeout: float):
-    status, line = proxycheck.connect_status(sock, proxy_url, host, port, timeout)
-    if status == 407:
-        raise HopFailed("CONNECT", "proxy %s requires authentication (407)" % redact_url(
-            proxy_url), "put the proxy credentials in the proxy URL "
-            "(http://user:password@proxy:port) or ask for an allow rule")
+    shown = redact_url(proxy_url)
+    try:
+        status, line, headers = proxycheck.connect_response(sock, proxy_url, host, port,
+                                                            timeout)
+    except (socket.timeout, TimeoutError):
+        raise HopFailed("CONNECT", "proxy %s accepted the TCP connection but did not answer "
+                        "CONNECT to %s:%d within %gs" % (shown, host, port, timeout),
+                        "check that this is an HTTP forward proxy port (not a SOCKS or "
+                        "transparent port) and that it is not overloaded") from None
+    except OSError as exc:
+        raise HopFailed("CONNECT", "proxy %s dropped the CONNECT to %s:%d: %s" % (
+            shown, host, port, _reason(exc)), "check the proxy's logs for this host") from None
+    if status in (401, 407):
+        # A 401 to CONNECT is the proxy's too: tinyproxy answers bad BasicAuth with it.
+        raise HopFailed("CONNECT", *_auth_advice(proxy_url, headers, status))
     if not 200 <= status < 300:
         raise HopFailed("CONNECT", "proxy %s refused CONNECT to %s:%d: %s" % (
-            redact_url(proxy_url), host, port, line or "no answer"),
+            shown, host, port, line or "no answer"),
             "ask the proxy administrators to allow CONNECT to %s:%d" % (host, port))
+
+
+def _auth_advice(proxy_url: str, headers, status: int = 407):
+    """(summary, fix) for a 407: what the proxy offered, what we sent, what to do."""
+    shown = redact_url(proxy_url)
+    offered = proxycheck.auth_schemes(headers)
+    has_credentials = bool(urlsplit(proxy_url).username)
+    offers = " (it offers %s)" % ", ".join(offered) if offered else ""
+    basic = any(scheme.lower() == "basic" for scheme in offered) or not offered
+    if not basic:
+        return ("proxy %s requires authentication%s; tunnel-client supports only Basic"
+                % (shown, offers),
+                "ask the proxy administrators for Basic authentication or an allow rule for "
+                "this host, or run a local authenticating proxy (cntlm, px) and point "
+                "http_proxy at it")
+    if has_credentials:
+        return ("proxy %s rejected the credentials in the proxy URL (%d)%s" % (
+            shown, status, offers),
+                "check the user and password in the proxy URL (percent-encode @ : / in them)")
+    return ("proxy %s requires authentication (%d)%s" % (shown, status, offers),
+            "put the proxy credentials in the proxy URL (http://user:password@proxy:port) or "
+            "ask for an allow rule")
 
 
 def probe_hops(route: Route, timeout: float, cert_warn_days: int) -> List[str]:
     """Walk DNS, TCP, CONNECT and TLS for the route's target; evidence lines on success."""
     target = urlsplit(route.target)
-    host, port = target.hostname, target.port or (443 if target.scheme == "https" else 80)
     proxy = urlsplit(route.proxy) if route.proxy else None
+    try:
+        host, port = target.hostname, target.port or (443 if target.scheme == "https" else 80)
+    except ValueError:
+        raise HopFailed("URL", "control plane URL %s has an invalid port" % redact_url(
+            route.target), "write control_plane.base_url as https://host[:port]") from None
+    try:
+        dial_port = (proxy.port or (443 if proxy.scheme == "https" else 80)) if proxy else port
+    except ValueError:
+        raise HopFailed("proxy", "proxy URL %s (from %s) has an invalid port" % (
+            re.sub(r"//[^@/]*@", "//", route.proxy), route.proxy_source),
+            "write the proxy as http://host:port, e.g. http://proxy.example:3128") from None
     dial_host = proxy.hostname if proxy else host
-    dial_port = (proxy.port or (443 if proxy.scheme == "https" else 80)) if proxy else port
     evidence = ["route: %s" % route.describe()]
     try:
         addresses = socket.getaddrinfo(dial_host, dial_port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
-        raise HopFailed("DNS", "cannot resolve %s: %s" % (dial_host, exc.strerror or exc),
-                        "check the host name and the machine's DNS resolver") from None
+        fix = "check the host name and the machine's DNS resolver"
+        if not proxy:
+            fix += ("; if this network reaches the internet only through a proxy, set "
+                    "HTTPS_PROXY in the environment file (or control_plane.http_proxy / "
+                    "--http-proxy): no proxy is configured now")
+        raise HopFailed("DNS", "cannot resolve %s %s: %s" % (
+            "proxy" if proxy else "control plane", dial_host, exc.strerror or exc),
+            fix) from None
     evidence.append("DNS: %s -> %s" % (dial_host, addresses[0][4][0]))
     what = "proxy" if proxy else "control plane"
     try:
@@ -58,7 +106,14 @@ def probe_hops(route: Route, timeout: float, cert_warn_days: int) -> List[str]:
     try:
         evidence.append("TCP: connected to %s %s:%d" % (what, dial_host, dial_port))
         if proxy and proxy.scheme == "https":
-            sock = ssl.create_default_context().wrap_socket(sock, server_hostname=dial_host)
+            try:
+                sock = ssl.create_default_context().wrap_socket(sock,
+                                                                server_hostname=dial_host)
+            except (ssl.SSLError, OSError) as exc:
+                raise HopFailed("TLS", "TLS to proxy %s failed: %s" % (
+                    redact_url(route.proxy), _reason(exc)),
+                    "most proxies speak plain HTTP: write the proxy as http://host:port"
+                ) from None
         if proxy and target.scheme == "https":
             _connect_via_proxy(sock, route.proxy, host, port, timeout)
             evidence.append("CONNECT: proxy opened a tunnel to %s:%d" % (host, port))

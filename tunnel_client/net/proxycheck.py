@@ -33,6 +33,13 @@ class ProxyCheck:
 def connect_status(sock, proxy_url: str, host: str, port: int, timeout: float):
     """Send CONNECT host:port (with Basic credentials from the proxy URL); return
     (status code, status line)."""
+    status, line, _ = connect_response(sock, proxy_url, host, port, timeout)
+    return status, line
+
+
+def connect_response(sock, proxy_url: str, host: str, port: int, timeout: float):
+    """Like ``connect_status``, plus the response headers as (lower-case name, value)
+    pairs (``Proxy-Authenticate`` says which schemes a proxy wants)."""
     proxy = urlsplit(proxy_url)
     request = "CONNECT %s:%d HTTP/1.1\r\nHost: %s:%d\r\n" % (host, port, host, port)
     if proxy.username:
@@ -47,9 +54,23 @@ def connect_status(sock, proxy_url: str, host: str, port: int, timeout: float):
         if not chunk:
             break
         head += chunk
-    line = head.split(b"\r\n", 1)[0].decode("latin-1", "replace")
+    lines = head.split(b"\r\n\r\n", 1)[0].decode("latin-1", "replace").split("\r\n")
+    line = lines[0]
     parts = line.split(" ", 2)
-    return (int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0), line
+    headers = [(name.strip().lower(), value.strip()) for name, sep, value in
+               (h.partition(":") for h in lines[1:]) if sep]
+    return (int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0), line, headers
+
+
+def auth_schemes(headers) -> List[str]:
+    """The schemes a 407 offers, e.g. ["Negotiate", "NTLM"]."""
+    found = []
+    for name, value in headers:
+        if name == "proxy-authenticate" and value:
+            scheme = value.split(None, 1)[0].rstrip(",")
+            if scheme not in found:
+                found.append(scheme)
+    return found
 
 
 def dial_proxy(proxy_url: str, timeout: float):

@@ -39,6 +39,12 @@ class Instruments:
         self.expired = r.counter("commands_expired_total",
                                  "Commands dropped because their response deadline passed.",
                                  ("stage",))
+        self.completed = r.counter(
+            "commands_completed_total",
+            "Commands by how they ended, exactly one sample per command: ok, upstream_error "
+            "(the MCP server's JSON-RPC error), failed (synthesized by the tunnel client; "
+            "source says why), expired (deadline passed; source is the stage), dropped (no "
+            "answer delivered).", ("outcome", "source"), max_series=200)
         # response delivery
         self.posts = r.counter("response_posts_total", "Response POSTs by final outcome.",
                                ("resp_type", "outcome"))

@@ -161,6 +161,12 @@ class Histogram(_Metric):
         return lines
 
 
+class CounterFunction(Gauge):
+    """A counter read at scrape time (e.g. CPU seconds): typed ``counter`` so rate() works."""
+
+    kind = "counter"
+
+
 class Registry:
     def __init__(self):
         self._metrics: Dict[str, _Metric] = {}
@@ -179,6 +185,11 @@ class Registry:
 
     def gauge(self, name, doc, labels=(), **kwargs) -> Gauge:
         return self._add(Gauge(name, doc, labels, **kwargs))
+
+    def counter_function(self, name, doc, function) -> CounterFunction:
+        metric = self._add(CounterFunction(name, doc))
+        metric.set_function(function)
+        return metric
 
     def histogram(self, name, doc, labels=(), **kwargs) -> Histogram:
         return self._add(Histogram(name, doc, labels, **kwargs))

@@ -19,8 +19,7 @@
     samples: [],          // [{t, counters..., latSum, latCount, buckets, latency}]
     events: [],           // log events, oldest first
     lastSeq: 0,
-    stream: null,
-    streamRetryMs: 1000,
+    logsLoaded: false,
     levelPending: false,
     levels: [],
     lastOk: null,
@@ -280,7 +279,12 @@
       poll.consecutive_failures + (poll.failing_since ? " (failing since " + absolute(poll.failing_since) + ")" : ""));
     var pollError = $("poll-last-error");
     pollError.className = poll.auth_error ? "text-bad" : "";
-    setText(pollError, poll.auth_error || poll.last_error || "none");
+    var line = poll.auth_error || poll.last_error;
+    var opened = pollError.querySelector("details");
+    replaceChildren(pollError, [
+      el("span", { class: "poll-error-line" }, line ? line + (poll.last_error_kind ? " [" + poll.last_error_kind + "]" : "") : "none"),
+      poll.last_error_detail ? el("details", { class: "poll-error-detail", open: opened && opened.open ? "" : null },
+        el("summary", null, "details"), el("pre", null, poll.last_error_detail)) : null]);
 
     var warnings = (status.warnings || []).slice();
     if (status.tunnel_metadata_error) {
@@ -311,11 +315,20 @@
       var stdio = ch.transport_kind === "stdio";
       var processLines = stdio ? (ch.children && ch.children.length ? ch.children : [ch])
         .map(childLines).reduce(function (all, lines) { return all.concat(lines); }, []) : ["—"];
-      return el("tr", { "data-channel": ch.name, class: ch.healthy ? "" : "row-bad" },
+      var off = ch.healthy === null || ch.enabled === false;
+      var health = off ? el("span", { class: "badge badge-unknown" }, "off")
+        : ch.healthy && ch.warning ? el("span", { class: "badge badge-warn", title: ch.warning }, "at risk")
+        : badge(ch.healthy, "healthy", "unhealthy");
+      var budget = ch.restart_budget;
+      return el("tr", { "data-channel": ch.name,
+        class: off ? "row-off" : !ch.healthy ? "row-bad" : ch.warning ? "row-warn" : "" },
         el("td", null, el("strong", null, ch.name)),
         el("td", null, stdio ? "stdio" : (ch.transport_kind || "?")),
-        el("td", { class: "channel-health" }, badge(ch.healthy, "healthy", "unhealthy"),
-          ch.state ? el("span", { class: "muted" }, " " + ch.state) : null),
+        el("td", { class: "channel-health" }, health,
+          ch.state && !off ? el("span", { class: "muted" }, " " + ch.state) : null,
+          budget ? el("div", { class: "restart-budget" + (budget.nearly_spent ? " text-warn" : " muted"),
+            "data-used": budget.used, "data-limit": budget.limit },
+            "restarts " + budget.used + " of " + budget.limit + " in " + budget.window_seconds + " s") : null),
         el("td", { class: "wrap" }, el("code", { class: "channel-target" }, stdio ? ch.command : ch.url)),
         el("td", { class: "nowrap" }, processLines.map(function (line) { return el("div", null, line); })),
         el("td", { class: "wrap" }, ch.reason || ""));
@@ -375,19 +388,38 @@
     setText(tile.querySelector(".tile-rate"), note || "");
   }
 
+  // "+N in the last min" only once this page has watched for a minute; before that the
+  // window it covers is said plainly.
   function perMinute(key) {
     var delta = rateSince(key);
-    return delta === null ? "" : "+" + delta + " in the last min";
+    if (delta === null) { return ""; }
+    var first = state.samples[0], last = state.samples[state.samples.length - 1];
+    var covered = last.t - first.t;
+    return "+" + delta + (covered >= RATE_WINDOW_MS ? " in the last min" : " in the last " + Math.max(1, Math.round(covered / 1000)) + " s");
   }
 
-  function renderCounters() {
+  // The daemon counts each command's outcome and what happened in the last minute itself.
+  function outcomeCounts(status) {
+    var o = status.outcomes || {};
+    var pick = function (counts) {
+      counts = counts || {};
+      var n = function (k) { return counts[k] || 0; };
+      return { failed: n("failed") + n("expired") + n("dropped"), upstream: n("upstream_error"),
+        poll: n("poll_error"), restarts: n("restart"), detail: n("failed") + " failed · " + n("expired") + " expired · " + n("dropped") + " dropped" };
+    };
+    return { total: pick(o.total), recent: pick(o.last_window), window: o.window_seconds || 60 };
+  }
+
+  function renderCounters(status) {
     var s = state.samples[state.samples.length - 1];
     setTile("counter-polled", s.polled, perMinute("polled"));
     setTile("counter-posted", s.posted, perMinute("posted"));
-    var recentErrors = (rateSince("pollErrors") || 0) + (rateSince("postErrors") || 0);
-    setTile("counter-errors", s.pollErrors + s.postErrors,
-      "poll " + s.pollErrors + " · post " + s.postErrors, recentErrors > 0);
-    setTile("counter-restarts", s.restarts, perMinute("restarts"), (rateSince("restarts") || 0) > 0);
+    var o = outcomeCounts(status || {});
+    var errors = o.total.failed + o.total.upstream;
+    var recent = o.recent.failed + o.recent.upstream;
+    setTile("counter-errors", errors, "+" + recent + " in the last min · " + o.total.detail +
+      " · " + o.total.upstream + " MCP server errors · " + o.total.poll + " poll errors", recent > 0);
+    setTile("counter-restarts", s.restarts, "+" + o.recent.restarts + " in the last min", o.recent.restarts > 0);
     setTile("counter-inflight", s.busy, s.capacity === null ? "" : "of " + s.capacity + " workers",
       s.capacity && s.busy >= s.capacity);
   }
@@ -845,7 +877,7 @@
       renderHeader(status);
       renderReadiness(status);
       renderChannels(status);
-      renderCounters();
+      renderCounters(status);
       renderSparkline();
       renderDetails(status, sample);
       renderHarpoon({ status: replies[2], targets: replies[3], calls: replies[4] }, sample);
@@ -855,12 +887,14 @@
       state.lastOk = new Date();
       setText("last-refresh", "updated " + clock(state.lastOk));
       showBanner(null);
+      return pollLogs();
     }).catch(function (error) {
       showBanner("Cannot reach the tunnel-client admin API (" + error.message + "). Retrying; " +
         (state.lastOk ? "the data below is from " + clock(state.lastOk) + "." : "no data yet."));
       var node = $("readiness-badge");
       node.className = "badge badge-unknown";
       node.textContent = "unreachable";
+      setStreamState("retrying", "reconnecting…");
     }).then(function () {
       setTimeout(refresh, REFRESH_MS);
     });
@@ -869,7 +903,8 @@
   // --- logs ---------------------------------------------------------------------------
 
   var HIDDEN_FIELDS = { seq: 1, time: 1, level: 1, msg: 1, message: 1, component: 1,
-    client_instance_id: 1, tunnel_id: 1, traceback: 1 };
+    client_instance_id: 1, tunnel_id: 1, traceback: 1,
+    detail: 1 };  // a library's own error text: in the full event, one click away
 
   function fieldsText(event) {
     return Object.keys(event).filter(function (k) { return !HIDDEN_FIELDS[k]; }).map(function (k) {
@@ -944,26 +979,17 @@
     node.textContent = text;
   }
 
-  function openStream() {
-    if (state.stream) { state.stream.close(); }
-    var stream = new EventSource("/api/logs/stream?since=" + state.lastSeq);
-    state.stream = stream;
-    stream.onopen = function () {
-      state.streamRetryMs = 1000;
+  // New events since the last one we have, fetched with every refresh. A short request
+  // instead of an open-ended stream lets the page settle: headless screenshots with a
+  // virtual time budget, printing and load checks all wait for the network to go idle.
+  function pollLogs() {
+    if (!state.logsLoaded) { return Promise.resolve(); }
+    return getJSON("/api/logs?since=" + state.lastSeq + "&limit=" + MAX_ROWS).then(function (data) {
+      (data.events || []).forEach(addEvent);
       setStreamState("open", "live");
-    };
-    stream.addEventListener("log", function (message) {
-      try { addEvent(JSON.parse(message.data)); } catch (ignored) { /* malformed event */ }
-    });
-    stream.onerror = function () {
-      // Reconnect ourselves so the resume point is the last event we really have.
-      stream.close();
-      if (state.stream !== stream) { return; }
-      state.stream = null;
+    }).catch(function () {
       setStreamState("retrying", "reconnecting…");
-      setTimeout(openStream, state.streamRetryMs);
-      state.streamRetryMs = Math.min(state.streamRetryMs * 2, 15000);
-    };
+    });
   }
 
   function loadLogs() {
@@ -975,13 +1001,16 @@
         if (typeof event.seq === "number") { state.lastSeq = event.seq; }
       });
       renderLogs();
+      setStreamState("open", "live");
     }).catch(function () {
-      renderLogs();  // the stream below still delivers new events
-    }).then(openStream);
+      renderLogs();
+      setStreamState("retrying", "reconnecting…");
+    }).then(function () {
+      state.logsLoaded = true;
+    });
   }
 
   function resetLogs() {
-    if (state.stream) { state.stream.close(); state.stream = null; }
     state.events = [];
     state.lastSeq = 0;
     loadLogs();
@@ -1047,8 +1076,8 @@
       renderHarpoonCalls(state.harpoonCalls);
     });
     loadLevel();
-    loadLogs();
     refresh();
+    loadLogs();
   }
 
   if (document.readyState === "loading") {
