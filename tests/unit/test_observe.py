@@ -104,7 +104,7 @@ def test_poll_health_states_exactly(clock):
                                "last_error_detail": None, "auth_error": None,
                                "consecutive_failures": 0}
     poll.failed("refused")
-    assert poll.check() == Check(False, "control plane unreachable for 0s: refused",
+    assert poll.check() == Check(False, "control plane unreachable: refused for 0 s",
                                  clock.now)
     poll.succeeded()
     start = clock.now
@@ -117,7 +117,7 @@ def test_poll_health_states_exactly(clock):
                                "last_error_detail": "read timed out (read timeout=30)",
                                "auth_error": None, "consecutive_failures": 2}
     clock.now += 30  # exactly the grace: an outage
-    assert poll.check() == Check(False, "control plane unreachable for 30s: timeout",
+    assert poll.check() == Check(False, "control plane unreachable: timeout for 30 s",
                                  start + 5)
     poll.succeeded()
     assert firsts == [start], "the first success is announced once"
