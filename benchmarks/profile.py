@@ -27,6 +27,7 @@ ROOMS = [("HTTP client (requests/urllib3/http.client)", ("requests/", "urllib3/"
          ("metrics", ("metrics.py", "instruments.py")),
          ("threads and queues", ("threading.py", "queue.py")),
          ("stdio binding", ("mcp/stdio", "mcp/process")), ("HTTP binding", ("mcp/http",)),
+         ("policy and audit", ("tunnel_client/policy/", "jsonschema/", "hashlib", "hmac")),
          ("wire / worker / control plane (own code)", ("tunnel_client/",))]
 
 
@@ -39,6 +40,9 @@ def parse_args(argv=None):
     parser.add_argument("--transport", choices=("stdio", "http"), default="stdio")
     parser.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
     parser.add_argument("--top", type=int, default=30)
+    parser.add_argument("--daemon-arg", action="append", default=[], metavar="ARG",
+                        help="extra argument for tunnel-client run (repeat), e.g. "
+                             "--daemon-arg=--config --daemon-arg=policy.yaml")
     return parser.parse_args(argv)
 
 
@@ -95,7 +99,8 @@ def main(argv=None) -> int:
     spy = py_spy()
     relay = RelayProcess(response_timeout="120s")
     stub = HttpStubProcess() if args.transport == "http" else None
-    daemon = DaemonProcess(relay, max(10, args.callers), stub.url if stub else None)
+    daemon = DaemonProcess(relay, max(10, args.callers), stub.url if stub else None,
+                           args=args.daemon_arg)
     out = tempfile.mktemp(prefix="bench-profile-", suffix=".txt")
     try:
         daemon.wait_ready()
