@@ -520,6 +520,7 @@ def test_exposed_keys_are_warned_about_at_start(relay, daemon, tmp_path, url_fil
     instance = daemon(mcp_command=stub_command(), args=[
         "--config", str(config), "--control-plane.api-key", "file:%s" % key_file,
         "--health.url-file", url_file])
+    wait_for(lambda: "tunnel-client started" in instance.output(), message="the start")
     warnings = [e["msg"] for e in instance.events() if e.get("level") == "WARN"]
     assert any(str(key_file) in w and "chmod 600" in w for w in warnings), warnings
     assert any("mcp.extra_headers" in w and str(config) in w for w in warnings), warnings
@@ -571,6 +572,7 @@ def test_remote_ui_requires_its_token_warns_and_shows_the_real_url(relay, daemon
     assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
     with_cookie = dict(remote, Cookie=cookie.split(";")[0])
     assert requests.get(base + "/ui", headers=with_cookie, timeout=5).status_code == 200
+    wait_for(lambda: "tunnel-client started" in instance.output(), message="the start")
     warnings = [e for e in instance.events() if e.get("level") == "WARN"]
     assert any("other hosts" in e["msg"] for e in warnings), warnings
     started = [e for e in instance.events() if e.get("msg") == "tunnel-client started"][0]
