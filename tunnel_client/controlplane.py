@@ -10,7 +10,7 @@ import socket
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable, List, Optional, Tuple
+from typing import Callable, List, Mapping, Optional, Tuple
 from urllib.parse import quote
 
 import requests
@@ -277,8 +277,10 @@ class ControlPlane:
         self.probe_url = "%s/poll?%slimit=1&timeout_ms=%d" % (
             base, query, max(1, int(min(poll_timeout, PROBE_TIMEOUT) * 1000)))
         headers = {}
-        pairs = extra_headers.items() if hasattr(extra_headers, "items") else extra_headers
-        for name, value in pairs or ():  # a mapping or (name, value) pairs
+        # A mapping, a HeaderList (its ``items`` are pairs) or (name, value) pairs.
+        pairs = extra_headers.items() if isinstance(extra_headers, Mapping) \
+            else getattr(extra_headers, "items", extra_headers)
+        for name, value in pairs or ():
             if name.lower() == "x-tunnel-client-instance-id":
                 log.warning("ignoring extra header X-Tunnel-Client-Instance-Id; the client "
                             "sets its own")

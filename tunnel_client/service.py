@@ -331,6 +331,7 @@ class Service:
         except Exception as exc:  # a bad edit must not take down the daemon or its policy
             log.error("reload: configuration not reloaded; keeping the running one: %s" % exc)
             if self.policy is not None:
+                log.error("policy reload failed; keeping the current policy")
                 self.metrics.policy_reloads.inc(result="failed")
                 self.policy.reload(self.policy.policies)  # the audit file is reopened all the same
             return None
@@ -342,6 +343,7 @@ class Service:
         if self.policy is not None:
             self.policy.reload(policies)
             self.metrics.policy_reloads.inc(result="ok")
+            log.info("policy reloaded", extra={"channels": sorted(policies.channels)})
         elif policies or fresh.audit.file:
             restart.append("policy/audit (turned on since the daemon started)")
             live = [key for key in live if not key.startswith(("policy.", "audit."))]
