@@ -57,9 +57,20 @@ def read_file(path: str) -> Any:
     """A policy file: YAML (JSON is YAML too) holding the channels mapping."""
     import yaml
 
+    from tunnel_client.config import yaml_shape
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
         with open(path, encoding="utf-8") as handle:
-            return yaml.safe_load(handle) or {}
+            text = handle.read()
+        # As for the main file: alias bombs and duplicate keys are refused before loading.
+        shape = yaml_shape.problem(yaml.compose(text, Loader=loader))
+        if shape:
+            raise ValueError("policy file %s: %s" % (path, shape))
+        return yaml.load(text, Loader=loader) or {}  # noqa: S506 - a safe loader
+    except UnicodeDecodeError as exc:
+        raise ValueError("policy file %s is not UTF-8 text (bad byte at offset %d)"
+                         % (path, exc.start))
     except OSError as exc:
         raise ValueError("cannot read policy file %s: %s" % (path, exc.strerror or exc))
     except yaml.YAMLError as exc:

@@ -58,7 +58,7 @@ def file_problems(flags: Mapping[str, object], environ: Mapping[str, str]) -> Li
 
     import yaml
 
-    from tunnel_client.config import profiles, schema
+    from tunnel_client.config import profiles, schema, yaml_shape
     from tunnel_client.errors import ConfigError
 
     try:
@@ -69,7 +69,13 @@ def file_problems(flags: Mapping[str, object], environ: Mapping[str, str]) -> Li
         if not source.path:
             return []
         with open(source.path, encoding="utf-8") as handle:
-            document = yaml.safe_load(handle)
+            text = handle.read()
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        # The loader's own refusals (alias bombs, duplicate keys) come before the schema.
+        shape = yaml_shape.problem(yaml.compose(text, Loader=loader))
+        if shape:
+            return ["config file %s: %s" % (source.path, shape)]
+        document = yaml.load(text, Loader=loader)  # noqa: S506 - a safe loader
     except (ConfigError, OSError, ValueError, yaml.YAMLError):
         return []
     found = []
