@@ -99,7 +99,7 @@ def test_gate_lets_one_probe_through_then_everyone():
     waiter.start()
     waiter.join(0.2)
     assert waiter.is_alive(), "a second worker must wait for the probe's verdict"
-    gate.success(time.monotonic())
+    assert gate.success(time.monotonic()) is True
     waiter.join(2)
     assert results == [POLL]
     assert gate.wait(stop) == POLL
@@ -112,7 +112,7 @@ def test_a_poll_sent_before_a_pause_does_not_clear_it():
     gate.success(time.monotonic())
     long_poll_sent = time.monotonic()  # waiting at the service while another worker...
     gate.failure(ControlPlaneError("429", status=429, retry_after=60))  # ...meets a 429
-    gate.success(long_poll_sent)
+    assert gate.success(long_poll_sent) is False, "no recovery to report either"
     assert "429" in gate.reason
     results = []
     waiter = threading.Thread(target=lambda: results.append(gate.wait(stop)))
