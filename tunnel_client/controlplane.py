@@ -160,21 +160,23 @@ class BackoffGate:
                     return PROBE
                 self._cond.wait()
 
-    def success(self, sent_at: float):
-        """A poll sent at ``sent_at`` (monotonic) succeeded."""
+    def success(self, sent_at: float) -> bool:
+        """A poll sent at ``sent_at`` (monotonic) succeeded; False when it does not count
+        because a failure or pause was recorded after it was sent."""
         with self._cond:
             if sent_at < self._paused_at:
                 # Overtaken by a later failure or pause: that verdict stands, but a probe
                 # that ended this way must let the next probe go after the pause.
                 self._probing = False
                 self._cond.notify_all()
-                return
+                return False
             self._failures = 0
             self._proven = True
             self._probing = False
             self._paused_until = 0.0
             self.reason = ""
             self._cond.notify_all()
+            return True
 
     def failure(self, error: ControlPlaneError) -> float:
         """Record a failed poll; returns the pause now in force (seconds)."""

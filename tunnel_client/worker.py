@@ -132,9 +132,9 @@ class Worker(threading.Thread):
                 log.exception("unexpected error while polling")
                 gate.failure(ControlPlaneError("poll failed: internal error"))
                 continue
-            gate.success(sent_at)
-            self.poll_health.succeeded()
-            self.poll_log.success()
+            if gate.success(sent_at):  # a poll overtaken by a pause proves no recovery
+                self.poll_health.succeeded()
+                self.poll_log.success()
             for item in skipped:
                 self.metrics.skipped.inc(drop_reason="invalid_command_type"
                                          if "command_type" in item.reason else "invalid_payload")

@@ -4,7 +4,6 @@ import concurrent.futures
 import json
 import os
 import signal
-import time
 
 import pytest
 import requests
@@ -153,10 +152,11 @@ def test_child_killed_mid_call_fails_fast_and_the_next_call_succeeds(relay, daem
     call = relay.submit(tool_call("sleep", 9, seconds=30))
     wait_for(lambda: any(e["method"] == "tools/call" for e in read_stub_log(stub_log)),
              message="the call reaching the server")
-    killed_at = time.monotonic()
     os.kill(stub_pids(stub_log)[0], signal.SIGKILL)
-    payload = call.take(5)
-    assert payload is not None and time.monotonic() - killed_at < 1.0
+    # Fast means "because the child died", told by the provenance below: the call itself
+    # would sleep 30 s, past the command's 20 s deadline.
+    payload = call.take(15)
+    assert payload is not None, "no reply after the child died"
     error = payload["resp_json"]["error"]
     assert payload["resp_code"] == 502 and error["code"] == -32603
     assert error["data"]["tunnel_failure"]["source"] == "transport_closed"
@@ -169,13 +169,13 @@ def test_a_child_that_always_exits_makes_the_daemon_exit_non_zero(relay, daemon)
     instance = daemon(wait=False, mcp_command="python3 -c 'import sys; sys.exit(3)'",
                       args=["--mcp.stdio.restart-backoff", "20ms",
                             "--mcp.stdio.restart-limit", "3"])
-    assert instance.wait(30) == 1
+    assert instance.wait() == 1
     assert "giving up" in instance.output()
 
 
 def test_a_missing_executable_is_a_one_line_startup_error(relay, daemon):
     instance = daemon(wait=False, mcp_command="/nonexistent/mcp-server --stdio")
-    assert instance.wait(30) == 1
+    assert instance.wait() == 1
     assert "start tunnel-client: stdio MCP command for channel main: executable " \
            "'/nonexistent/mcp-server' not found" in instance.output()
 
@@ -351,9 +351,8 @@ def test_a_child_ignoring_sigterm_is_killed_after_the_grace(relay, daemon, tmp_p
                       args=["--mcp.stdio.stop-grace", "200ms"])
     wait_for(lambda: pid_file.exists() and pid_file.read_text(), message="child pid")
     child = int(pid_file.read_text())
-    started = time.monotonic()
     assert instance.stop() == 0
-    assert time.monotonic() - started < 5
+    assert "stdio server ignored SIGTERM; killing it" in instance.output()
     wait_for(lambda: not os.path.exists("/proc/%d" % child) or
              open("/proc/%d/stat" % child).read().split()[2] == "Z", message="child gone")
 

@@ -26,8 +26,9 @@ def stop_process(proc, timeout: float = 10.0) -> int:
     return proc.wait()
 
 
-def wait_for(predicate, timeout: float = 10.0, interval: float = 0.02, message: str = ""):
-    """Poll a condition with a bounded timeout (never a fixed sleep)."""
+def wait_for(predicate, timeout: float = 30.0, interval: float = 0.02, message: str = ""):
+    """Poll a condition with a bounded timeout (never a fixed sleep). Bounds are generous:
+    on a loaded machine a passing test only takes longer, a failing one says so later."""
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         value = predicate()
@@ -66,7 +67,7 @@ class Daemon:
         self.proc = subprocess.Popen(argv, stdout=self.log_file, stderr=subprocess.STDOUT,
                                      env=environ, cwd=cwd or ROOT)
 
-    def wait_polling(self, timeout: float = 15.0):
+    def wait_polling(self, timeout: float = 60.0):
         start = len(self.relay.polls)
         wait_for(lambda: len(self.relay.polls) > start or self.proc.poll() is not None,
                  timeout, message="the daemon's first poll")
@@ -90,7 +91,7 @@ class Daemon:
     def signal(self, signum=signal.SIGTERM):
         self.proc.send_signal(signum)
 
-    def wait(self, timeout: float = 30.0) -> int:
+    def wait(self, timeout: float = 90.0) -> int:
         return self.proc.wait(timeout)
 
     def stop(self) -> int:

@@ -119,7 +119,7 @@ def test_gate_lets_one_probe_through_then_everyone():
     waiter.start()
     assert gate._cond.waiting.wait(5), "a second worker must wait for the probe's verdict"
     assert results == []
-    gate.success(time.monotonic())
+    assert gate.success(time.monotonic()) is True
     waiter.join(5)
     assert results == [POLL]
     assert gate.wait(stop) == POLL
@@ -144,7 +144,7 @@ def test_a_poll_sent_before_a_pause_does_not_clear_it():
     gate.success(time.monotonic())
     long_poll_sent = time.monotonic()  # waiting at the service while another worker...
     gate.failure(ControlPlaneError("429", status=429, retry_after=60))  # ...meets a 429
-    gate.success(long_poll_sent)
+    assert gate.success(long_poll_sent) is False, "no recovery to report either"
     assert "429" in gate.reason
     results = []
     gate._cond = WatchedCondition()  # tells when a worker blocks in the gate

@@ -441,6 +441,7 @@ class _RelayHandler(Handler):
                 finally:
                     if self._record is not None:  # what the poller or responder was told
                         self._record["status"] = self._status
+                        self._record["answered"] = time.time()
             if path in ("/readyz", "/healthz") and method == "GET":
                 return self.send_json(200, {"status": "ok"})
             self.send_json(404, api_error("no such route: %s %s" % (method, path), None))
