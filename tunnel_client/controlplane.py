@@ -265,8 +265,10 @@ class ControlPlane:
         self.probe_url = "%s/poll?%slimit=1&timeout_ms=%d" % (
             base, query, max(1, int(min(poll_timeout, PROBE_TIMEOUT) * 1000)))
         headers = {}
-        pairs = extra_headers.items() if hasattr(extra_headers, "items") else extra_headers
-        for name, value in pairs or ():  # a mapping or (name, value) pairs
+        pairs = getattr(extra_headers, "items", extra_headers)  # a HeaderList's pairs
+        if callable(pairs):
+            pairs = pairs()  # a mapping
+        for name, value in pairs or ():
             if name.lower() == "x-tunnel-client-instance-id":
                 log.warning("ignoring extra header X-Tunnel-Client-Instance-Id; the client "
                             "sets its own")

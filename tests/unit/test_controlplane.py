@@ -11,6 +11,7 @@ from tests.support.servers import Scripted
 from tunnel_client import __version__, controlplane, wire
 from tunnel_client.controlplane import (POLL, BackoffGate, ControlPlane, TunnelMetadata,
                                         parse_api_error)
+from tunnel_client.config.values import HeaderList
 from tunnel_client.errors import ControlPlaneError
 from tunnel_client.net import Backoff, Route
 
@@ -199,6 +200,13 @@ def test_a_changed_server_info_is_sent_with_the_next_request(plane_for):
     plane.poll()
     assert [r["headers"]["x-tunnel-mcp-server-info"] for r in server.requests] == [
         '{"version":1,"channels":[{"name":"main"}]}', '{"version":1,"channels":[]}']
+
+
+def test_extra_headers_from_the_configuration(plane_for):
+    server, plane = plane_for(lambda r: (204, {}, b""),
+                              extra_headers=HeaderList((("X-Team", "red"),)))
+    plane.poll()
+    assert server.requests[0]["headers"]["x-team"] == "red"
 
 
 def test_no_organization_header_without_an_organization(plane_for):
