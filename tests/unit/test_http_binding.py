@@ -2,6 +2,7 @@
 sent (headers, bodies, DELETE), and every kind of answer turned into replies."""
 
 import json
+import logging
 import time
 
 import pytest
@@ -11,6 +12,7 @@ from tunnel_client import wire
 from tunnel_client.config.values import BindingSpec, HeaderList
 from tunnel_client.mcp.http import HttpBinding
 from tunnel_client.net import Route
+from tunnel_client.observe.health import Check
 
 
 @pytest.fixture
@@ -237,3 +239,206 @@ def test_timeouts_follow_the_deadline():
     connect, read = binding._timeout(wire.Deadline.after(2.0))
     assert 1.9 < connect <= 2.0 and 1.9 < read <= 2.0
     assert binding._timeout(wire.Deadline(time.monotonic() - 1)) == (0.001, 0.001)
+
+
+# --- health, probes, logs and the rarer paths -----------------------------------------
+
+
+def unreachable(**options):
+    return HttpBinding(BindingSpec("main", "http", url="http://127.0.0.1:9/mcp"),
+                       Route("mcp:main", "http://127.0.0.1:9/mcp", None, "test"), **options)
+
+
+def test_health_reasons_for_every_probe_state():
+    binding = unreachable()
+    try:
+        binding.probe_status = "auth-required"
+        binding.probe_error = "HTTP 401"
+        assert binding.health() == Check(True, "ready (mcp initialize requires auth: HTTP 401)",
+                                         binding.probe_since)
+        binding.probe_status, binding.probe_error = "timeout", "timeout (timeout)"
+        assert binding.health().reason == \
+            "ready (mcp startup probe timed out: timeout (timeout))"
+        assert binding.health().ok is True
+        binding.probe_status, binding.probe_error = "failed", "HTTP 502"
+        assert binding.health() == Check(
+            False, "channel main: MCP server http://127.0.0.1:9 unreachable: HTTP 502",
+            binding.probe_since)
+        binding.probe_status = "ok"
+        assert binding.health() == Check(True, "http-streamable http://127.0.0.1:9 reachable",
+                                         binding.probe_since)
+        assert binding.describe() == {
+            "name": "main", "transport_kind": "http-streamable",
+            "url": "http://127.0.0.1:9/mcp", "route": "direct (test)",
+            "probe_status": "ok", "probe_error": "HTTP 502"}
+    finally:
+        binding.stop()
+
+
+def test_a_probe_change_is_logged_once_with_its_reason(caplog):
+    binding = unreachable()
+    try:
+        with caplog.at_level(logging.INFO, logger="tunnel_client.mcpclient"):
+            before = binding.probe_since
+            assert binding.probe() == "failed"
+            binding.probe()
+        changes = [r for r in caplog.records if r.getMessage().startswith("MCP server probe")]
+        assert [(r.getMessage(), r.levelno) for r in changes] == [
+            ("MCP server probe: failed", logging.WARNING)]
+        assert changes[0].probe_error == "connection_refused (connect)"
+        assert changes[0].url == "http://127.0.0.1:9" and changes[0].channel == "main"
+        assert binding.probe_since >= before
+        assert "Connection refused" in binding.probe_detail
+    finally:
+        binding.stop()
+
+
+def test_a_recovered_server_is_logged_at_info(mcp, caplog):
+    server, binding = mcp(json_answer(200, {"jsonrpc": "2.0", "id": 1, "result": {}}))
+    binding._set_probe("failed", "HTTP 500")
+    with caplog.at_level(logging.INFO, logger="tunnel_client.mcpclient"):
+        replies(binding, command(call()))
+    change = [r for r in caplog.records if r.getMessage().startswith("MCP server probe")][-1]
+    assert (change.getMessage(), change.levelno) == ("MCP server probe: ok", logging.INFO)
+    assert binding.probe_error == ""
+
+
+def test_the_probe_job_reschedules_itself_until_stopped(mcp):
+    server, binding = mcp(json_answer(200, {"jsonrpc": "2.0", "id": "x", "result": {}}),
+                          probe_interval=30.0)
+    scheduled = []
+
+    class Housekeeping:
+        def call_later(self, delay, job, name):
+            scheduled.append((delay, job, name))
+
+    binding.start(Housekeeping())
+    [(delay, job, name)] = scheduled
+    assert (delay, name) == (0, "mcp-probe-main")
+    assert job() == 30.0 and binding.probe_status == "ok"
+    assert server.requests[0]["json"]["method"] == "initialize"
+    binding._last_reply = time.monotonic()  # traffic just proved the server is there
+    assert job() == 30.0 and len(server.requests) == 1, "a fresh probe is not repeated"
+    binding._last_reply -= 31
+    job()
+    assert server.requests[-1]["json"]["method"] == "ping"
+    binding.stop()
+    assert job() is None
+
+
+def test_waiting_for_a_server_to_listen():
+    import threading
+    binding = unreachable()
+    try:
+        assert binding.wait_until_listening(0.2, threading.Event()) == \
+            "connection_refused (connect) after waiting 0.2s"
+        stop = threading.Event()
+        stop.set()
+        assert binding.wait_until_listening(5.0, stop) == "stopping"
+    finally:
+        binding.stop()
+
+
+def test_a_listening_server_ends_the_wait_at_once(mcp):
+    import threading
+    server, binding = mcp(json_answer(401, b"{}"))
+    assert binding.wait_until_listening(5.0, threading.Event()) is None
+    server.handler = json_answer(500, b"{}")
+    assert binding.wait_until_listening(5.0, threading.Event()) == "HTTP 500"
+
+
+def test_raw_http_dumps_the_mcp_exchange(mcp, monkeypatch):
+    from tunnel_client.observe import logs
+    seen = []
+    monkeypatch.setattr(logs.RawHttp, "exchange", classmethod(
+        lambda cls, *args: seen.append(args)))
+    server, binding = mcp(json_answer(200, {"jsonrpc": "2.0", "id": 1, "result": {}}))
+    replies(binding, command(call()))
+    [(route, method, url, status, request_headers, body, response_headers, rest)] = seen
+    assert (route, method, url, status, rest) == ("mcp:main", "POST", server.url, 200, None)
+    assert request_headers["Content-Type"] == "application/json"
+    assert json.loads(body) == call()
+    assert response_headers["Content-Type"] == "application/json"
+
+
+def test_a_stream_cut_off_midway_is_a_transport_failure_after_the_answer_began(mcp):
+    def handler(request):
+        def hang_up():
+            raise ConnectionResetError("gone")
+        return 200, {"Content-Type": "text/event-stream"}, [
+            b"event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"n\"}\n\n", hang_up]
+    server, binding = mcp(handler)
+    got = replies(binding, command(call()))
+    assert got[0].resp_type == "jsonrpc_notify"
+    assert failure_of(got[-1])["upstream_response_received"] is True
+    assert failure_of(got[-1])["source"] == "transport_closed"
+    assert got[-1].json()["id"] == 1
+
+
+def test_a_session_termination_that_cannot_reach_the_server_is_502():
+    binding = unreachable()
+    try:
+        [reply] = replies(binding, command(None, "session_termination",
+                                           {"Mcp-Session-Id": ["s"]}))
+        assert reply == wire.session_terminated(502)
+    finally:
+        binding.stop()
+
+
+class Discovery:
+    def __init__(self, **result):
+        self.result = type("Result", (), dict(
+            {"state": "ok", "status_code": None, "body": b"", "headers": None,
+             "error": None}, **result))
+        self.budgets = []
+
+    def run(self, budget):
+        self.budgets.append(budget)
+        return self.result
+
+
+@pytest.mark.parametrize("result,expected", [
+    ({"state": "ok", "status_code": 203, "body": b' {"resource":"r"} \n',
+      "headers": {"Content-Type": ["application/json"]}},
+     wire.Reply("oauth_discovery_response", 203, b'{"resource":"r"}',
+                {"Content-Type": ["application/json"]})),
+    ({"state": "ok", "body": b"{}"}, wire.Reply("oauth_discovery_response", 200, b"{}")),
+    ({"state": "not_advertised"}, wire.Reply("oauth_discovery_response", 404, wire.dumps(
+        {"error": {"message": "OAuth protected resource metadata is not advertised",
+                   "type": "invalid_request_error", "code": "oauth_discovery"}}))),
+    ({"state": "failed", "error": "timeout"}, wire.Reply(
+        "oauth_discovery_response", 502, wire.dumps(
+            {"error": {"message": "oauth discovery failed: timeout",
+                       "type": "invalid_request_error", "code": "oauth_discovery"}}))),
+    ({"state": "failed"}, wire.Reply("oauth_discovery_response", 502, wire.dumps(
+        {"error": {"message": "oauth discovery failed: unknown",
+                   "type": "invalid_request_error", "code": "oauth_discovery"}}))),
+])
+def test_oauth_discovery_answers(result, expected):
+    binding = unreachable()
+    binding.discoverer = Discovery(**result)
+    try:
+        assert replies(binding, command(None, "oauth_discovery")) == [expected]
+        assert binding.discoverer.budgets == [5.0]
+        replies(binding, command(None, "oauth_discovery"), wire.Deadline.after(2.0))
+        assert 1.9 < binding.discoverer.budgets[-1] <= 2.0
+    finally:
+        binding.stop()
+
+
+def test_an_error_body_over_the_limit_is_not_preserved(mcp):
+    from tunnel_client.mcp import http
+    big = json.dumps({"jsonrpc": "2.0", "id": 1, "error": {
+        "code": -1, "message": "x" * http.ERROR_BODY_LIMIT}}).encode()
+    server, binding = mcp(json_answer(500, big))
+    [reply] = replies(binding, command(call()))
+    assert reply.resp_code == 500
+    assert failure_of(reply)["transport_error_kind"] == "response_body_too_large"
+    assert failure_of(reply)["source"] == "target_http"
+
+
+def test_a_body_that_is_not_utf8_is_reencoded(mcp):
+    body = b'\xef\xbb\xbf{"jsonrpc":"2.0","id":1,"result":{"t":"\xc3\xa9"}}'
+    server, binding = mcp(json_answer(200, body))
+    [reply] = replies(binding, command(call()))
+    assert reply.body == '{"jsonrpc":"2.0","id":1,"result":{"t":"é"}}'.encode("utf-8")
