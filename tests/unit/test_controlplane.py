@@ -27,10 +27,27 @@ def quick_retries(monkeypatch):
 
 
 @pytest.fixture
-def answering():
+def plane_for():
+    """plane_for(handler, **kwargs) -> (server, control plane) for any scripted answers."""
+    opened = []
+
+    def start(handler, **kwargs):
+        server = Scripted(handler)
+        plane = ControlPlane(Route("control-plane", server.url[:-len("/mcp")], None, "test"),
+                             TUNNEL, "sk-unit-key", **kwargs)
+        opened.append((server, plane))
+        return server, plane
+
+    yield start
+    for server, plane in opened:
+        plane.close()
+        server.close()
+
+
+@pytest.fixture
+def answering(plane_for):
     """answering(*statuses, headers=None) -> (server, control plane); the server answers
     response POSTs with the statuses in turn, then 200."""
-    opened = []
 
     def start(*statuses, headers=None):
         queue = list(statuses)
@@ -39,16 +56,9 @@ def answering():
             status = queue.pop(0) if queue else 200
             return status, (headers or {}) if status != 200 else {}, b"{}"
 
-        server = Scripted(handler)
-        base = server.url[:-len("/mcp")]
-        plane = ControlPlane(Route("control-plane", base, None, "test"), TUNNEL, "sk-unit-key")
-        opened.append((server, plane))
-        return server, plane
+        return plane_for(handler)
 
-    yield start
-    for server, plane in opened:
-        plane.close()
-        server.close()
+    return start
 
 
 def command(rpc_id=1):
@@ -143,24 +153,6 @@ def test_after_a_success_every_worker_polls_and_after_a_failure_one_probes():
 
 
 # --- poll and metadata ----------------------------------------------------------------
-
-
-@pytest.fixture
-def plane_for():
-    """plane_for(handler, **kwargs) -> (server, control plane) for any scripted answers."""
-    opened = []
-
-    def start(handler, **kwargs):
-        server = Scripted(handler)
-        plane = ControlPlane(Route("control-plane", server.url[:-len("/mcp")], None, "test"),
-                             TUNNEL, "sk-unit-key", **kwargs)
-        opened.append((server, plane))
-        return server, plane
-
-    yield start
-    for server, plane in opened:
-        plane.close()
-        server.close()
 
 
 def polled(body, status=200, headers=None):
