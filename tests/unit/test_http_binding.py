@@ -442,3 +442,160 @@ def test_a_body_that_is_not_utf8_is_reencoded(mcp):
     server, binding = mcp(json_answer(200, body))
     [reply] = replies(binding, command(call()))
     assert reply.body == '{"jsonrpc":"2.0","id":1,"result":{"t":"é"}}'.encode("utf-8")
+
+
+# --- every synthesized failure keeps the caller's id and the server's headers ----------
+
+SESSION = {"Mcp-Session-Id": "s-1"}
+
+
+def cut_after(*chunks):
+    def hang_up():
+        raise ConnectionResetError("the server hung up mid-answer")
+    return list(chunks) + [hang_up]
+
+
+def provenance(source, kind, status=None):
+    data = {"version": 1, "source": source, "transport_error_kind": kind,
+            "upstream_response_received": True}
+    if status is not None:
+        data["upstream_status"] = status
+    return data
+
+
+@pytest.mark.parametrize("status,content_type,body,failure,code", [
+    (200, "text/event-stream", [b"data: {\n\n"], provenance("protocol", "malformed_json"),
+     502),
+    (200, "text/event-stream", sse({"jsonrpc": "2.0", "id": 1, "result": {}}),
+     provenance("protocol", "invalid_protocol_response"), 502),
+    (200, "text/event-stream", sse({"jsonrpc": "2.0", "method": "n"}),
+     provenance("transport_closed", "unexpected_eof"), 502),
+    (200, "application/json", b"", provenance("protocol", "response_body_missing"), 502),
+    (200, "application/json", b"{", provenance("protocol", "malformed_json"), 502),
+    (200, "application/json", b'{"jsonrpc":"2.0","id":1,"result":{}}',
+     provenance("protocol", "invalid_protocol_response"), 502),
+    (200, "application/json", b'{"jsonrpc":"2.0","id":"id-7","result":{"big":"' +
+     b"x" * 100 + b'"}}', provenance("protocol", "response_body_too_large"), 502),
+    (400, "text/plain", b"bad request", provenance("target_http", "malformed_json", 400), 400),
+    (503, "text/plain", b"x" * 200, provenance("target_http", "response_body_too_large", 503),
+     503),
+    (500, "text/plain", cut_after(b"partial"),
+     provenance("target_http", "response_body_unreadable", 500), 500),
+])
+def test_every_synthesized_failure_keeps_the_id_and_the_servers_headers(
+        mcp, monkeypatch, status, content_type, body, failure, code):
+    from tunnel_client.mcp import http
+    monkeypatch.setattr(http, "MAX_BODY", 100)
+    monkeypatch.setattr(http, "ERROR_BODY_LIMIT", 100)
+    server, binding = mcp(lambda request: (status, dict(SESSION, **{
+        "Content-Type": content_type}), body))
+    last = replies(binding, command(call("id-7")))[-1]
+    assert (last.resp_type, last.resp_code) == ("jsonrpc_response", code)
+    assert last.json()["id"] == "id-7" and last.json()["error"]["code"] == -32603
+    assert failure_of(last) == failure
+    assert last.headers["Mcp-Session-Id"] == ["s-1"]
+    assert last.failure is not None and last.failure.source == failure["source"]
+
+
+def test_sse_replies_carry_the_servers_headers_whatever_the_media_parameters(mcp):
+    events = sse({"jsonrpc": "2.0", "method": "notifications/progress"},
+                 {"jsonrpc": "2.0", "id": "id-7", "result": {"t": "\u00e9"}})
+    server, binding = mcp(lambda request: (200, dict(SESSION, **{
+        "Content-Type": "Text/Event-Stream; charset=utf-8"}), events))
+    got = replies(binding, command(call("id-7")))
+    assert [r.resp_type for r in got] == ["jsonrpc_notify", "jsonrpc_response"]
+    assert got[0].headers == {"Mcp-Session-Id": ["s-1"],
+                              "Content-Type": ["Text/Event-Stream; charset=utf-8"]}
+    assert got[-1].headers == {"Mcp-Session-Id": ["s-1"], "Content-Type": ["text/event-stream"]}
+    assert got[-1].json()["result"] == {"t": "\u00e9"}
+
+
+def test_an_answer_without_a_content_type_is_read_as_json(mcp):
+    server, binding = mcp(lambda request: (200, {}, b'{"jsonrpc":"2.0","id":1,"result":{}}'))
+    [reply] = replies(binding, command(call()))
+    assert reply.resp_type == "jsonrpc_response" and reply.json()["result"] == {}
+
+
+def test_a_callers_response_to_a_server_request_is_acknowledged(mcp):
+    server, binding = mcp(lambda request: (202, {}, b""))
+    [reply] = replies(binding, command({"jsonrpc": "2.0", "id": 5, "result": {}}))
+    assert reply == wire.notify_ack(202, {})
+    assert server.requests[0]["json"] == {"jsonrpc": "2.0", "id": 5, "result": {}}
+
+
+@pytest.mark.parametrize("status,probe", [(500, "failed"), (499, "ok")])
+def test_an_answer_of_500_or_more_marks_the_server_failed(mcp, status, probe):
+    server, binding = mcp(json_answer(status, b"{}"))
+    replies(binding, command(call()))
+    assert binding.probe_status == probe
+    assert binding.probe_error == ("HTTP 500" if probe == "failed" else "")
+
+
+def test_an_unresolvable_server_is_a_dns_failure():
+    binding = HttpBinding(BindingSpec("main", "http", url="http://no-such-host.invalid/mcp"),
+                          Route("mcp:main", "http://no-such-host.invalid/mcp", None, "test"))
+    try:
+        [reply] = replies(binding, command(call()))
+        assert failure_of(reply)["source"] == "dns"
+        assert binding.probe_status == "failed" and binding.probe_error == "dns (dns)"
+    finally:
+        binding.stop()
+
+
+def test_a_session_termination_does_not_follow_redirects(mcp):
+    server, binding = mcp(lambda request: (307, {"Location": "/elsewhere"}, b""))
+    [reply] = replies(binding, command(None, "session_termination",
+                                       {"Mcp-Session-Id": ["s-1"]}))
+    assert reply.resp_code == 307 and len(server.requests) == 1
+
+
+def warnings_of(caplog, message):
+    return [r for r in caplog.records if r.getMessage().startswith(message)]
+
+
+def test_failures_are_logged_with_the_request_and_the_cause(mcp, caplog):
+    caplog.set_level(logging.INFO, logger="tunnel_client.mcpclient")
+    binding = unreachable()
+    try:
+        replies(binding, command(call()))
+        replies(binding, command(None, "session_termination", {"Mcp-Session-Id": ["s"]}))
+    finally:
+        binding.stop()
+    [request] = warnings_of(caplog, "MCP request failed: ")
+    assert request.levelno == logging.WARNING and "refused" in request.getMessage()
+    assert (request.channel, request.request_id, request.failure_source,
+            request.transport_error_kind) == ("main", "req_1", "connect", "connection_refused")
+    [termination] = warnings_of(caplog, "MCP session termination failed")
+    assert termination.request_id == "req_1" and termination.channel == "main"
+    assert "Connection refused" in termination.error
+
+    server, binding = mcp(lambda request: (200, {"Content-Type": "text/event-stream"},
+                                           cut_after(b"data: {}\n")))
+    replies(binding, command(call()))
+    [response] = warnings_of(caplog, "MCP response failed")
+    assert (response.channel, response.request_id, response.failure_source) == (
+        "main", "req_1", "transport_closed")
+    assert response.transport_error_kind and response.error
+
+    server.handler = lambda request: (200, {"Content-Type": "text/event-stream"},
+                                      sse({"jsonrpc": "2.0", "method": "n"}))
+    replies(binding, command(call()))
+    [ended] = warnings_of(caplog, "MCP stream ended before the response")
+    assert ended.levelno == logging.WARNING
+    assert (ended.channel, ended.request_id) == ("main", "req_1")
+
+
+def test_a_deadline_passing_mid_answer_posts_nothing_and_says_so(mcp, caplog):
+    import threading
+    caplog.set_level(logging.INFO, logger="tunnel_client.mcpclient")
+    release = threading.Event()
+    server, binding = mcp(lambda request: (200, {"Content-Type": "text/event-stream"}, [
+        b"data: {\"jsonrpc\":\"2.0\",\"method\":\"n\"}\n\n", lambda: release.wait(10)]))
+    try:
+        got = replies(binding, command(call()), wire.Deadline.after(0.5))
+    finally:
+        release.set()
+    assert [r.resp_type for r in got] == ["jsonrpc_notify"]
+    [dropped] = warnings_of(caplog, "command response deadline reached; dropping without "
+                                    "posting a response")
+    assert dropped.levelno == logging.INFO and dropped.request_id == "req_1"
