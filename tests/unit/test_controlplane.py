@@ -2,15 +2,18 @@
 statuses are retried for which replies, and the gate pause a Retry-After imposes."""
 
 import json
+import logging
 import threading
 import time
 
 import pytest
+import requests
 
 from tests.support.servers import Scripted
 from tunnel_client import __version__, controlplane, wire
 from tunnel_client.controlplane import (POLL, BackoffGate, ControlPlane, TunnelMetadata,
                                         parse_api_error)
+from tunnel_client.config.values import HeaderList
 from tunnel_client.errors import ControlPlaneError
 from tunnel_client.net import Backoff, Route
 
@@ -24,10 +27,27 @@ def quick_retries(monkeypatch):
 
 
 @pytest.fixture
-def answering():
+def plane_for():
+    """plane_for(handler, **kwargs) -> (server, control plane) for any scripted answers."""
+    opened = []
+
+    def start(handler, **kwargs):
+        server = Scripted(handler)
+        plane = ControlPlane(Route("control-plane", server.url[:-len("/mcp")], None, "test"),
+                             TUNNEL, "sk-unit-key", **kwargs)
+        opened.append((server, plane))
+        return server, plane
+
+    yield start
+    for server, plane in opened:
+        plane.close()
+        server.close()
+
+
+@pytest.fixture
+def answering(plane_for):
     """answering(*statuses, headers=None) -> (server, control plane); the server answers
     response POSTs with the statuses in turn, then 200."""
-    opened = []
 
     def start(*statuses, headers=None):
         queue = list(statuses)
@@ -36,16 +56,9 @@ def answering():
             status = queue.pop(0) if queue else 200
             return status, (headers or {}) if status != 200 else {}, b"{}"
 
-        server = Scripted(handler)
-        base = server.url[:-len("/mcp")]
-        plane = ControlPlane(Route("control-plane", base, None, "test"), TUNNEL, "sk-unit-key")
-        opened.append((server, plane))
-        return server, plane
+        return plane_for(handler)
 
-    yield start
-    for server, plane in opened:
-        plane.close()
-        server.close()
+    return start
 
 
 def command(rpc_id=1):
@@ -142,24 +155,6 @@ def test_after_a_success_every_worker_polls_and_after_a_failure_one_probes():
 # --- poll and metadata ----------------------------------------------------------------
 
 
-@pytest.fixture
-def plane_for():
-    """plane_for(handler, **kwargs) -> (server, control plane) for any scripted answers."""
-    opened = []
-
-    def start(handler, **kwargs):
-        server = Scripted(handler)
-        plane = ControlPlane(Route("control-plane", server.url[:-len("/mcp")], None, "test"),
-                             TUNNEL, "sk-unit-key", **kwargs)
-        opened.append((server, plane))
-        return server, plane
-
-    yield start
-    for server, plane in opened:
-        plane.close()
-        server.close()
-
-
 def polled(body, status=200, headers=None):
     payload = body if isinstance(body, bytes) else json.dumps(body).encode()
     return lambda request: (status, headers or {"Content-Type": "application/json"}, payload)
@@ -199,6 +194,13 @@ def test_a_changed_server_info_is_sent_with_the_next_request(plane_for):
     plane.poll()
     assert [r["headers"]["x-tunnel-mcp-server-info"] for r in server.requests] == [
         '{"version":1,"channels":[{"name":"main"}]}', '{"version":1,"channels":[]}']
+
+
+def test_extra_headers_from_the_configuration(plane_for):
+    server, plane = plane_for(lambda r: (204, {}, b""),
+                              extra_headers=HeaderList((("X-Team", "red"),)))
+    plane.poll()
+    assert server.requests[0]["headers"]["x-team"] == "red"
 
 
 def test_no_organization_header_without_an_organization(plane_for):
@@ -363,3 +365,135 @@ def test_a_terminal_post_gives_up_after_three_attempts(answering):
     assert plane.post(command(), answer(), wire.NO_DEADLINE) == "failed"
     assert len(posts(server)) == 3
     assert plane.metrics.post_retries.value(resp_type="jsonrpc_response") == 2
+
+
+# --- the gate, transport failures, metrics and interruption -----------------------------
+
+
+def test_the_gate_pauses_by_its_policy_and_an_auth_failure_by_the_long_one():
+    gate = BackoffGate(policy=Backoff(initial=2.0, jitter=0.0),
+                       auth_policy=Backoff(initial=40.0, maximum=300.0, jitter=0.0))
+    stop = threading.Event()
+    assert gate.wait(stop) == "probe"
+    pause = gate.failure(ControlPlaneError("HTTP 503", status=503))
+    assert 1.9 < pause <= 2.0 and gate.failures == 1 and gate.reason == "HTTP 503"
+    longer = gate.failure(ControlPlaneError("HTTP 429", status=429, retry_after=9.0))
+    assert 8.9 < longer <= 9.0 and gate.failures == 1, "a failure while paused never counts"
+    gate.success()
+    assert gate.paused_for() == 0 and gate.reason == "" and gate.failures == 0
+    assert 39.9 < gate.failure(ControlPlaneError("HTTP 401", status=401)) <= 40.0
+    gate.pause(50.0, "told to wait")
+    assert 49.9 < gate.paused_for() <= 50.0 and gate.reason == "told to wait"
+    gate.pause(1.0, "shorter")
+    assert gate.paused_for() > 49, "a shorter pause never cuts a longer one"
+    gate.close()
+    assert gate.wait(stop) is None
+
+
+def test_a_second_worker_waits_for_the_probe_and_a_failed_probe_passes_the_turn():
+    gate = BackoffGate(policy=Backoff(initial=0.001, jitter=0.0))
+    stop = threading.Event()
+    assert gate.wait(stop) == "probe"
+    gate.failure(ControlPlaneError("down", status=503))
+    assert gate.wait(stop) == "probe", "after the pause, the next worker probes"
+
+
+def hang_up(request):
+    raise ConnectionResetError("the server hung up without answering")
+
+
+def test_a_notification_whose_post_may_have_arrived_is_not_retried(plane_for):
+    server, plane = plane_for(hang_up)
+    assert plane.post(command(), progress(), wire.NO_DEADLINE) == "failed"
+    assert len(posts(server)) == 1
+    assert plane.metrics.posts.value(resp_type="jsonrpc_notify", outcome="failed") == 1
+
+
+def test_a_terminal_post_is_retried_after_a_transport_error(plane_for):
+    server, plane = plane_for(hang_up)
+    assert plane.post(command(), answer(), wire.NO_DEADLINE) == "failed"
+    assert len(posts(server)) == 3
+
+
+def test_a_notification_that_never_left_is_retried():
+    plane = ControlPlane(Route("control-plane", "http://127.0.0.1:9", None, "test"), TUNNEL,
+                         "sk-unit-key", connect_timeout=2)
+    try:
+        assert plane.post(command(), progress(), wire.NO_DEADLINE) == "failed"
+        assert plane.metrics.post_retries.value(resp_type="jsonrpc_notify") == 2
+    finally:
+        plane.close()
+
+
+def test_a_retry_that_would_outlast_the_deadline_is_not_made(answering, monkeypatch):
+    monkeypatch.setattr(controlplane, "POST_BACKOFF", Backoff(initial=30.0, jitter=0.0))
+    server, plane = answering(503)
+    assert plane.post(command(), answer(), wire.Deadline.after(10.0)) == "expired"
+    assert len(posts(server)) == 1
+    assert plane.metrics.posts.value(resp_type="jsonrpc_response", outcome="expired") == 1
+
+
+@pytest.mark.parametrize("exc,before", [
+    (requests.ConnectTimeout("x"), True),
+    (requests.ConnectionError(type("NewConnectionError", (Exception,), {})("x")), True),
+    (requests.ConnectionError(type("NameResolutionError", (Exception,), {})("x")), True),
+    (requests.ReadTimeout("x"), False),
+    (requests.ConnectionError(ConnectionResetError(104, "x")), False)])
+def test_which_failures_certainly_happened_before_sending(exc, before):
+    assert controlplane._failed_before_send(exc) is before
+
+
+def test_poll_metrics(plane_for):
+    server, plane = plane_for(lambda r: (204, {}, b""))
+    plane.poll()
+    assert plane.metrics.poll_cycles.value() == 1
+    assert plane.metrics.poll_last_success.value() > 0
+    assert plane.metrics.polled.value() == 0
+    server.handler = lambda r: (503, {}, b"")
+    with pytest.raises(ControlPlaneError):
+        plane.poll()
+    assert plane.metrics.poll_errors.value(error_kind="other") == 1
+    assert plane.metrics.poll_cycles.value() == 1
+    assert plane.metrics.poll_latency.count(error="false") == 1
+    assert plane.metrics.poll_latency.count(error="true") == 1
+
+
+def test_more_commands_than_asked_for_are_served_and_logged(plane_for, caplog):
+    commands = [{"request_id": "req_%d" % i, "shard_token": "s", "command_type": "jsonrpc",
+                 "jsonrpc": {"jsonrpc": "2.0", "id": i, "method": "ping"}} for i in range(2)]
+    server, plane = plane_for(polled({"commands": commands}))
+    with caplog.at_level(logging.ERROR, logger="tunnel_client.controlplane"):
+        got, _ = plane.poll()
+    assert len(got) == 2
+    [record] = [r for r in caplog.records if "more commands" in r.getMessage()]
+    assert record.getMessage() == "control-plane returned more commands than requested limit"
+    assert (record.limit, record.count) == (1, 2)
+
+
+def test_interrupting_ends_a_waiting_long_poll_at_once(plane_for):
+    release = threading.Event()
+
+    def hold(request):
+        release.wait(30)
+        return 204, {}, b""
+    server, plane = plane_for(hold, poll_timeout=20.0)
+    outcome = {}
+
+    def poll():
+        try:
+            outcome["result"] = plane.poll()
+        except ControlPlaneError as exc:
+            outcome["error"] = exc
+    worker = threading.Thread(target=poll)
+    worker.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not server.requests and time.monotonic() < deadline:
+            time.sleep(0.01)  # bounded polling for the request to arrive
+        assert server.requests, "the poll never reached the server"
+        plane.interrupt_polls()
+        worker.join(5)
+        assert not worker.is_alive(), "the long poll outlived interrupt_polls"
+        assert "error" in outcome and outcome["error"].transport
+    finally:
+        release.set()

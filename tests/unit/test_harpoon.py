@@ -9,7 +9,7 @@ import pytest
 
 from tests.support.servers import Scripted
 from tunnel_client import wire
-from tunnel_client.mcp.harpoon import HarpoonBinding, HarpoonOptions
+from tunnel_client.mcp.harpoon import INSTRUCTIONS, HarpoonBinding, HarpoonOptions
 from tunnel_client.mcp.targets import (HostPolicy, Registry, RegistryError, Target, label_for,
                                        normalize_url, origin, rewrite_json)
 from tunnel_client.net import TrustStore
@@ -423,3 +423,107 @@ def test_origin_and_target_views():
     target = Target("t", "https://a.internal/x", unix_socket="/run/a.sock")
     assert target.as_dict() == dict(target.listing(), url="https://a.internal/x",
                                     unix_socket="/run/a.sock", inclusion_reason="configured")
+
+
+def test_the_handshake_answers_exactly(harpoon):
+    from tunnel_client import __version__
+    server, binding, _ = harpoon(answer())
+    init = rpc(binding, "initialize", {"protocolVersion": "2025-06-18"})
+    assert (init.resp_type, init.resp_code) == ("jsonrpc_response", 200)
+    assert init.json() == {"jsonrpc": "2.0", "id": 1, "result": {
+        "protocolVersion": "2025-06-18", "capabilities": {"tools": {"listChanged": False}},
+        "serverInfo": {"name": "harpoon", "title": "Harpoon (Constrained HTTP Client)",
+                       "version": __version__},
+        "instructions": INSTRUCTIONS}}
+    assert rpc(binding, "initialize", "not a dict").json()["result"]["protocolVersion"] == \
+        "2025-11-25"
+    discover = rpc(binding, "server/discover", rpc_id="d")
+    assert discover.json() == {"jsonrpc": "2.0", "id": "d", "result": {
+        "supportedVersions": ["2026-07-28"], "capabilities": {"tools": {"listChanged": False}},
+        "instructions": INSTRUCTIONS, "cacheScope": "private", "ttlMs": 0,
+        "resultType": "complete"}}
+    modern = rpc(binding, "ping", meta={"io.modelcontextprotocol/protocolVersion": "2026-07-28"})
+    assert modern.json()["result"] == {"resultType": "complete"}
+    error = rpc(binding, "nope", rpc_id="e")
+    assert (error.resp_code, error.json()["id"]) == (200, "e")
+
+
+def test_harpoon_metrics_are_named_and_labelled():
+    instruments = Instruments()
+    HarpoonBinding(Registry(), HarpoonOptions(), ((), {}, TrustStore()), instruments=instruments)
+    text = instruments.registry.render()
+    for line in ("# HELP harpoon_call_total Harpoon calls.",
+                 "# HELP harpoon_call_latency_milliseconds Harpoon call latency.",
+                 "# HELP harpoon_response_size_bytes Harpoon response sizes."):
+        assert line in text
+
+
+def test_harpoon_metrics_count_calls_latency_and_sizes(harpoon):
+    server, binding, _ = harpoon(answer(body=b"x" * 300))
+    call(binding, "api")
+    call(binding, "api", method="DELETE")
+    text = binding_metrics_text(binding)
+    assert 'harpoon_call_total{label="api",status_class="2xx",outcome="success"} 1' in text
+    assert 'harpoon_call_total{label="api",status_class="none",outcome="invalid_input"} 1' \
+        in text
+    assert 'harpoon_response_size_bytes_bucket{label="api",le="1024"} 1' in text
+    assert 'harpoon_response_size_bytes_bucket{label="api",le="256"} 0' in text
+    assert 'harpoon_call_latency_milliseconds_count{label="api"} 2' in text
+
+
+def binding_metrics_text(binding):
+    return "\n".join(line for metric in binding.metrics for line in metric.render())
+
+
+def test_limits_at_their_boundaries(harpoon):
+    server, binding, _ = harpoon(answer(body=b"y"))
+    assert call(binding, "api", timeout_ms=100)["structuredContent"]["status_code"] == 200
+    assert call(binding, "api", max_response_bytes=1)["structuredContent"][
+        "body_size_bytes"] == 1
+    assert call(binding, "api", method="POST", body="z" * 102400)["structuredContent"][
+        "status_code"] == 200
+    assert server.requests[-1]["method"] == "POST"
+    assert len(server.requests[-1]["body"]) == 102400
+
+
+def test_the_call_history_keeps_the_last_hundred(harpoon):
+    server, binding, _ = harpoon(answer())
+    for _ in range(101):
+        call(binding, "api", method="DELETE")
+    assert len(binding.calls()) == 100 and len(binding.calls(limit=5)) == 5
+    assert len(binding.calls(limit=500)) == 100 and len(binding.calls(limit=0)) == 1
+
+
+@pytest.mark.parametrize("status,method,followed,then", [
+    (301, "GET", True, "GET"), (301, "POST", True, "GET"), (302, "POST", True, "GET"),
+    (303, "POST", True, "GET"), (307, "POST", True, "POST"), (308, "POST", True, "POST"),
+    (304, "GET", False, None), (300, "GET", False, None)])
+def test_redirect_statuses(harpoon, status, method, followed, then):
+    def handler(request):
+        if request["path"] == "/mcp":
+            return status, {"Location": "/next"}, b""
+        return 200, {"Content-Type": "text/plain"}, b"arrived"
+    server, binding, registry = harpoon(handler)
+    registry.add(Target("next", server.url[:-len("/mcp")] + "/next"))
+    data = call(binding, "api", method=method, body="b")["structuredContent"]
+    if followed:
+        assert data["status_code"] == 200
+        assert [r["method"] for r in server.requests] == [method, then]
+        dropped = status == 303 or (status in (301, 302) and method == "POST")
+        assert server.requests[1]["body"] == (b"" if dropped else b"b")
+    else:
+        assert data["status_code"] == status and len(server.requests) == 1
+
+
+def test_one_redirect_is_allowed_with_a_limit_of_one(harpoon):
+    def handler(request):
+        if request["path"] == "/mcp":
+            return 302, {"Location": "/next"}, b""
+        return 200, {"Content-Type": "text/plain"}, b"arrived"
+    server, binding, registry = harpoon(handler, max_redirects=1)
+    registry.add(Target("next", server.url[:-len("/mcp")] + "/next"))
+    assert call(binding, "api")["structuredContent"]["status_code"] == 200
+    assert call(binding, "api", max_redirects=5)["structuredContent"]["status_code"] == 200
+    failed = call(binding, "api", max_redirects=0)
+    assert failed["content"][0]["text"] == "label api: redirect limit exceeded"
+    assert binding.calls()[-1]["outcome"] == "request_error"

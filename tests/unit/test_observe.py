@@ -59,7 +59,8 @@ def clock(monkeypatch):
 
 
 def test_an_outage_is_reported_once_it_outlasts_the_default_grace(clock):
-    poll = PollHealth()  # the default grace (60 s)
+    poll = PollHealth()
+    assert poll.outage_after == 60.0  # the documented default grace
     poll.succeeded()
     clock.now += 1
     poll.failed("connection refused")
@@ -121,7 +122,9 @@ def test_poll_health_states_exactly(clock):
                                  start + 5)
     poll.succeeded()
     assert firsts == [start], "the first success is announced once"
-    assert poll.snapshot()["consecutive_failures"] == 0
+    assert poll.snapshot() == {"last_success": clock.now, "failing_since": None,
+                               "last_error": None, "auth_error": None,
+                               "consecutive_failures": 0}
     poll.failed("HTTP 401", auth=True)
     assert poll.check() == Check(False, "HTTP 401", clock.now)
     poll.failed("timeout")  # a later non-auth failure clears the auth reason
@@ -194,6 +197,10 @@ def test_raw_http_dumps_only_when_enabled_at_debug(monkeypatch):
         assert record.response_headers == {}
         assert record.request_body == "x" * logs.RAW_PREVIEW
         assert record.response_body is None
+        logs.RawHttp.exchange("cp", "GET", "http://x/", 200, None, None, {"C": "3"}, b"resp")
+        assert seen[-1].response_body == "resp" and seen[-1].request_body is None
+        assert seen[-1].response_headers == {"C": "3"} and seen[-1].request_headers == {}
+        seen.pop()
         raw.setLevel(logging.INFO)
         logs.RawHttp.exchange("cp", "GET", "http://x/", 200)
         assert len(seen) == 1, "dumped although debug is off"
@@ -201,3 +208,22 @@ def test_raw_http_dumps_only_when_enabled_at_debug(monkeypatch):
         raw.removeHandler(handler)
         raw.setLevel(level)
     assert logs._preview("abc") == "abc" and logs._preview(b"\xff") == "\ufffd"
+
+
+def test_the_longest_secret_is_scrubbed_first_and_six_characters_is_enough():
+    redactor = Redactor()
+    redactor.add_secret("zzzzzz")
+    redactor.add_secret("aaaaaazzzzzz")  # contains the other one
+    assert redactor.text("key aaaaaazzzzzz") == "key " + REDACTED
+    redactor.add_secret("12345")
+    assert redactor.text("zzzzzz 12345") == REDACTED + " 12345"
+    redactor.add_secret(None)
+    redactor.add_secret("zzzzzz")  # again: no change
+    assert redactor.text("zzzzzz") == REDACTED
+
+
+def test_lists_are_redacted_item_by_item_under_their_key():
+    redactor = Redactor()
+    assert redactor.value("items", [{"Authorization": "x"}, "Bearer abcdefgh12345678", 3]) == [
+        {"Authorization": REDACTED}, "Bearer " + REDACTED, 3]
+    assert redactor.value("items", ("a", "b")) == ["a", "b"]

@@ -298,3 +298,53 @@ def test_command_kinds():
     assert wire.rpc_kind({"jsonrpc": "2.0", "id": [1], "result": {}}) == "invalid"
     assert wire.rpc_kind({"jsonrpc": "2.0", "method": 5, "id": 1}) == "invalid"
     assert wire.valid_rpc_id("a") and wire.valid_rpc_id(0) and not wire.valid_rpc_id(False)
+
+
+def test_classification_keeps_whether_the_upstream_answered_for_every_cause():
+    for exc in (socket.gaierror(-2, "x"), ssl.SSLError(1, "x"), ConnectionRefusedError(111, "x"),
+                type("NewConnectionError", (Exception,), {})(), ValueError("x")):
+        assert wire.classify_exception(exc, True).upstream_response_received is True
+
+
+def test_a_cause_reachable_only_through_reason_is_found():
+    wrapper = RuntimeError("max retries")
+    wrapper.reason = ConnectionRefusedError(111, "x")
+    assert wire.classify_exception(wrapper).transport_error_kind == "connection_refused"
+
+
+def test_header_and_poll_details():
+    cmd = wire.parse_command(item(headers={5: "x", "B": "y"}), T0)
+    assert cmd.headers == {"B": ["y"]}
+    commands, _ = wire.parse_poll_body(json.dumps({"commands": [item()]}).encode(), T0)
+    assert commands[0].received_at == T0
+    kept = wire.sanitize_response_headers([
+        ("Server", "x"), ("Connection", "X-A,Mcp-Session-Id"), ("Mcp-Session-Id", "s"),
+        ("Content-Type", "application/json")])
+    assert kept == {"Content-Type": ["application/json"]}
+
+
+def test_the_largest_duration_is_accepted_and_one_more_nanosecond_is_not():
+    assert wire.parse_response_timeout("9223372036854775807ns") == pytest.approx(9.22e9,
+                                                                                 rel=1e-3)
+    assert wire.parse_response_timeout("9223372036854775808ns") is None
+
+
+def test_error_messages_of_the_wire_helpers():
+    with pytest.raises(ValueError) as deep:
+        wire.loads(b"[" * 100000 + b"]" * 100000)
+    assert str(deep.value) == "JSON nested too deeply"
+    with pytest.raises(wire.ProtocolError) as bad:
+        wire.parse_poll_body(b"{", T0)
+    assert str(bad.value).startswith("poll response is not valid JSON: Expecting")
+    with pytest.raises(wire.ProtocolError) as shape:
+        wire.parse_poll_body(b"[]", T0)
+    assert str(shape.value) == 'poll response is not {"commands": [...]}'
+    with pytest.raises(ValueError) as ack:
+        wire.encode_response(cmd(), wire.Reply("notify_ack", 202, b"{}"))
+    assert str(ack.value) == "notify_ack replies never carry resp_json"
+    with pytest.raises(ValueError) as twice:
+        wire.server_info_header([("main", False), ("main", False)])
+    assert str(twice.value) == "channel 'main' is not canonical or not unique"
+    with pytest.raises(ValueError) as many:
+        wire.server_info_header([("c%d" % i, False) for i in range(33)])
+    assert str(many.value) == "X-Tunnel-MCP-Server-Info allows at most 32 channels"
