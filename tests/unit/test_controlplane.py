@@ -379,7 +379,7 @@ def test_the_gate_pauses_by_its_policy_and_an_auth_failure_by_the_long_one():
     assert 1.9 < pause <= 2.0 and gate.failures == 1 and gate.reason == "HTTP 503"
     longer = gate.failure(ControlPlaneError("HTTP 429", status=429, retry_after=9.0))
     assert 8.9 < longer <= 9.0 and gate.failures == 1, "a failure while paused never counts"
-    gate.success()
+    gate.success(time.monotonic())
     assert gate.paused_for() == 0 and gate.reason == "" and gate.failures == 0
     assert 39.9 < gate.failure(ControlPlaneError("HTTP 401", status=401)) <= 40.0
     gate.pause(50.0, "told to wait")
@@ -452,7 +452,7 @@ def test_poll_metrics(plane_for):
     server.handler = lambda r: (503, {}, b"")
     with pytest.raises(ControlPlaneError):
         plane.poll()
-    assert plane.metrics.poll_errors.value(error_kind="other") == 1
+    assert plane.metrics.poll_errors.value(error_kind="server_error") == 1
     assert plane.metrics.poll_cycles.value() == 1
     assert plane.metrics.poll_latency.count(error="false") == 1
     assert plane.metrics.poll_latency.count(error="true") == 1

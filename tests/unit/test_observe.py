@@ -123,7 +123,8 @@ def test_poll_health_states_exactly(clock):
     poll.succeeded()
     assert firsts == [start], "the first success is announced once"
     assert poll.snapshot() == {"last_success": clock.now, "failing_since": None,
-                               "last_error": None, "auth_error": None,
+                               "last_error": None, "last_error_kind": None,
+                               "last_error_detail": None, "auth_error": None,
                                "consecutive_failures": 0}
     poll.failed("HTTP 401", auth=True)
     assert poll.check() == Check(False, "HTTP 401", clock.now)
@@ -197,9 +198,9 @@ def test_raw_http_dumps_only_when_enabled_at_debug(monkeypatch):
         assert record.response_headers == {}
         assert record.request_body == "x" * logs.RAW_PREVIEW
         assert record.response_body is None
-        logs.RawHttp.exchange("cp", "GET", "http://x/", 200, None, None, {"C": "3"}, b"resp")
+        logs.RawHttp.exchange("cp", "GET", "http://x/", 200, None, None, {"Retry-After": "3"}, b"resp")
         assert seen[-1].response_body == "resp" and seen[-1].request_body is None
-        assert seen[-1].response_headers == {"C": "3"} and seen[-1].request_headers == {}
+        assert seen[-1].response_headers == {"Retry-After": "3"} and seen[-1].request_headers == {}
         seen.pop()
         raw.setLevel(logging.INFO)
         logs.RawHttp.exchange("cp", "GET", "http://x/", 200)
