@@ -33,7 +33,7 @@ def run(args) -> int:
 
 def install_signal_handlers(service, setup):
     def stop(signum, frame):
-        service.request_stop()
+        service.request_stop(signal.Signals(signum).name)
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
