@@ -19,6 +19,7 @@ log = get_logger("process")
 
 DUMP_WAIT = 5.0  # the longest the end of a stop waits for a thread dump in progress
 STACK_DEPTH = 40  # innermost frames kept per thread
+SLOW_PHASE = 2.0  # a phase this long is logged as a warning
 
 
 class StopWatch:
@@ -53,8 +54,9 @@ class StopWatch:
         finally:
             took = time.monotonic() - started
             self.durations[name] = took
-            log.info("stop phase %s: %d ms" % (name, took * 1000),
-                     extra=dict(fields, phase=name, duration_ms=round(took * 1000, 1)))
+            level = log.warning if took >= SLOW_PHASE else log.info
+            level("stop phase %s: %d ms" % (name, took * 1000),
+                  extra=dict(fields, phase=name, duration_ms=round(took * 1000, 1)))
 
     def dump(self, reason: str):
         """Ask the watcher for a dump of every thread's stack (safe in a signal handler)."""
