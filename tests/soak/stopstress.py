@@ -17,6 +17,7 @@ import os
 import random
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -50,6 +51,7 @@ PHASES = {
     "startup": None,  # SIGTERM at a random moment of start-up
     "probe": ("http", "proxy", "proxy-no-proxy-star"),  # MCP start-up probe held open
     "discovery": ("http-oauth",),  # an OAuth metadata request held open
+    "unreachable": None,  # the control plane's address never answers: polls connecting
     "poll": None,  # idle, in a long poll
     "answered": None,  # right after a call was answered (the e2e test's moment)
     "call": None,  # a slow tool call in flight
@@ -159,6 +161,7 @@ class Bench:
         self.servers = {"http": McpServer(), "http-oauth": McpServer(oauth=True),
                         "proxy": McpServer(), "proxy-no-proxy-star": McpServer()}
         self.proxy = ForwardProxy()
+        self.black_hole, self._fillers = black_hole()
         self.home = os.path.join(workdir, "home")
         os.makedirs(self.home)
         self.ca = os.path.join(workdir, "corp-ca.pem")
@@ -173,12 +176,14 @@ class Bench:
         except ImportError:  # any PEM CA will do: the relay is plain HTTP
             shutil.copy(_system_ca(), self.ca)
 
-    def env(self, config: str) -> dict:
+    def env(self, config: str, unreachable: bool = False) -> dict:
         env = {k: v for k, v in os.environ.items()
                if not k.startswith(("CONTROL_PLANE_", "MCP_", "SHUTDOWN_"))
                and k.lower() not in ("http_proxy", "https_proxy", "no_proxy", "all_proxy")}
         env.update({"HOME": self.home, "PYTHONPATH": ROOT,
                     "CONTROL_PLANE_API_KEY": self.relay.api_key})
+        if unreachable:  # the environment overrides the profile
+            env["CONTROL_PLANE_BASE_URL"] = "http://127.0.0.1:%d" % self.black_hole
         if config != "proxy":
             env["NO_PROXY"] = "*"
         if config.startswith("proxy"):
@@ -202,6 +207,26 @@ class Bench:
             server.close()
         self.proxy.close()
         self.relay.stop()
+        for sock in self._fillers:
+            sock.close()
+
+
+def black_hole():
+    """(port, sockets): a listener that never accepts, its queue full, so a connect to it
+    waits for its timeout, like a firewall dropping packets."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    held = [listener]
+    for _ in range(3):
+        filler = socket.socket()
+        filler.setblocking(False)
+        try:
+            filler.connect(listener.getsockname())
+        except BlockingIOError:
+            pass
+        held.append(filler)
+    return listener.getsockname()[1], held
 
 
 class Round:
@@ -226,7 +251,8 @@ class Round:
         with open(self.log_path, "wb") as log:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "tunnel_client", "run", "--profile", self.config],
-                env=self.bench.env(self.config), stdout=log, stderr=subprocess.STDOUT)
+                env=self.bench.env(self.config, self.phase == "unreachable"), stdout=log,
+                stderr=subprocess.STDOUT)
         try:
             problem = self._reach_phase(proc, polls_before)
             in_flight = self.phase == "call" and not problem
@@ -264,6 +290,11 @@ class Round:
                 while time.monotonic() < deadline and proc.poll() is None:
                     time.sleep(0.01)
                 return ""
+            if self.phase == "unreachable":
+                wait_for(lambda: _logged(self.log_path, "tunnel-client started") or
+                         proc.poll() is not None, 20.0, message="the start")
+                time.sleep(self.rng.uniform(0.0, 0.5))  # the moment of the SIGTERM
+                return self._alive(proc)
             if self.phase in ("probe", "discovery"):
                 wait_for(lambda: self.server.held.is_set() or proc.poll() is not None, 20.0,
                          message="a held %s request" % self.phase)
@@ -325,6 +356,11 @@ class Round:
         if payload.get("resp_code") != 200:
             return "the call in flight at SIGTERM was answered %s" % payload.get("resp_code")
         return ""
+
+
+def _logged(log_path: str, text: str) -> bool:
+    with open(log_path, errors="replace") as handle:
+        return text in handle.read()
 
 
 def stop_phases(log_path: str) -> Dict[str, float]:
