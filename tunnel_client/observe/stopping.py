@@ -78,7 +78,8 @@ class StopWatch:
                 "slowest_phase_ms": round(slowest[1] * 1000, 1)}
 
     def _watch(self):
-        budget_end = self.started + self.budget
+        # With no drain budget there is nothing to overrun.
+        budget_end = self.started + self.budget if self.budget > 0 else None
         while True:
             left = budget_end - time.monotonic() if budget_end is not None else None
             woken = self._wake.wait(max(0.0, left) if left is not None else None)
