@@ -7,14 +7,19 @@
 ## bench-startup    --version, doctor --offline, spawn to first poll and first answer
 ## bench-profile    where the daemon's CPU goes under load, with py-spy (PROFILE_ARGS=...)
 ## bench-report     the targets table from the latest saved runs
-## soak             chaos soak with zero-loss accounting (SOAK_MINUTES=1.5 SOAK_SEED=8)
+## soak             chaos soak with zero-loss accounting (SOAK_MINUTES=1.5 SOAK_SEED=8) + SOAK_STOPS=120
+## stop-stress      STOP_STRESS_STOPS=300 daemon stops in every sample configuration; worst stop times
 BENCH_ARGS ?=
 IDLE_SECONDS ?= 60
 PROFILE_ARGS ?=
 SOAK_MINUTES ?= 1.5
 SOAK_SEED ?= 8
+SOAK_STOPS ?= 120
+STOP_STRESS_STOPS ?= 300
+STOP_STRESS_SEED ?= 1
 
-.PHONY: bench bench-quick bench-policy bench-idle bench-startup bench-profile bench-report soak
+.PHONY: bench bench-quick bench-policy bench-idle bench-startup bench-profile bench-report soak \
+	stop-stress
 
 bench: venv
 	$(PY) -m benchmarks.load $(BENCH_ARGS)
@@ -44,4 +49,10 @@ bench-report: venv
 
 soak: venv
 	TUNNEL_CLIENT_SOAK_MINUTES=$(SOAK_MINUTES) TUNNEL_CLIENT_SOAK_SEED=$(SOAK_SEED) \
+		TUNNEL_CLIENT_STOP_STRESS=$(SOAK_STOPS) TUNNEL_CLIENT_STOP_STRESS_SEED=$(SOAK_SEED) \
 		$(PY) -m pytest tests/soak -s $(PYTEST_ARGS)
+
+stop-stress: venv
+	TUNNEL_CLIENT_STOP_STRESS=$(STOP_STRESS_STOPS) \
+		TUNNEL_CLIENT_STOP_STRESS_SEED=$(STOP_STRESS_SEED) \
+		$(PY) -m pytest tests/soak/test_stop_stress.py -s $(PYTEST_ARGS)

@@ -3,7 +3,7 @@ import threading
 
 import pytest
 
-from tests.support.daemon import Daemon
+from tests.support.daemon import Daemon, LoggedProcess
 from tunnel_client.devtools.relay import Relay
 
 
@@ -27,12 +27,33 @@ def daemon(relay, request):
         return instance
 
     yield start
-    failed = getattr(request.node, "rep_call", None)
-    for instance in started:
-        instance.stop()
-        if failed is not None and failed.failed:
-            print("---- daemon log ----\n" + instance.output()[-20000:])
-        instance.cleanup()
+    _stop_and_report(request, started)
+
+
+@pytest.fixture
+def spawned(request):
+    """Factory: spawned(argv, env=..., name=...) -> a LoggedProcess (tests.support.daemon),
+    for daemons a test starts itself: their output is kept in a file and printed in the
+    report of a failed test, or of a stop that outlived its timeout."""
+    started = []
+
+    def start(argv, env=None, name="tunnel-client", cwd=None):
+        process = LoggedProcess(argv, env, cwd, name)
+        started.append(process)
+        return process
+
+    yield start
+    _stop_and_report(request, started)
+
+
+def _stop_and_report(request, processes):
+    report = getattr(request.node, "rep_call", None)
+    failed = report is not None and report.failed
+    for process in processes:
+        process.stop()
+        if failed or process.overran:
+            print(process.report())
+        process.cleanup()
 
 
 @pytest.hookimpl(tryfirst=True, hookwrapper=True)

@@ -10,15 +10,15 @@ import socket
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable, List, Mapping, Optional, Tuple
+from typing import Callable, List, Mapping, Optional, Set, Tuple
 from urllib.parse import quote
 
 import requests
 
 from tunnel_client import CLIENT_NAME, USER_AGENT, __version__, wire
 from tunnel_client.errors import ControlPlaneError, brief
-from tunnel_client.net import (Backoff, Route, SessionPool, connects_observed,
-                               describe_failure, parse_retry_after)
+from tunnel_client.net import (Backoff, ConnectObserver, Route, SessionPool,
+                               connects_observed, describe_failure, parse_retry_after)
 from tunnel_client.net.failures import summarize
 from tunnel_client.observe.instruments import Instruments
 from tunnel_client.observe.logs import RawHttp, get_logger
@@ -218,7 +218,7 @@ class BackoffGate:
             return max(0.0, self._paused_until - time.monotonic())
 
 
-class _Lane:
+class _Lane(ConnectObserver):
     """One worker's keep-alive lane to the control plane: its session's transport adapter
     and the prepared requests it sends again and again.
 
@@ -231,18 +231,26 @@ class _Lane:
     def __init__(self, session, url: str, stopping: threading.Event):
         self.adapter = session.get_adapter(url)
         self.stopping = stopping  # the control plane's: set once, polls must end
+        self.thread = threading.get_ident()
         self.info = None
         self.poll = self.probe = self.post = None
         self.conn = None  # the connection this lane's requests use (a poll's is cut on stop)
-        self.polling = False  # waiting for a long poll's response headers
+        self.polling = False  # waiting for a poll's response headers
+        self.opening = False  # opening a connection: nothing sent on it yet
 
     def observed(self):
         """Around every request of this lane: each connection it opens becomes ``conn``.
         Connections are per lane and used one request at a time, so ``conn`` is always the
         one the next poll waits on, whichever request opened it."""
-        return connects_observed(self._connected)
+        return connects_observed(self)
 
-    def _connected(self, conn):
+    def connecting(self, conn):
+        self.opening = True
+
+    def connected(self, conn):
+        self.opening = False
+        if conn is None:
+            return
         # Recorded before ``stopping`` is read, while interrupt_polls sets ``stopping``
         # before reading ``conn``: one of the two always sees the other.
         self.conn = conn
@@ -338,7 +346,7 @@ class ControlPlane:
         started = time.monotonic()
         lane = self._lane()
         try:
-            lane.polling = not probe
+            lane.polling = True  # a probe can bring a command too: cut it the same way
             try:
                 if self._stopping.is_set():
                     raise ControlPlaneError("poll skipped: stopping", transport=True)
@@ -486,7 +494,7 @@ class ControlPlane:
                               str(data.get("description", "")))
 
     def interrupt_polls(self):
-        """Stopping: end long polls still waiting for an answer, so idle workers exit now
+        """Stopping: end polls still waiting for an answer, so idle workers exit now
         instead of when their poll times out. A poll whose answer has begun to arrive is
         left alone: its commands will be served."""
         self._stopping.set()
@@ -495,6 +503,15 @@ class ControlPlane:
         for lane in lanes:
             if lane.polling:
                 _shut(lane.conn)
+
+    def opening_polls(self) -> Set[int]:
+        """After ``interrupt_polls``: the threads whose poll is still opening its connection
+        (resolving, connecting, through a proxy's CONNECT, in a TLS handshake). Such a poll
+        can bring no command, since its connection is cut the moment it is up, so a stop
+        need not wait for it: opening can take up to the connect timeout per step."""
+        with self._all_lanes_lock:
+            lanes = list(self._all_lanes)
+        return {lane.thread for lane in lanes if lane.polling and lane.opening}
 
     def close(self):
         self.gate.close()

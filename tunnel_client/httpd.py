@@ -242,10 +242,20 @@ def serve_in_thread(server, name: str, poll_interval: float = 0.5) -> threading.
 
 
 def stop_quietly(server):
-    """shutdown() for a server whose loop sleeps long between polls: a throwaway connection
-    wakes its selector so the loop sees the request at once, then the socket closes."""
+    """shutdown() for a server whose loop sleeps long between polls: throwaway connections
+    wake its selector until the loop has seen the request, then the socket closes. (One
+    poke is not enough: it can arrive before shutdown() has asked, and be served as a
+    request, leaving the loop asleep again.)"""
     stopper = threading.Thread(target=server.shutdown, daemon=True)
     stopper.start()
+    end = time.monotonic() + 5.0
+    while stopper.is_alive() and time.monotonic() < end:
+        _poke(server)
+        stopper.join(0.05)
+    server.server_close()
+
+
+def _poke(server):
     try:
         if server.socket.family == socket.AF_UNIX:
             poke = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -255,12 +265,12 @@ def stop_quietly(server):
         address = server.server_address
         if server.socket.family != socket.AF_UNIX and address[0] in ("0.0.0.0", "::"):
             address = ("127.0.0.1" if address[0] == "0.0.0.0" else "::1",) + tuple(address[1:])
-        poke.connect(address)
-        poke.close()
+        try:
+            poke.connect(address)
+        finally:
+            poke.close()
     except OSError:
         pass
-    stopper.join(5.0)
-    server.server_close()
 
 
 def split_hostport(addr: str):

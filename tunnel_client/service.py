@@ -36,6 +36,7 @@ from tunnel_client.observe import process
 from tunnel_client.observe.logs import REDACTOR, RawHttp, get_logger
 from tunnel_client.observe.recent import RecentCounts
 from tunnel_client.observe.watch import INTERVAL as WATCH_INTERVAL, Watch
+from tunnel_client.observe.stopping import StopWatch
 from tunnel_client.observe.systemd import Notifier
 from tunnel_client.worker import InFlight, PollLog, Worker
 
@@ -46,6 +47,8 @@ METADATA_BACKOFF = Backoff(initial=2.0, maximum=300.0)
 # control plane that is down at boot must not exhaust the unit's start limit and leave it
 # dead (systemd's default start timeout is 90 s). /readyz keeps telling the truth.
 READY_FALLBACK = 45.0
+# With nothing in flight a stop takes well under this; past it the workers get a thread dump.
+IDLE_STOP_EXPECTED = 2.0
 
 
 class Service:
@@ -58,6 +61,7 @@ class Service:
         self.metrics = Instruments()
         self.stop_event = threading.Event()
         self.hurry = threading.Event()
+        self.stopwatch = StopWatch(cfg.shutdown.drain_timeout)
         self.exit_code = 0
         self.fatal_reason: Optional[str] = None
         self.metadata: Optional[TunnelMetadata] = None
@@ -399,50 +403,90 @@ class Service:
         self.hurry.set()
         self.stop_event.set()
 
-    def request_stop(self):
+    def request_stop(self, reason: str = "stop requested"):
         if self.stop_event.is_set():
-            log.warning("second stop request; skipping the rest of the drain")
+            log.warning("second stop request (%s); skipping the rest of the drain" % reason)
             self.hurry.set()
+            self.stopwatch.dump("second stop request (%s)" % reason)
+        else:
+            log.info("stop requested (%s)" % reason)
         self.stop_event.set()
 
     def wait(self):
         self.stop_event.wait()
 
     def shutdown(self) -> int:
+        """Stop polling, drain, stop the parts; each phase is logged with its duration."""
         budget = self.cfg.shutdown.drain_timeout
         busy = self.inflight.count
         log.info("stopping: polling stopped, draining in-flight commands",
                  extra={"in_flight": busy, "drain_timeout_s": budget})
-        self.stop_event.set()
-        self.notifier.send("STOPPING=1", "STATUS=draining %d in-flight commands" % busy)
-        self.controlplane.gate.close()
-        self.controlplane.interrupt_polls()
+        watch = self.stopwatch
+        watch.begin()
+        with watch.phase("stop polling"):
+            self.stop_event.set()
+            self.notifier.send("STOPPING=1", "STATUS=draining %d in-flight commands" % busy)
+            self.controlplane.gate.close()
+            self.controlplane.interrupt_polls()
         drain = wire.Deadline.after(budget)
-        if not self.inflight.wait_idle(budget, self.hurry):
-            log.warning("drain budget exhausted; abandoning in-flight commands",
-                        extra={"in_flight": self.inflight.count})
-        # A worker whose poll brought commands as the stop began is still serving them:
-        # the MCP servers stay up until every worker is out (or the budget is spent).
+        with watch.phase("drain in-flight", in_flight=busy) as fields:
+            if not self.inflight.wait_idle(budget, self.hurry):
+                fields["abandoned"] = self.inflight.count
+                log.warning("drain budget exhausted; abandoning in-flight commands",
+                            extra={"in_flight": self.inflight.count})
+        with watch.phase("workers exit") as fields:
+            fields["left_opening_a_poll"] = self._join_workers(drain)
+            fields["still_running"] = [w.name for w in self.workers if w.is_alive()
+                                       and w.name not in fields["left_opening_a_poll"]]
+        with watch.phase("stop mcp bindings",
+                         channels=[b.channel for b in self.router.bindings]):
+            for binding in self.router.bindings:
+                binding.stop()
+            self.harpoon.stop()
+        if self.policy is not None:
+            with watch.phase("close the audit trail"):
+                self.policy.close()
+        with watch.phase("stop housekeeping"):
+            self.housekeeping.stop()
+            self.network_jobs.stop()
+        with watch.phase("stop admin server"):
+            self.admin.stop()
+        with watch.phase("close connections"):
+            self.controlplane.close()
+            self.trust.close()
+            self._remove_pid_file()
+        summary = watch.finish()
+        if self.fatal_reason:
+            log.error("tunnel-client stopped: %s" % self.fatal_reason, extra=summary)
+        else:
+            log.info("tunnel-client stopped", extra=summary)
+        return self.exit_code
+
+    def _join_workers(self, drain: wire.Deadline) -> List[str]:
+        """A worker whose poll brought commands as the stop began is still serving them:
+        the MCP servers stay up until every worker is out (or the budget is spent). A worker
+        whose poll is still opening its connection brings nothing and is not waited for
+        (the names of those are returned). With nothing in flight every other worker leaves
+        at once; one that does not is a bug worth a thread dump."""
+        reported = False
+        left_behind = []
         for worker in self.workers:
             while worker.is_alive() and not drain.expired() and not self.hurry.is_set():
-                worker.join(min(0.5, drain.remaining()))
+                if worker.ident in self.controlplane.opening_polls():
+                    left_behind.append(worker.name)
+                    break
+                worker.join(min(0.1, drain.remaining()))
+                if not reported and worker.is_alive() and self.inflight.count == 0 and \
+                        self.stopwatch.elapsed() >= IDLE_STOP_EXPECTED:
+                    reported = True
+                    running = [w.name for w in self.workers if w.is_alive()]
+                    log.warning("workers still running with nothing in flight",
+                                extra={"workers": running})
+                    self.stopwatch.dump("%d workers still running %.1fs into the stop with "
+                                        "nothing in flight" % (len(running),
+                                                               self.stopwatch.elapsed()))
         self.inflight.wait_idle(drain.remaining() or 0.0, self.hurry)
-        for binding in self.router.bindings:
-            binding.stop()
-        self.harpoon.stop()
-        if self.policy is not None:
-            self.policy.close()
-        self.housekeeping.stop()
-        self.network_jobs.stop()
-        self.admin.stop()
-        self.controlplane.close()
-        self.trust.close()
-        self._remove_pid_file()
-        if self.fatal_reason:
-            log.error("tunnel-client stopped: %s" % self.fatal_reason)
-        else:
-            log.info("tunnel-client stopped")
-        return self.exit_code
+        return left_behind
 
     # --- files ---------------------------------------------------------------------------
 

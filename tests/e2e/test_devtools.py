@@ -22,7 +22,7 @@ def run(*args, env=None, timeout=60):
                           timeout=timeout)
 
 
-def test_relay_run_and_call_from_the_shell(tmp_path):
+def test_relay_run_and_call_from_the_shell(tmp_path, spawned):
     url_file = tmp_path / "relay.json"
     relay = tunnel_client("dev", "relay", "--print-json", "--url-file", str(url_file))
     daemon = None
@@ -31,12 +31,11 @@ def test_relay_run_and_call_from_the_shell(tmp_path):
         assert details["tunnel_id"].startswith("tunnel_") and details["api_key"]
         assert json.loads(url_file.read_text()) == details
         assert oct(url_file.stat().st_mode & 0o777) == "0o600"
-        daemon = subprocess.Popen(
+        daemon = spawned(
             [sys.executable, "-m", "tunnel_client", "run", "--control-plane.base-url",
              details["control_plane_base_url"], "--control-plane.tunnel-id",
              details["tunnel_id"], "--mcp.command", stub_command(), "--health.listen-addr",
-             "127.0.0.1:0"], env=dict(ENV, CONTROL_PLANE_API_KEY=details["api_key"]),
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+             "127.0.0.1:0"], env=dict(ENV, CONTROL_PLANE_API_KEY=details["api_key"]))
         listed = run("dev", "call", details["mcp_url"], "tools/list")
         assert listed.returncode == 0, listed.stderr
         assert "echo" in [t["name"] for t in json.loads(listed.stdout)["tools"]]
@@ -49,7 +48,7 @@ def test_relay_run_and_call_from_the_shell(tmp_path):
         assert unknown.returncode == 1 and "Unknown tool" in unknown.stdout
     finally:
         if daemon is not None:
-            stop_process(daemon)
+            daemon.stop()
         relay.send_signal(signal.SIGTERM)
         assert relay.wait(20) == 0
 

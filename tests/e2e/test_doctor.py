@@ -254,7 +254,8 @@ def test_env_file_gives_doctor_what_systemd_gives_the_daemon(relay, tmp_path):
 
 @pytest.mark.parametrize("sample", ["sample_mcp_stdio_local", "sample_mcp_remote_no_auth",
                                     "sample_mcp_with_dcr", "sample_mcp_enterprise_proxy"])
-def test_init_then_doctor_then_run_from_a_clean_home(relay, http_stub, tmp_path, sample):
+def test_init_then_doctor_then_run_from_a_clean_home(relay, http_stub, spawned, tmp_path,
+                                                     sample):
     home = str(tmp_path / "home")
     os.makedirs(home)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CONTROL_PLANE_", "MCP_"))}
@@ -294,17 +295,19 @@ def test_init_then_doctor_then_run_from_a_clean_home(relay, http_stub, tmp_path,
                            capture_output=True, text=True, env=env, timeout=30)
     assert again.returncode == 1 and "already exists; pass --force" in again.stderr
     from tests.support.calls import final, initialize
-    run = subprocess.Popen([sys.executable, "-m", "tunnel_client", "run", "--profile", sample],
-                           env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # The daemon's output goes to a file the failure report prints (the spawned fixture).
+    run = spawned([sys.executable, "-m", "tunnel_client", "run", "--profile", sample],
+                  env=env, name="tunnel-client-" + sample)
     try:
-        assert final(relay, initialize(), timeout=20)["resp_code"] == 200
+        try:
+            assert final(relay, initialize(), timeout=20)["resp_code"] == 200
+        finally:
+            code = run.stop(20)
+        assert code == 0, "the daemon did not stop cleanly on SIGTERM (exit %s)" % code
     finally:
-        run.terminate()
-        exited = run.wait(20)
         if proxy is not None:
             proxy.stop()
             front.close()
-    assert exited == 0
     if proxy is not None:
         lines = proxy.requests()
         assert any(line.startswith("CONNECT localhost:%d " % front.port) for line in lines), \

@@ -38,12 +38,70 @@ def wait_for(predicate, timeout: float = 30.0, interval: float = 0.02, message: 
     raise AssertionError("timed out after %.1fs waiting for %s" % (timeout, message or predicate))
 
 
-class Daemon:
+class LoggedProcess:
+    """A subprocess whose stdout and stderr go to a file, so a failed test can show them.
+
+    ``stop()`` is what systemd does, plus a diagnosis: SIGTERM, and if the process is still
+    there after the timeout a second SIGTERM (the daemon then logs every thread's stack)
+    before SIGKILL.
+    """
+
+    def __init__(self, argv, env=None, cwd=None, name: str = "tunnel-client"):
+        self.argv = list(argv)
+        self.name = name
+        self.overran = False  # a stop outlived its timeout
+        self.log_file = tempfile.NamedTemporaryFile(prefix=name + "-", suffix=".log",
+                                                    delete=False)
+        self.proc = subprocess.Popen(self.argv, stdout=self.log_file,
+                                     stderr=subprocess.STDOUT, env=env, cwd=cwd or ROOT)
+
+    def output(self) -> str:
+        with open(self.log_file.name, errors="replace") as handle:
+            return handle.read()
+
+    def report(self, limit: int = 20000) -> str:
+        """The tail of the output, headed for a failure report."""
+        return "---- output of %s (pid %d, exit %s) ----\n%s" % (
+            self.name, self.proc.pid, self.proc.returncode, self.output()[-limit:])
+
+    def signal(self, signum=signal.SIGTERM):
+        self.proc.send_signal(signum)
+
+    def wait(self, timeout: float = 90.0) -> int:
+        return self.proc.wait(timeout)
+
+    def stop(self, timeout: float = 30.0) -> int:
+        if self.proc.poll() is not None:
+            return self.proc.returncode
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.overran = True
+        self.proc.send_signal(signal.SIGTERM)  # asks for the thread dump
+        try:
+            self.proc.wait(5.0)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        code = self.proc.wait()
+        with open(self.log_file.name, "a") as handle:
+            handle.write("\n[test harness] still running %gs after SIGTERM; a second SIGTERM "
+                         "was sent, exit status %s\n" % (timeout, code))
+        return code
+
+    def cleanup(self):
+        self.stop()
+        self.log_file.close()
+        try:
+            os.unlink(self.log_file.name)
+        except OSError:
+            pass
+
+
+class Daemon(LoggedProcess):
     def __init__(self, relay, args=(), env=None, mcp_command=None, mcp_url=None,
                  workers: int = 4, poll_timeout: str = "2s", api_key=None, cwd=None):
         self.relay = relay
-        self.log_file = tempfile.NamedTemporaryFile(prefix="tunnel-client-", suffix=".log",
-                                                    delete=False)
         argv = [sys.executable, "-m", "tunnel_client", "run",
                 "--control-plane.base-url", relay.base_url,
                 "--control-plane.tunnel-id", relay.tunnel_id,
@@ -57,15 +115,13 @@ class Daemon:
         if mcp_url:
             argv += ["--mcp.server-url", mcp_url]
         argv += list(args)
-        self.argv = argv
         environ = dict(os.environ)
         environ.update({"CONTROL_PLANE_API_KEY": api_key or relay.api_key,
                         "NO_PROXY": "*", "PYTHONPATH": ROOT})
         for name in ("HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy"):
             environ.pop(name, None)
         environ.update(env or {})
-        self.proc = subprocess.Popen(argv, stdout=self.log_file, stderr=subprocess.STDOUT,
-                                     env=environ, cwd=cwd or ROOT)
+        super().__init__(argv, environ, cwd)
 
     def wait_polling(self, timeout: float = 60.0):
         start = len(self.relay.polls)
@@ -73,10 +129,6 @@ class Daemon:
                  timeout, message="the daemon's first poll")
         assert self.proc.poll() is None, "daemon exited early:\n" + self.output()
         return self
-
-    def output(self) -> str:
-        with open(self.log_file.name, errors="replace") as handle:
-            return handle.read()
 
     def events(self):
         import json
@@ -87,27 +139,3 @@ class Daemon:
             except ValueError:
                 pass
         return result
-
-    def signal(self, signum=signal.SIGTERM):
-        self.proc.send_signal(signum)
-
-    def wait(self, timeout: float = 90.0) -> int:
-        return self.proc.wait(timeout)
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                return self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                return self.proc.wait()
-        return self.proc.returncode
-
-    def cleanup(self):
-        self.stop()
-        self.log_file.close()
-        try:
-            os.unlink(self.log_file.name)
-        except OSError:
-            pass

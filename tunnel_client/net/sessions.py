@@ -19,26 +19,44 @@ from tunnel_client.net.watchdog import WATCHDOG
 # A long poll is interrupted by shutting down its socket, so the interrupter must know the
 # socket the poll is actually waiting on. urllib3 opens it inside ``send`` (a first request,
 # a replaced dropped connection, a new one after an error), after the caller last looked.
-# Connections opened by our sessions report themselves, as soon as they are up, to an
-# observer the calling thread installs around one request.
+# Connections opened by our sessions report to an observer the calling thread installs
+# around one request: as they start opening (name resolution, TCP, proxy CONNECT, TLS: no
+# request has left yet) and as soon as they are up.
 
 _observer = threading.local()
 
 
+class ConnectObserver:
+    """What ``connects_observed`` calls; both methods run on the requesting thread."""
+
+    def connecting(self, conn: connection.HTTPConnection):
+        """``conn`` starts opening."""
+
+    def connected(self, conn: Optional[connection.HTTPConnection]):
+        """``conn`` is up; None when opening it failed."""
+
+
 @contextlib.contextmanager
-def connects_observed(callback: Callable[[connection.HTTPConnection], None]):
-    """Call ``callback(conn)`` for every connection this thread opens inside the block."""
-    _observer.callback = callback
+def connects_observed(observer: ConnectObserver):
+    """Report every connection this thread opens inside the block to ``observer``."""
+    _observer.current = observer
     try:
         yield
     finally:
-        _observer.callback = None
+        _observer.current = None
 
 
-def _opened(conn):
-    callback = getattr(_observer, "callback", None)
-    if callback is not None:
-        callback(conn)
+def _connect(conn, connect: Callable[[], None]):
+    observer = getattr(_observer, "current", None)
+    if observer is None:
+        return connect()
+    observer.connecting(conn)
+    try:
+        connect()
+    except BaseException:
+        observer.connected(None)
+        raise
+    observer.connected(conn)
 
 
 # --- response heads within a deadline ----------------------------------------------------
@@ -77,14 +95,12 @@ class _BoundedHead:
 
 class HTTPConnection(_BoundedHead, connection.HTTPConnection):
     def connect(self):
-        super().connect()
-        _opened(self)
+        _connect(self, super().connect)
 
 
 class HTTPSConnection(_BoundedHead, connection.HTTPSConnection):
     def connect(self):
-        super().connect()
-        _opened(self)
+        _connect(self, super().connect)
 
 
 class HTTPConnectionPool(connectionpool.HTTPConnectionPool):
