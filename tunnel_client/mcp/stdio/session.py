@@ -14,7 +14,7 @@ from tunnel_client.mcp import protocol as mcp
 from tunnel_client.mcp.binding import Binding
 from tunnel_client.mcp.stdio.asks import Asks
 from tunnel_client.mcp.stdio.handshake import Handshake
-from tunnel_client.mcp.stdio.handshake_steps import HandshakeSteps, Outcome
+from tunnel_client.mcp.stdio.handshake_steps import HandshakeSteps, OpenWith, Outcome
 from tunnel_client.mcp.stdio.inbound import Inbound
 from tunnel_client.mcp.stdio.mux import Caller, Final, Gone, GoneReason, Notify, PipeMux
 from tunnel_client.mcp.stdio.pinger import HealthPinger
@@ -103,7 +103,7 @@ class StdioSession(HandshakeSteps, Binding):
             return
         self.roots = uris
         running = self.supervisor.current()
-        if running is not None and not self.handshake.modern_only and \
+        if running is not None and not self.modern and not self.handshake.modern_only and \
                 self.handshake.ready(running.generation):
             self.write(running.generation, {"jsonrpc": "2.0",
                                              "method": mcp.ROOTS_LIST_CHANGED})
@@ -196,22 +196,27 @@ class StdioSession(HandshakeSteps, Binding):
 
     def _request(self, cmd, msg, deadline) -> Iterator[wire.Reply]:
         for _attempt in (1, 2):
-            if not mcp.is_modern(msg):
-                problem = self._ensure_handshake(deadline)
-                if isinstance(problem, sup.Expired):
-                    return
-                if isinstance(problem, sup.Unavailable):
-                    yield wire.failure(msg["id"], problem.failure)
-                    return
-            outcome = yield from self._exchange(msg, deadline, self._caller(cmd, msg),
-                                                cmd.request_id)
+            problem = self._ensure_handshake(deadline, msg)
+            if isinstance(problem, sup.Expired):
+                return
+            if isinstance(problem, sup.Unavailable):
+                yield wire.failure(msg["id"], problem.failure)
+                return
+            on_sent = self.opened if isinstance(problem, OpenWith) else None
+            try:
+                outcome = yield from self._exchange(msg, deadline, self._caller(cmd, msg),
+                                                    cmd.request_id, on_sent=on_sent)
+            finally:
+                if on_sent is not None:
+                    self.handshake.end(problem.generation)
             if outcome is Outcome.DONE:
                 return
         yield wire.failure(msg["id"], CLOSED_PIPE)
 
     def _exchange(self, msg, deadline: wire.Deadline, caller: Caller, request_id,
-                  on_final=None) -> Iterator[wire.Reply]:
-        """Send one request and yield its replies; returns an ``Outcome``."""
+                  on_final=None, on_sent=None) -> Iterator[wire.Reply]:
+        """Send one request and yield its replies; returns an ``Outcome``. ``on_sent``
+        hears the generation the request was written to."""
         running = self.supervisor.wait_running(deadline)
         if isinstance(running, sup.Expired):
             return Outcome.DONE
@@ -229,6 +234,8 @@ class StdioSession(HandshakeSteps, Binding):
             try:
                 running.child.send(line, timeout=deadline.remaining(cap=WRITE_TIMEOUT))
                 del line  # a large request should not stay in memory while awaited
+                if on_sent is not None:
+                    on_sent(running.generation)
             except ChildGone:
                 # Nothing was written, so nothing ran: the next child may take it.
                 self.mux.close(call)
