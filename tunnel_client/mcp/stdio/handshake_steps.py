@@ -29,6 +29,7 @@ log = get_logger("stdio")
 
 
 MODERN_ERA = "2026-07-28"
+SESSION_HEADER = "Mcp-Session-Id"
 
 
 def opens_modern(msg: dict) -> bool:
@@ -153,7 +154,7 @@ class HandshakeSteps:
         """A connector's initialize: forward the first one per child, answer the rest from
         the cache with the caller's own id."""
         self.handshake.remember(msg)
-        self.handshake.declare(cmd.header("Mcp-Session-Id"), msg)
+        session = {SESSION_HEADER: [self.handshake.open_session(msg)]}
         while True:
             running = self.supervisor.wait_running(deadline)
             if isinstance(running, sup.Expired):
@@ -164,7 +165,8 @@ class HandshakeSteps:
             generation = running.generation
             caller = self._caller(cmd, msg)
             if self.handshake.modern_only:
-                outcome = yield from self._exchange(msg, deadline, caller, cmd.request_id)
+                outcome = yield from self._exchange(msg, deadline, caller, cmd.request_id,
+                                                    final_headers=session)
             else:
                 turn = self.handshake.begin(generation, deadline, need_result=True)
                 if turn is Turn.EXPIRED:
@@ -179,11 +181,12 @@ class HandshakeSteps:
                         if "result" in reply:
                             self._initialized(generation, reply["result"], "forwarded")
                     outcome = yield from self._exchange(self.for_child(msg), deadline, caller,
-                                                        cmd.request_id, on_final)
+                                                        cmd.request_id, on_final,
+                                                        final_headers=session)
                 finally:
                     self.handshake.end(generation)
             if outcome is Outcome.DONE:
                 return
         self.metrics.stdio_local_answers.inc(channel=self.channel, method=mcp.INITIALIZE)
         yield wire.response(wire.dumps({"jsonrpc": "2.0", "id": msg["id"],
-                                        "result": cached[1]}), 200)
+                                        "result": cached[1]}), 200, session)
