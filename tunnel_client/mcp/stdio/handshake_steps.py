@@ -94,11 +94,11 @@ class HandshakeSteps:
                 return sup.Expired() if deadline.expired() else sup.Unavailable(
                     wire.TunnelFailure("transport_closed", "closed_pipe", False))
 
-    def opened(self, generation: int):
-        """The caller's own opening request was written to this child."""
+    def opened(self, generation: int, how: str = "forwarded"):
+        """This child got its 2026-07-28 opening request (the caller's own by default)."""
         self.handshake.done(generation, None)
         log.info("stdio server opened in the 2026-07-28 era",
-                 extra=dict(self._fields, generation=generation, handshake="forwarded"))
+                 extra=dict(self._fields, generation=generation, handshake=how))
 
     def _inject_opening(self, running, msg: Optional[dict], modern: bool) -> bool:
         """Open this child in its era; False when the child died meanwhile."""
@@ -129,9 +129,7 @@ class HandshakeSteps:
                         extra=dict(self._fields, generation=running.generation))
             return True
         if modern:  # any answer, an error included, has opened the connection
-            self.handshake.done(running.generation, None)
-            log.info("stdio server opened in the 2026-07-28 era", extra=dict(
-                self._fields, generation=running.generation, handshake="replayed"))
+            self.opened(running.generation, "injected")
             return True
         if "error" in event.message:
             self.handshake.rejected()
