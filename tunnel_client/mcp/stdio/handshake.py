@@ -6,6 +6,10 @@ and a fresh or restarted child gets the handshake replayed before any queued req
 ``notifications/initialized`` goes to each child exactly once. A child that rejects the
 handshake serves without it (a 2026-07-28-only server): the target's answer always wins.
 
+Each caller's ``initialize`` opens a session of its own (an ``Mcp-Session-Id`` the caller
+sends back, as to a Streamable HTTP server), under which its declared capabilities are
+kept until it ends the session.
+
 This room only keeps state; the session does the sending.
 """
 
