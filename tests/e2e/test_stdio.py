@@ -253,13 +253,24 @@ def test_a_server_request_is_relayed_to_the_caller_that_declared_it_and_answered
     assert result_of(final(relay, tool_call("echo", 2, input="ok")))["result"]
 
 
-def test_session_termination_on_stdio_is_405_and_the_server_keeps_serving(relay, daemon):
+def test_a_caller_gets_a_session_id_and_an_ended_session_is_404_while_others_go_on(
+        relay, daemon):
     daemon(mcp_command=stub_command())
-    payload = final(relay, None, command_type="session_termination",
+    first, second = exchange(relay, initialize(0))[-1], exchange(relay, initialize(1))[-1]
+    ids = [reply["resp_headers"]["Mcp-Session-Id"][0] for reply in (first, second)]
+    assert ids[0] != ids[1] and all(sid.isalnum() and sid.isascii() for sid in ids)
+    unknown = final(relay, None, command_type="session_termination",
                     headers={"Mcp-Session-Id": "s-1"})
-    assert (payload["resp_type"], payload["resp_code"]) == ("session_termination_response", 405)
-    assert "resp_json" not in payload
-    assert result_of(final(relay, tool_call("echo", 1, input="ok")))["result"]
+    assert (unknown["resp_type"], unknown["resp_code"]) == ("session_termination_response", 404)
+    ended = final(relay, None, command_type="session_termination",
+                  headers={"Mcp-Session-Id": ids[0]})
+    assert (ended["resp_type"], ended["resp_code"]) == ("session_termination_response", 204)
+    assert "resp_json" not in ended
+    gone = final(relay, tool_call("echo", 2, input="x"), headers={"Mcp-Session-Id": ids[0]})
+    assert gone["resp_code"] == 404 and gone["resp_json"]["error"]["code"] == -32600
+    kept = final(relay, tool_call("echo", 3, input="ok"), headers={"Mcp-Session-Id": ids[1]})
+    assert result_of(kept)["result"]
+    assert result_of(final(relay, tool_call("echo", 4, input="ok")))["result"]
 
 
 def test_zero_timeout_is_dropped_without_contacting_the_server(relay, daemon, stub_log):

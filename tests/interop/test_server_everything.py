@@ -11,8 +11,7 @@ pytest.importorskip("mcp", reason="the official mcp SDK needs Python >= 3.10")
 from tests.interop import sdk_client  # noqa: E402
 from tests.interop.peers import (  # noqa: E402
     CALL_TIMEOUT, everything_stdio_command, need_server_everything, run, start_everything_http, tunnel)
-from tests.interop.session_checks import (  # noqa: E402
-    assert_close_ends_the_session, assert_sessionless_close)
+from tests.interop.session_checks import assert_close_ends_the_session  # noqa: E402
 
 pytestmark = [pytest.mark.sdk, pytest.mark.node, pytest.mark.slow]
 
@@ -101,19 +100,11 @@ def test_twenty_concurrent_clients_get_only_their_own_answers(peer, mode):
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_closing_the_client_ends_its_session_at_the_server(peer, mode):
-    if peer.server is None:
-        pytest.skip("a stdio server has no sessions")
-    assert_close_ends_the_session(peer.relay, peer.server.url, mode,
-                                  lambda c: c.call_tool("get-sum", {"a": 1, "b": 2}))
-
-
-@pytest.mark.parametrize("mode", MODES)
-def test_closing_a_client_of_a_stdio_server_sends_no_termination(peer, mode):
-    if peer.server is not None:
-        pytest.skip("an HTTP server has sessions")
-    assert_sessionless_close(peer.relay, None, mode,
-                             lambda c: c.call_tool("get-sum", {"a": 1, "b": 2}))
+def test_closing_the_client_ends_its_session(peer, mode):
+    """server-everything serves the legacy era only, so every client ends up in a session:
+    the HTTP server's, or over stdio the one the tunnel keeps for it."""
+    assert_close_ends_the_session(peer.relay, peer.server.url if peer.server else None,
+                                  mode, lambda c: c.call_tool("get-sum", {"a": 1, "b": 2}))
 
 
 def test_an_upstream_error_sent_with_a_null_id_reaches_the_caller_intact():

@@ -11,7 +11,8 @@ pytest.importorskip("mcp", reason="the official mcp SDK needs Python >= 3.10")
 
 from tests.interop import sdk_client  # noqa: E402
 from tests.interop.peers import run, sdk_stdio_command, tunnel  # noqa: E402
-from tests.support.calls import exchange, final, initialize, tool_call  # noqa: E402
+from tests.support.calls import (  # noqa: E402
+    exchange, final, initialize, notification, rpc, tool_call)
 from tests.support.daemon import wait_for  # noqa: E402
 
 pytestmark = [pytest.mark.sdk, pytest.mark.slow]
@@ -85,3 +86,49 @@ def test_a_progress_token_of_any_json_type_leaves_the_daemon_and_child_untouched
         assert after == before, "the child was replaced"
         assert final(relay, tool_call("add", 4, a=2, b=3))["resp_json"]["result"][
             "structuredContent"] == {"result": 5}
+
+
+ENVELOPE = {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientInfo": {"name": "conformance", "version": "1"},
+            "io.modelcontextprotocol/clientCapabilities": {}}
+
+
+def modern(method, rpc_id, meta=ENVELOPE, **params):
+    return rpc(method, rpc_id, _meta=dict(meta), **params)
+
+
+def test_modern_probes_after_a_legacy_session_reach_a_child_opened_in_the_modern_era():
+    """The conformance suite's order: a whole legacy session, then 2026-07-28 probes whose
+    first ones carry no envelope (a server/discover without _meta), then an initialize
+    stamped with the envelope, then ordinary enveloped calls."""
+    with tunnel(mcp_command=sdk_stdio_command()) as relay:
+        # The full legacy sequence first; the boot child serves it.
+        final(relay, initialize(rpc_id=0, version="2025-11-25"))
+        assert final(relay, notification("notifications/initialized"))["resp_code"] == 202
+        assert final(relay, rpc("tools/list", 1))["resp_json"]["result"]["tools"]
+        legacy_pid = final(relay, tool_call("whoami", 2))["resp_json"]["result"]
+        # The first 2026-07-28 requests lack the envelope or part of it: the server's own
+        # answer for its 2026-07-28 era (-32602), not a legacy child's -32601.
+        bare = final(relay, rpc("server/discover", 101, _meta={}))["resp_json"]
+        assert bare["error"]["code"] == -32602, bare
+        partial = dict(ENVELOPE)
+        del partial["io.modelcontextprotocol/protocolVersion"]
+        missing = final(relay, modern("server/discover", 102, meta=partial))["resp_json"]
+        assert missing["error"]["code"] == -32602, missing
+        found = final(relay, modern("server/discover", 105))["resp_json"]
+        assert "2026-07-28" in found["result"]["supportedVersions"], found
+        # An initialize stamped with the envelope is answered by the modern child as the
+        # 2026-07-28 server answers it, never as a handshake.
+        init = final(relay, modern("initialize", 500, protocolVersion="2026-07-28",
+                                   capabilities={}, clientInfo={"name": "c", "version": "1"}))
+        assert "error" in init["resp_json"], init
+        listed = final(relay, modern("tools/list", 202))["resp_json"]
+        assert "add" in [tool["name"] for tool in listed["result"]["tools"]], listed
+        call = final(relay, tool_call("add", 3, meta=ENVELOPE, a=2, b=5))["resp_json"]
+        assert call["result"]["structuredContent"] == {"result": 7}, call
+        modern_pid = final(relay, tool_call("whoami", 4, meta=ENVELOPE))["resp_json"]
+        assert modern_pid["result"]["content"] != legacy_pid["content"], \
+            "each era has its own child"
+        # And the legacy session is still served by its own child.
+        again = final(relay, tool_call("whoami", 5))["resp_json"]["result"]
+        assert again["content"] == legacy_pid["content"]

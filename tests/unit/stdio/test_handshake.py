@@ -81,3 +81,15 @@ def test_capabilities_that_are_not_an_object_declare_nothing():
     hs.declare(None, {"jsonrpc": "2.0", "id": 1, "method": "initialize",
                       "params": {"capabilities": ["sampling"]}})
     assert hs.capabilities(None) == frozenset()
+
+
+def test_each_initialize_opens_a_session_that_keeps_its_capabilities_until_ended():
+    hs = Handshake()
+    a = hs.open_session(init({"elicitation": {}}))
+    b = hs.open_session(init({}))
+    assert a != b and a.isascii() and a.isalnum() and len(a) >= 32
+    assert hs.capabilities(a) == {"elicitation"} and hs.capabilities(b) == frozenset()
+    assert hs.has_session(a) and not hs.ended(a)
+    assert hs.end_session(a) and not hs.end_session(a) and not hs.end_session("nope")
+    assert hs.ended(a) and not hs.has_session(a)
+    assert not hs.ended(b) and not hs.ended(None) and not hs.end_session(None)

@@ -111,3 +111,24 @@ def test_a_cancellation_finds_the_call_by_the_callers_id_and_json_type():
     assert mux.find_by_caller_id(1, "s1") == [call]
     assert mux.find_by_caller_id(True, "s1") == []
     assert mux.find_by_caller_id([1], None) == []
+
+
+def test_listen_stream_frames_reach_their_own_listen_call_under_the_callers_id():
+    mux = PipeMux()
+    key = "io.modelcontextprotocol/subscriptionId"
+    first, sent_first = opened(mux, request("listen-a"), caller=Caller("listen-a"))
+    second, sent_second = opened(mux, request(9), caller=Caller(9))
+
+    def frame(sub_id, method="notifications/subscriptions/acknowledged"):
+        return {"jsonrpc": "2.0", "method": method, "params": {"_meta": {key: sub_id}}}
+
+    assert mux.deliver_subscription(frame(sent_second["id"]))
+    assert mux.deliver_subscription(frame(sent_first["id"], "notifications/tools/list_changed"))
+    assert second.next(0).message["params"]["_meta"][key] == 9
+    got = first.next(0).message
+    assert got["method"] == "notifications/tools/list_changed"
+    assert got["params"]["_meta"][key] == "listen-a"
+    for stray in (frame(10_000), frame("x"), frame([1]),
+                  {"jsonrpc": "2.0", "method": "notifications/message"}):
+        assert not mux.deliver_subscription(stray)
+    assert isinstance(first.next(0), Expired) and isinstance(second.next(0), Expired)

@@ -162,6 +162,9 @@ class StdioBinding(Binding):
             owner = self.eras.owner_of_call(cmd)
             yield owner.notification(cmd, msg) if owner else wire.notify_ack(202)
             return
+        if cmd.command_type == wire.CMD_SESSION_TERMINATION:
+            yield from self._end_session(cmd, deadline)
+            return
         if msg is None:
             yield from self.primary.handle(cmd, deadline)
             return
@@ -176,3 +179,12 @@ class StdioBinding(Binding):
                 yield wire.notify_ack(502)
             return
         yield from session.handle(cmd, deadline)
+
+    def _end_session(self, cmd, deadline) -> Iterator[wire.Reply]:
+        """A caller's DELETE: its session lives with the legacy-era child that opened it."""
+        session_id = cmd.header("Mcp-Session-Id")
+        for session in self.sessions():
+            if session.handshake.has_session(session_id):
+                yield from session.handle(cmd, deadline)
+                return
+        yield wire.session_terminated(404)

@@ -6,10 +6,15 @@ and a fresh or restarted child gets the handshake replayed before any queued req
 ``notifications/initialized`` goes to each child exactly once. A child that rejects the
 handshake serves without it (a 2026-07-28-only server): the target's answer always wins.
 
+Each caller's ``initialize`` opens a session of its own (an ``Mcp-Session-Id`` the caller
+sends back, as to a Streamable HTTP server), under which its declared capabilities are
+kept until it ends the session.
+
 This room only keeps state; the session does the sending.
 """
 
 import enum
+import secrets
 import threading
 from collections import OrderedDict
 from typing import Any, FrozenSet, Optional
@@ -36,6 +41,7 @@ class Handshake:
         self.modern_only = False
         self._by_session: "OrderedDict[str, FrozenSet[str]]" = OrderedDict()
         self._declared_by_all: Optional[FrozenSet[str]] = None
+        self._ended: "OrderedDict[str, None]" = OrderedDict()  # ended sessions, by id
 
     # --- the child's handshake --------------------------------------------------------------
 
@@ -127,6 +133,33 @@ class Handshake:
                 self._by_session.move_to_end(session_id)
                 while len(self._by_session) > MAX_SESSIONS:
                     self._by_session.popitem(last=False)
+
+    def open_session(self, msg: dict) -> str:
+        """A caller's initialize: a new session id (visible ASCII) for the caller to send
+        back, under which what it declared is remembered, as a Streamable HTTP server
+        would give it."""
+        session_id = secrets.token_hex(16)
+        self.declare(session_id, msg)
+        return session_id
+
+    def end_session(self, session_id: Optional[str]) -> bool:
+        """A caller ended its session: forget it; False when it was not known here."""
+        with self._cond:
+            if not session_id or self._by_session.pop(session_id, None) is None:
+                return False
+            self._ended[session_id] = None
+            while len(self._ended) > MAX_SESSIONS:
+                self._ended.popitem(last=False)
+            return True
+
+    def has_session(self, session_id: Optional[str]) -> bool:
+        """Whether a caller's session with this id is open here."""
+        with self._cond:
+            return bool(session_id) and session_id in self._by_session
+
+    def ended(self, session_id: Optional[str]) -> bool:
+        with self._cond:
+            return bool(session_id) and session_id in self._ended
 
     def capabilities(self, session_id: Optional[str]) -> FrozenSet[str]:
         """What the caller behind a legacy-era request declared. Without a session id the

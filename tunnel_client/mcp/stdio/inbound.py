@@ -79,6 +79,8 @@ class Inbound:
                 log.debug("dropping progress for a token no call in flight holds",
                           extra=self._fields)
             return
+        if self.mux.deliver_subscription(msg):
+            return
         # With one call in flight the notification is unambiguously its own; with several,
         # delivering it to any of them could misroute it.
         call = self.mux.sole_caller_call(generation)

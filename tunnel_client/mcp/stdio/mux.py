@@ -21,6 +21,9 @@ from tunnel_client import wire
 from tunnel_client.mcp import protocol as mcp
 
 
+SUBSCRIPTION_ID_KEY = "io.modelcontextprotocol/subscriptionId"
+
+
 class GoneReason(enum.Enum):
     CHILD_EXITED = "child_exited"
 
@@ -155,6 +158,23 @@ class PipeMux:
         if call is None:
             return False
         call.mailbox.put(Notify(mcp.restore_progress_token(msg, call.caller_token)))
+        return True
+
+    def deliver_subscription(self, msg: dict) -> bool:
+        """A notification tagged with the id of a ``subscriptions/listen`` in flight (the
+        2026-07-28 server tags each frame of a listen stream with that request's id): to
+        that call, tagged with its caller's own id."""
+        meta = mcp.meta(msg)
+        rpc_id = meta.get(SUBSCRIPTION_ID_KEY)
+        if type(rpc_id) is not int:  # ours are plain ints
+            return False
+        with self._lock:
+            call = self._pending.get(rpc_id)
+        if call is None or call.internal:
+            return False
+        params = dict(msg["params"], _meta=dict(meta, **{
+            SUBSCRIPTION_ID_KEY: call.caller.original_id}))
+        call.mailbox.put(Notify(dict(msg, params=params)))
         return True
 
     def sole_caller_call(self, generation: int) -> Optional[Call]:

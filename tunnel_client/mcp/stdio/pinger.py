@@ -1,8 +1,9 @@
 """Health pings for an idle child: one that stops answering is replaced.
 
-Any well-formed JSON-RPC reply counts as an answer, an error included (2026-07-28 servers
-have no ``ping``). A child is pinged only when idle, and a legacy one only after it has
-shown it answers (it may ignore anything before its handshake).
+Any well-formed JSON-RPC reply counts as an answer, an error included. A child serving the
+2026-07-28 era (which has no ``ping``) is probed with an enveloped ``server/discover``. A
+child is pinged only when idle, and only after it has shown it answers (a legacy one may
+ignore anything before its handshake).
 """
 
 import threading
@@ -11,6 +12,7 @@ import time
 from tunnel_client.errors import ChildGone
 from tunnel_client.mcp import protocol as mcp
 from tunnel_client.mcp.stdio import supervisor as sup
+from tunnel_client.mcp.stdio.handshake_steps import modern_probe
 from tunnel_client.mcp.stdio.mux import Final, Gone
 from tunnel_client.observe.logs import get_logger
 
@@ -47,8 +49,11 @@ class HealthPinger:
             if not (session.handshake.ready(generation) or
                     session.inbound.replied_gen == generation):
                 return interval
-            call, line = session.mux.open({"jsonrpc": "2.0", "id": 0, "method": mcp.PING},
-                                          generation)
+            # Each era's own probe: 2026-07-28 has no ping, and a legacy message must
+            # never reach a child serving that era.
+            probe = modern_probe() if session.modern else \
+                {"jsonrpc": "2.0", "id": 0, "method": mcp.PING}
+            call, line = session.mux.open(probe, generation)
             if line is None:
                 return interval
             self._in_flight = True

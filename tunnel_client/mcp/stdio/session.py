@@ -14,7 +14,8 @@ from tunnel_client.mcp import protocol as mcp
 from tunnel_client.mcp.binding import Binding
 from tunnel_client.mcp.stdio.asks import Asks
 from tunnel_client.mcp.stdio.handshake import Handshake
-from tunnel_client.mcp.stdio.handshake_steps import HandshakeSteps, Outcome
+from tunnel_client.mcp.stdio.handshake_steps import (
+    SESSION_HEADER, HandshakeSteps, OpenWith, Outcome)
 from tunnel_client.mcp.stdio.inbound import Inbound
 from tunnel_client.mcp.stdio.mux import Caller, Final, Gone, GoneReason, Notify, PipeMux
 from tunnel_client.mcp.stdio.pinger import HealthPinger
@@ -103,7 +104,7 @@ class StdioSession(HandshakeSteps, Binding):
             return
         self.roots = uris
         running = self.supervisor.current()
-        if running is not None and not self.handshake.modern_only and \
+        if running is not None and not self.modern and not self.handshake.modern_only and \
                 self.handshake.ready(running.generation):
             self.write(running.generation, {"jsonrpc": "2.0",
                                              "method": mcp.ROOTS_LIST_CHANGED})
@@ -140,7 +141,8 @@ class StdioSession(HandshakeSteps, Binding):
 
     def handle(self, cmd: wire.Command, deadline: wire.Deadline) -> Iterator[wire.Reply]:
         if cmd.command_type == wire.CMD_SESSION_TERMINATION:
-            yield wire.session_terminated(405)
+            ended = self.handshake.end_session(cmd.header(SESSION_HEADER))
+            yield wire.session_terminated(204 if ended else 404)
             return
         if cmd.command_type != wire.CMD_JSONRPC:
             yield wire.Reply(wire.RESP_OAUTH_DISCOVERY, 400, wire.dumps(
@@ -149,6 +151,11 @@ class StdioSession(HandshakeSteps, Binding):
             return
         msg = cmd.message
         kind = wire.rpc_kind(msg)
+        if kind != "response" and self.handshake.ended(cmd.header(SESSION_HEADER)):
+            # As a Streamable HTTP server answers a session it has ended.
+            yield wire.rpc_error(msg.get("id"), -32600, "Session not found", 404) \
+                if kind == "request" else wire.notify_ack(404)
+            return
         if kind == "notification":
             yield self.notification(cmd, msg)
         elif kind == "response":
@@ -196,22 +203,28 @@ class StdioSession(HandshakeSteps, Binding):
 
     def _request(self, cmd, msg, deadline) -> Iterator[wire.Reply]:
         for _attempt in (1, 2):
-            if not mcp.is_modern(msg):
-                problem = self._ensure_handshake(deadline)
-                if isinstance(problem, sup.Expired):
-                    return
-                if isinstance(problem, sup.Unavailable):
-                    yield wire.failure(msg["id"], problem.failure)
-                    return
-            outcome = yield from self._exchange(msg, deadline, self._caller(cmd, msg),
-                                                cmd.request_id)
+            problem = self._ensure_handshake(deadline, msg)
+            if isinstance(problem, sup.Expired):
+                return
+            if isinstance(problem, sup.Unavailable):
+                yield wire.failure(msg["id"], problem.failure)
+                return
+            on_sent = self.opened if isinstance(problem, OpenWith) else None
+            try:
+                outcome = yield from self._exchange(msg, deadline, self._caller(cmd, msg),
+                                                    cmd.request_id, on_sent=on_sent)
+            finally:
+                if on_sent is not None:
+                    self.handshake.end(problem.generation)
             if outcome is Outcome.DONE:
                 return
         yield wire.failure(msg["id"], CLOSED_PIPE)
 
     def _exchange(self, msg, deadline: wire.Deadline, caller: Caller, request_id,
-                  on_final=None) -> Iterator[wire.Reply]:
-        """Send one request and yield its replies; returns an ``Outcome``."""
+                  on_final=None, on_sent=None, final_headers=None) -> Iterator[wire.Reply]:
+        """Send one request and yield its replies; returns an ``Outcome``. ``on_sent``
+        hears the generation the request was written to; ``final_headers`` go with a
+        successful result."""
         running = self.supervisor.wait_running(deadline)
         if isinstance(running, sup.Expired):
             return Outcome.DONE
@@ -229,6 +242,8 @@ class StdioSession(HandshakeSteps, Binding):
             try:
                 running.child.send(line, timeout=deadline.remaining(cap=WRITE_TIMEOUT))
                 del line  # a large request should not stay in memory while awaited
+                if on_sent is not None:
+                    on_sent(running.generation)
             except ChildGone:
                 # Nothing was written, so nothing ran: the next child may take it.
                 self.mux.close(call)
@@ -253,8 +268,9 @@ class StdioSession(HandshakeSteps, Binding):
                 elif isinstance(event, Final):
                     if on_final is not None:
                         on_final(event.message)
+                    headers = final_headers if "result" in event.message else None
                     yield wire.response(wire.dumps(mcp.replace_id(event.message,
-                                                                  msg["id"])), 200)
+                                                                  msg["id"])), 200, headers)
                     return Outcome.DONE
                 elif isinstance(event, Gone):
                     yield wire.failure(msg["id"], EOF_FAILURE)
