@@ -9,7 +9,7 @@ import os
 import secrets
 import threading
 import time
-from typing import Callable, List, Optional
+from typing import List, Optional
 
 from tunnel_client import __version__, wire
 from tunnel_client.admin.server import AdminServer
@@ -17,7 +17,7 @@ from tunnel_client.config import Config
 from tunnel_client.config.reload import plan as reload_plan
 from tunnel_client.config.secrets import exposure_warnings, secret_env_names, secret_values
 from tunnel_client.controlplane import ControlPlane, TunnelMetadata
-from tunnel_client.errors import ControlPlaneError, StartupError, TunnelClientError
+from tunnel_client.errors import ControlPlaneError, StartupError
 from tunnel_client.housekeeping import Housekeeping
 from tunnel_client.mcp.binding import Binding
 from tunnel_client.mcp.harpoon import HarpoonBinding, HarpoonOptions

@@ -18,7 +18,6 @@ import re
 import secrets
 import subprocess
 import sys
-import tempfile
 import time
 
 import requests

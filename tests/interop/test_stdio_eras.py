@@ -13,7 +13,6 @@ from tests.interop import sdk_client  # noqa: E402
 from tests.interop.peers import run, sdk_stdio_command, tunnel  # noqa: E402
 from tests.support.calls import (  # noqa: E402
     exchange, final, initialize, notification, rpc, tool_call)
-from tests.support.daemon import wait_for  # noqa: E402
 
 pytestmark = [pytest.mark.sdk, pytest.mark.slow]
 

@@ -88,6 +88,6 @@ def show(args) -> int:
         shown = json.dumps(value) if not isinstance(value, str) else value
         print("%-*s  %s  (%s)" % (width, key, shown if value is not None else "-",
                                   item["from"]))
-    for key, message in cfg.problems.items():
+    for message in cfg.problems.values():
         print("# problem: %s" % message)
     return 0

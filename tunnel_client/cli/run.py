@@ -4,6 +4,7 @@ import logging
 import os
 import signal
 import sys
+from typing import NoReturn
 
 from tunnel_client import config
 from tunnel_client.cli import flags
@@ -46,7 +47,7 @@ def run(args) -> int:
     exit_now(service.shutdown())
 
 
-def exit_now(code: int):
+def exit_now(code: int) -> NoReturn:
     """Leave once the stop is done and logged, without the interpreter's teardown: on a
     busy machine it adds hundreds of milliseconds to every stop, and a daemon thread still
     running (a poll left opening its connection, a housekeeping job) can make it abort

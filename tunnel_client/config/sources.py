@@ -1,7 +1,7 @@
 """Where a setting came from, said the way an operator looks for it: ``flag --x``,
 ``env VAR``, ``/etc/tunnel-client/config.yaml:12``, or ``default``."""
 
-from typing import Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional
 
 from tunnel_client.config.settings import SETTINGS
 
@@ -62,10 +62,11 @@ def file_problems(flags: Mapping[str, object], environ: Mapping[str, str]) -> Li
     from tunnel_client.errors import ConfigError
 
     try:
-        source = profiles.select({"config": flags.get("--config"),
-                                  "profile": flags.get("--profile"),
-                                  "profile_file": flags.get("--profile-file"),
-                                  "profile_dir": flags.get("--profile-dir")}, environ)
+        selector: Dict[str, Any] = {"config": flags.get("--config"),
+                                    "profile": flags.get("--profile"),
+                                    "profile_file": flags.get("--profile-file"),
+                                    "profile_dir": flags.get("--profile-dir")}
+        source = profiles.select(selector, environ)
         if not source.path:
             return []
         with open(source.path, encoding="utf-8") as handle:

@@ -251,7 +251,7 @@ def parse_proxy(raw: str, environ: Mapping[str, str], source: str) -> ProxySetti
     if not parts.hostname:
         raise ValueError("proxy URL must include a host, for example http://proxy.corp:3128")
     try:
-        parts.port
+        parts.port  # noqa: B018 - urlsplit checks the port only when it is read
     except ValueError:
         raise ValueError("proxy URL has an invalid port; write it as http://host:port, for "
                          "example http://proxy.corp:3128") from None
