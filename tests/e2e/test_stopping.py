@@ -63,7 +63,7 @@ def test_a_second_sigterm_dumps_every_thread_stack_then_exits(relay, daemon):
     stacks = _stacks(instance)
     assert "MainThread" in stacks
     # The worker serving the slow call is seen where it waits: in the stdio binding.
-    assert any("stdio.py" in "".join(stack) for name, stack in stacks.items()
+    assert any("/mcp/stdio/" in "".join(stack) for name, stack in stacks.items()
                if name.startswith("worker-")), sorted(stacks)
     drain = [e for e in phase_events(instance) if e["phase"] == "drain in-flight"]
     assert drain[0]["abandoned"] == 1
