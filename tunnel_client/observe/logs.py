@@ -306,9 +306,12 @@ class LogSetup:
             self.file_handler.reopen()
 
     def close(self):
+        """Undo the setup: handlers closed, records propagate to the root logger again."""
         for handler in list(self.root.handlers):
             self.root.removeHandler(handler)
             handler.close()
+        self.root.propagate = True
+        self.root.setLevel(logging.NOTSET)
 
 
 _raw_log = logging.getLogger(ROOT + ".http")
