@@ -327,6 +327,9 @@ def test_metadata_fields_default_to_empty(plane_for):
     (b'["x"]', (None, "['x']", None)),
     (b"  not json  ", (None, "not json", None)),
     (b"\xff", (None, "\ufffd", None)),
+    (b'{"error": {"message": "caf\xff"}}', (None, "caf\ufffd", None)),
+    (b"x" * 2000, (None, "x" * 1024, None)),
+    (b"[" + b'"y",' * 400 + b'"y"]', (None, str(["y"] * 401)[:1024], None)),
 ])
 def test_api_error_bodies_in_every_shape(body, expected):
     assert parse_api_error(body) == expected
