@@ -471,3 +471,72 @@ def test_values_and_origins_are_reported(tmp_path):
     assert cfg.origins["control_plane.url_path"].label == "control_plane.url_path in %s" % path
     assert cfg.origins["control_plane.api_key"].label == "CONTROL_PLANE_API_KEY"
     assert cfg.binding("main").argv == ("server", "--stdio") and cfg.binding("x") is None
+
+
+@pytest.mark.parametrize("text,message", [
+    ("key: [unclosed\n", "parse config file {path}: line 2 column 1: did not find expected ',' "
+                         "or ']'; fix the YAML syntax"),
+    ("log:\n  level: [\n", "parse config file {path}: line 3 column 1: did not find expected "
+                           "node content; fix the YAML syntax"),
+    ("control_plane: 5\nlog: 7\nmcp: 8\n", "config file {path}: control_plane: expected a "
+                                           "mapping, got int (and 2 more)"),
+    ("control_plane: 5\n", "config file {path}: control_plane: expected a mapping, got int"),
+    ("cloudflared:\n  managed: true\n", "config file {path}: cloudflared settings are not "
+                                        "supported by this client; remove the cloudflared "
+                                        "section"),
+    ("cloudflared:\n  managed: false\n  token: ''\n", None),
+    ("- a\n", "config file {path} must be a YAML mapping of settings"),
+    ("", None), ("# only a comment\n", None),
+])
+def test_config_file_problems_exactly(tmp_path, text, message):
+    path = write(tmp_path, text)
+    if message is None:
+        assert runtime({"--config": path}).control_plane.tunnel_id == TID
+        return
+    with pytest.raises(ConfigError) as err:
+        runtime({"--config": path})
+    assert str(err.value) == message.format(path=path)
+
+
+def test_unreadable_and_missing_config_files(tmp_path):
+    with pytest.raises(ConfigError) as err:
+        runtime({"--config": str(tmp_path)})
+    assert str(err.value) == "cannot read config file %s: Is a directory" % tmp_path
+    missing = str(tmp_path / "nope.yaml")
+    with pytest.raises(ConfigError) as err:
+        runtime({"--config": missing})
+    assert str(err.value) == ("config file %s does not exist; check the path or create it "
+                              "with `tunnel-client init`" % missing)
+    utf8 = write(tmp_path, "control_plane:\n  url_path: /caf\u00e9\n")
+    assert runtime({"--config": utf8}).control_plane.url_path == "/caf\u00e9"
+
+
+DURATION_HINT = "is not a duration; use a number with a unit, such as 500ms, 30s, 10m or 1h30m"
+
+
+@pytest.mark.parametrize("flags,env,shown,origin", [
+    ({}, {"CONTROL_PLANE_POLL_TIMEOUT": "\u00e9" * 201}, "\u00e9" * 200 + "...",
+     "CONTROL_PLANE_POLL_TIMEOUT"),
+    ({}, {"CONTROL_PLANE_POLL_TIMEOUT": "\u00e9" * 200}, "\u00e9" * 200,
+     "CONTROL_PLANE_POLL_TIMEOUT"),
+    ({"--control-plane.poll-timeout": "soon"}, {}, "soon", "--control-plane.poll-timeout"),
+])
+def test_a_bad_value_is_shown_quoted_and_cut_with_its_origin(flags, env, shown, origin):
+    with pytest.raises(ConfigError) as err:
+        runtime(flags, env)
+    assert str(err.value) == 'invalid control-plane.poll-timeout "%s" (from %s): %s' % (
+        shown, origin, DURATION_HINT)
+
+
+@pytest.mark.parametrize("env,message", [
+    ({"MCP_SERVER_URL": "http://a/mcp", "MCP_COMMAND": "x"},
+     'mcp config: duplicate channel "main" from mcp.command (http-streamable already '
+     "configured); give each entry its own channel="),
+    ({"MCP_COMMAND": "channel=main,command=x\nchannel=main,command=y"},
+     'mcp config: duplicate channel "main" from mcp.command (stdio already configured); give '
+     "each entry its own channel="),
+])
+def test_duplicate_channels_name_both_sides(env, message):
+    with pytest.raises(ConfigError) as err:
+        runtime(env=env)
+    assert str(err.value) == message

@@ -327,6 +327,9 @@ def test_metadata_fields_default_to_empty(plane_for):
     (b'["x"]', (None, "['x']", None)),
     (b"  not json  ", (None, "not json", None)),
     (b"\xff", (None, "\ufffd", None)),
+    (b'{"error": {"message": "caf\xff"}}', (None, "caf\ufffd", None)),
+    (b"x" * 2000, (None, "x" * 1024, None)),
+    (b"[" + b'"y",' * 400 + b'"y"]', (None, str(["y"] * 401)[:1024], None)),
 ])
 def test_api_error_bodies_in_every_shape(body, expected):
     assert parse_api_error(body) == expected
@@ -497,3 +500,88 @@ def test_interrupting_ends_a_waiting_long_poll_at_once(plane_for):
         assert "error" in outcome and outcome["error"].transport
     finally:
         release.set()
+
+
+def test_raw_http_dumps_of_polls_and_posts(plane_for, monkeypatch):
+    from tunnel_client.observe import logs
+    seen = []
+    monkeypatch.setattr(logs.RawHttp, "exchange", classmethod(
+        lambda cls, *args: seen.append(args)))
+    server, plane = plane_for(lambda r: (204, {"X-Poll": "p"}, b"") if r["method"] == "GET"
+                              else (200, {"X-Post": "q"}, b'{"status":"ok"}'))
+    plane.poll()
+    plane.post(command(), answer(), wire.NO_DEADLINE)
+    (poll, post) = seen
+    assert poll[:4] == ("control-plane", "GET", plane.poll_url, 204)
+    assert poll[4]["Authorization"] == "Bearer sk-unit-key" and poll[5] is None
+    assert poll[6]["X-Poll"] == "p" and poll[7] == b""
+    assert post[:4] == ("control-plane", "POST", plane.response_url, 200)
+    assert post[4]["X-Tunnel-Shard-Token"] == "shard"
+    assert json.loads(post[5])["request_id"] == "req_1"
+    assert post[6]["X-Post"] == "q" and post[7] == b'{"status":"ok"}'
+
+
+def test_error_details_are_kept_on_the_error(plane_for):
+    server, plane = plane_for(polled({"error": {"code": "rate_limit_exceeded", "message": "m"}},
+                                     429, {"Retry-After": "2", "X-Request-Id": "rq"}))
+    with pytest.raises(ControlPlaneError) as failure:
+        plane.poll()
+    error = failure.value
+    assert (error.code, error.retry_after, error.request_id) == ("rate_limit_exceeded", 2.0,
+                                                                 "rq")
+    assert error.mitigation == "reduce MCP request volume; the client backs off automatically"
+    server.handler = polled({"error": {}}, 500)
+    with pytest.raises(ControlPlaneError) as bare:
+        plane.poll()
+    assert str(bare.value) == "poll failed: HTTP 500"
+    assert bare.value.code is None and bare.value.mitigation is None
+
+
+def test_the_proxy_rejection_reads_in_full(plane_for):
+    server, plane = plane_for(polled(b"", 407))
+    with pytest.raises(ControlPlaneError) as failure:
+        plane.metadata()
+    assert str(failure.value) == (
+        "tunnel metadata fetch failed: the proxy rejected the credentials (407 Proxy "
+        "Authentication Required); check the user and password in the proxy URL")
+
+
+def test_a_poll_that_outlasts_its_window_is_counted_as_a_timeout(plane_for):
+    release = threading.Event()
+
+    def slow(request):
+        release.wait(10)
+        return 204, {}, b""
+    server, plane = plane_for(slow, poll_timeout=0.2, guardrail=0.1)
+    try:
+        with pytest.raises(ControlPlaneError) as failure:
+            plane.poll()
+    finally:
+        release.set()
+    assert failure.value.code == "timeout" and failure.value.transport
+    assert plane.metrics.poll_errors.value(error_kind="timeout") == 1
+    assert plane.metrics.poll_errors.value(error_kind="other") == 0
+
+
+def test_one_command_and_one_skipped_element_are_more_than_the_limit(plane_for, caplog):
+    server, plane = plane_for(polled({"commands": [
+        {"request_id": "req_1", "shard_token": "s", "command_type": "jsonrpc",
+         "jsonrpc": {"jsonrpc": "2.0", "id": 1, "method": "ping"}},
+        {"request_id": "req_2", "command_type": "teleport"}]}))
+    with caplog.at_level(logging.ERROR, logger="tunnel_client.controlplane"):
+        plane.poll()
+        server.handler = polled({"commands": [{"request_id": "req_3", "shard_token": "s",
+                                               "command_type": "jsonrpc", "jsonrpc": {
+                                                   "jsonrpc": "2.0", "id": 1,
+                                                   "method": "ping"}}]})
+        plane.poll()
+    [record] = [r for r in caplog.records if "more commands" in r.getMessage()]
+    assert record.count == 2
+
+
+def test_a_skipped_poll_while_stopping_is_a_transport_error(plane_for):
+    server, plane = plane_for(lambda r: (204, {}, b""))
+    plane.interrupt_polls()
+    with pytest.raises(ControlPlaneError) as failure:
+        plane.poll()
+    assert failure.value.transport is True
