@@ -46,7 +46,7 @@ GROUPS: Dict[str, Group] = {
     "controlplane": Group(("tunnel_client/controlplane.py",),
                           ("tests/unit/test_controlplane.py",)),
     "stdio": Group(("tunnel_client/mcp/stdio*",),
-                   ("tests/unit/test_stdio.py", "tests/fuzz/test_stdio_lines.py")),
+                   ("tests/unit/stdio", "tests/fuzz/test_stdio_lines.py")),
     "http": Group(("tunnel_client/mcp/http.py",),
                   ("tests/unit/test_http_binding.py",)),
     "harpoon": Group(("tunnel_client/mcp/harpoon.py", "tunnel_client/mcp/targets.py"),
