@@ -18,7 +18,8 @@ distro_dependencies_only() {
     dpkg-deb -f "$deb" Depends
     for name in $(dpkg-deb -f "$deb" Depends | tr ',|' '\n\n' | sed 's/(.*)//; s/ //g'); do
         case $name in
-        systemd | systemd-standalone-sysusers | systemd-sysusers | python3:any | ca-certificates) ;;
+        # procps: /bin/kill for the unit's ExecReload (systemctl reload).
+        systemd | systemd-standalone-sysusers | systemd-sysusers | python3:any | ca-certificates | procps) ;;
         python3-jsonschema | python3-requests | python3-urllib3 | python3-yaml) ;;
         *) echo "unexpected dependency: $name"; bad=1 ;;
         esac
