@@ -100,6 +100,12 @@ def scripted():
 
 
 @pytest.fixture
+def url_file(tmp_path):
+    """Where a daemon started with --health.url-file writes its admin URL."""
+    return str(tmp_path / "admin-url")
+
+
+@pytest.fixture
 def stub_log(tmp_path):
     path = tmp_path / "stub.jsonl"
     path.touch()

@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from tests.support.calls import final, tool_call
-from tests.support.daemon import stub_command, wait_for
+from tests.support.daemon import admin_base, stub_command, wait_for
 from tests.support.rawhttp import raw_request
 
 
@@ -216,17 +216,6 @@ def test_stdio_child_gets_no_secret_by_name_or_by_value(relay, daemon, tmp_path)
 
 
 # --- 4. every configured header value and registered secret is redacted everywhere ------
-
-
-@pytest.fixture
-def url_file(tmp_path):
-    return str(tmp_path / "admin-url")
-
-
-def admin_base(url_file):
-    wait_for(lambda: os.path.exists(url_file) and open(url_file).read().strip(),
-             message="the admin URL file")
-    return open(url_file).read().strip()
 
 
 def test_raw_http_logging_redacts_configured_and_caller_header_values(

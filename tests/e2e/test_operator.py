@@ -15,13 +15,7 @@ import requests
 
 from tests.support import prom
 from tests.support.calls import final, initialize, rpc, tool_call
-from tests.support.daemon import stub_command, wait_for
-
-
-def admin_base(instance, url_file):
-    wait_for(lambda: os.path.exists(url_file) and open(url_file).read().strip(),
-             message="the admin URL file")
-    return open(url_file).read().strip()
+from tests.support.daemon import admin_base, stub_command, wait_for
 
 
 def readyz(base):
@@ -35,15 +29,10 @@ def wait_ready_state(base, status, contains="", timeout=15):
             status, contains, readyz(base)))
 
 
-@pytest.fixture
-def url_file(tmp_path):
-    return str(tmp_path / "admin-url")
-
-
 def test_readiness_follows_a_rejected_key_both_ways(relay, daemon, url_file):
-    instance = daemon(wait=False, mcp_command=stub_command(), api_key="rotated-key-1", args=[
+    daemon(wait=False, mcp_command=stub_command(), api_key="rotated-key-1", args=[
         "--health.url-file", url_file, "--control-plane.auth-backoff", "500ms"])
-    base = admin_base(instance, url_file)
+    base = admin_base(url_file)
     status, reason = wait_ready_state(base, 503, "invalid_api_key")
     assert "api_key" in reason and "rotated-key-1" not in reason
     relay.add_key("rotated-key-1", True)
@@ -52,18 +41,18 @@ def test_readiness_follows_a_rejected_key_both_ways(relay, daemon, url_file):
 
 def test_readiness_names_a_missing_tunnel_permission(relay, daemon, url_file):
     relay.add_key("no-permission-key", False)
-    instance = daemon(wait=False, mcp_command=stub_command(), api_key="no-permission-key",
+    daemon(wait=False, mcp_command=stub_command(), api_key="no-permission-key",
                       args=["--health.url-file", url_file])
-    base = admin_base(instance, url_file)
+    base = admin_base(url_file)
     _, reason = wait_ready_state(base, 503, "tunnel_use_forbidden")
     assert "may use this tunnel" in reason
 
 
 def test_readiness_reports_a_sustained_outage_and_recovers(relay, daemon, url_file):
-    instance = daemon(mcp_command=stub_command(), args=[
+    daemon(mcp_command=stub_command(), args=[
         "--health.url-file", url_file, "--health.poll-failure-grace", "1s",
         "--control-plane.poll-timeout", "500ms"])
-    base = admin_base(instance, url_file)
+    base = admin_base(url_file)
     wait_ready_state(base, 200)
     relay.faults.rates["poll-503"] = 1.0
     _, reason = wait_ready_state(base, 503, "control plane failing: HTTP 503")
@@ -82,10 +71,10 @@ def test_readiness_follows_a_crash_looping_stdio_server(relay, daemon, url_file,
         "sys.argv = ['stub']\n"
         "runpy.run_module('tunnel_client.devtools.stub', run_name='__main__')\n"
         % (str(counter), str(gate)))
-    instance = daemon(wait=False, mcp_command="%s %s" % (sys.executable, script), args=[
+    daemon(wait=False, mcp_command="%s %s" % (sys.executable, script), args=[
         "--health.url-file", url_file, "--mcp.stdio.restart-backoff", "300ms",
         "--mcp.stdio.restart-limit", "50", "--mcp.stdio.restart-window", "10s"])
-    base = admin_base(instance, url_file)
+    base = admin_base(url_file)
     _, reason = wait_ready_state(base, 503, "channel main: stdio server exited with code 5")
     assert "restart" in reason
     gate.touch()
@@ -109,9 +98,9 @@ def test_readiness_follows_an_http_target_that_goes_away(relay, daemon, url_file
 
     server = serve()
     port = server.port
-    instance = daemon(mcp_url="http://127.0.0.1:%d/mcp" % port, args=[
+    daemon(mcp_url="http://127.0.0.1:%d/mcp" % port, args=[
         "--health.url-file", url_file, "--mcp.http-probe-interval", "200ms"])
-    base = admin_base(instance, url_file)
+    base = admin_base(url_file)
     wait_ready_state(base, 200)
     server.shutdown()
     server.server_close()
@@ -126,8 +115,8 @@ def test_readiness_follows_an_http_target_that_goes_away(relay, daemon, url_file
 
 
 def test_metrics_parse_strictly_and_counters_move(relay, daemon, url_file):
-    instance = daemon(mcp_command=stub_command(), args=["--health.url-file", url_file])
-    base = admin_base(instance, url_file)
+    daemon(mcp_command=stub_command(), args=["--health.url-file", url_file])
+    base = admin_base(url_file)
     before = prom.parse(requests.get(base + "/metrics", timeout=2).text)
     final(relay, initialize())
     for i in range(3):
@@ -154,9 +143,9 @@ def test_metrics_parse_strictly_and_counters_move(relay, daemon, url_file):
 
 
 def test_label_cardinality_is_bounded(relay, daemon, url_file):
-    instance = daemon(mcp_command=stub_command(), workers=8, args=["--health.url-file",
+    daemon(mcp_command=stub_command(), workers=8, args=["--health.url-file",
                                                                    url_file])
-    base = admin_base(instance, url_file)
+    base = admin_base(url_file)
     final(relay, initialize())
     calls = [relay.submit(rpc("custom/method-%d" % i, i)) for i in range(1000)]
     calls += [relay.submit(tool_call("tool-%d" % i, i)) for i in range(200)]
@@ -182,14 +171,14 @@ PLANTED = ["sk-PLANTEDkey1234567890", "Bearer planted-bearer-token-xyz", "shard_
 def test_support_bundle_is_redacted(relay, daemon, url_file, tmp_path):
     key_file = tmp_path / "key"
     key_file.write_text("sk-PLANTEDkey1234567890\n")
-    instance = daemon(mcp_command=stub_command(), api_key="unused", args=[
+    daemon(mcp_command=stub_command(), api_key="unused", args=[
         "--health.url-file", url_file,
         "--control-plane.api-key", "file:%s" % key_file,
         "--mcp.extra-headers", "Authorization: Bearer planted-bearer-token-xyz"],
         env={"HTTPS_PROXY": "http://proxyuser:PLANTEDPASSWORD@proxy.example:3128",
              "NO_PROXY": "*"})
     relay.add_key("sk-PLANTEDkey1234567890", True)
-    base = admin_base(instance, url_file)
+    base = admin_base(url_file)
     wait_ready_state(base, 200, timeout=30)
     call = relay.submit(tool_call("echo", 1, input="x"),
                         headers={"X-Note": "access_token=PLANTEDQUERY shard_PLANTEDSHARD"})
@@ -217,8 +206,8 @@ def test_support_bundle_is_redacted(relay, daemon, url_file, tmp_path):
 
 
 def test_log_level_can_be_changed_at_runtime(relay, daemon, url_file):
-    instance = daemon(mcp_command=stub_command(), args=["--health.url-file", url_file])
-    base = admin_base(instance, url_file)
+    daemon(mcp_command=stub_command(), args=["--health.url-file", url_file])
+    base = admin_base(url_file)
     assert requests.get(base + "/api/log-level", timeout=2).json()["level"] == "debug"
     bad = requests.put(base + "/api/log-level", json={"level": "loud"}, timeout=2)
     assert bad.status_code == 400 and "unsupported log level" in bad.json()["error"]
@@ -231,9 +220,9 @@ def test_log_level_can_be_changed_at_runtime(relay, daemon, url_file):
 
 
 def test_api_is_loopback_only_but_health_is_not(relay, daemon, url_file):
-    instance = daemon(mcp_command=stub_command(), args=[
+    daemon(mcp_command=stub_command(), args=[
         "--health.url-file", url_file, "--health.listen-addr", "0.0.0.0:0"])
-    base = admin_base(instance, url_file)
+    base = admin_base(url_file)
     port = int(base.rsplit(":", 1)[1])
     address = _non_loopback_address()
     if address is None:
@@ -265,15 +254,15 @@ def health_cmd(*args):
 def test_health_command_against_live_not_ready_and_dead_daemons(relay, daemon, tmp_path):
     ready_file, unready_file = str(tmp_path / "ready-url"), str(tmp_path / "unready-url")
     live = daemon(mcp_command=stub_command(), args=["--health.url-file", ready_file])
-    admin_base(live, ready_file)
+    admin_base(ready_file)
     final(relay, initialize())
     ok = health_cmd("--url-file", ready_file, "--require-control-plane-poll",
                     "--pid", str(live.proc.pid))
     assert ok.returncode == 0, ok.stdout
     assert "Result:            OK" in ok.stdout and "Readyz:            PASS" in ok.stdout
-    unready = daemon(wait=False, mcp_command=stub_command(), api_key="bad-key",
-                     args=["--health.url-file", unready_file])
-    admin_base(unready, unready_file)
+    daemon(wait=False, mcp_command=stub_command(), api_key="bad-key",
+             args=["--health.url-file", unready_file])
+    admin_base(unready_file)
     report = health_cmd("--url-file", unready_file, "--json")
     assert report.returncode == 2
     data = json.loads(report.stdout)
@@ -317,8 +306,8 @@ def test_systemd_notify_ready_watchdog_stopping_in_order(relay, daemon, tmp_path
 
 
 def test_ui_and_api_refuse_foreign_host_names_and_cannot_be_framed(relay, daemon, url_file):
-    instance = daemon(mcp_command=stub_command(), args=["--health.url-file", url_file])
-    base = admin_base(instance, url_file)
+    daemon(mcp_command=stub_command(), args=["--health.url-file", url_file])
+    base = admin_base(url_file)
     rebound = requests.get(base + "/api/status", headers={"Host": "attacker.example"},
                            timeout=2)
     assert rebound.status_code == 403 and "DNS rebinding" in rebound.text

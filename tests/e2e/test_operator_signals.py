@@ -2,26 +2,13 @@
 reason, one short classified line instead of library text, and every command ending in
 exactly one outcome counter with an access-log line."""
 
-import os
 import socket
 
-import pytest
 import requests
 
 from tests.support import prom
 from tests.support.calls import final, initialize, rpc, tool_call
-from tests.support.daemon import stub_command, wait_for
-
-
-@pytest.fixture
-def url_file(tmp_path):
-    return str(tmp_path / "admin-url")
-
-
-def admin_base(url_file):
-    wait_for(lambda: os.path.exists(url_file) and open(url_file).read().strip(),
-             message="the admin URL file")
-    return open(url_file).read().strip()
+from tests.support.daemon import admin_base, stub_command, wait_for
 
 
 def messages(instance, prefix):

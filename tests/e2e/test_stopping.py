@@ -6,12 +6,12 @@ The stop times themselves are measured by the stop stress run (tests/soak/stopst
 """
 
 import signal
-import socket
 
 import pytest
 
 from tests.support.calls import final, initialize, tool_call
 from tests.support.daemon import stub_command, wait_for
+from tests.support.servers import black_hole
 
 PHASES = ["stop polling", "drain in-flight", "workers exit", "stop mcp bindings",
           "stop housekeeping", "stop admin server", "close connections"]
@@ -80,22 +80,10 @@ def test_a_drain_budget_running_out_dumps_every_thread_stack(relay, daemon):
 
 @pytest.fixture
 def unanswered_port():
-    """A TCP port whose listener never accepts and whose queue is full: a connect to it
-    waits (SYN retransmissions) until its timeout, like a black-holed firewall path."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(0)
-    fillers = []
-    for _ in range(3):
-        filler = socket.socket()
-        filler.setblocking(False)
-        try:
-            filler.connect(listener.getsockname())
-        except BlockingIOError:
-            pass
-        fillers.append(filler)
-    yield listener.getsockname()[1]
-    for sock in fillers + [listener]:
+    """A TCP port a connect to waits on until its timeout, like a black-holed path."""
+    port, held = black_hole()
+    yield port
+    for sock in held:
         sock.close()
 
 

@@ -17,7 +17,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -29,7 +28,7 @@ from typing import Callable, Dict, List, Optional
 from tests.support.calls import exchange, initialize, tool_call
 from tests.support.daemon import ROOT, stub_command, wait_for
 from tests.support.proxy import ForwardProxy
-from tests.support.servers import Scripted
+from tests.support.servers import Scripted, black_hole
 from tunnel_client.devtools.relay import Relay
 
 IDLE_BOUND = 2.0  # seconds: a stop with nothing in flight
@@ -211,24 +210,6 @@ class Bench:
         self.relay.stop()
         for sock in self._fillers:
             sock.close()
-
-
-def black_hole():
-    """(port, sockets): a listener that never accepts, its queue full, so a connect to it
-    waits for its timeout, like a firewall dropping packets."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(0)
-    held = [listener]
-    for _ in range(3):
-        filler = socket.socket()
-        filler.setblocking(False)
-        try:
-            filler.connect(listener.getsockname())
-        except BlockingIOError:
-            pass
-        held.append(filler)
-    return listener.getsockname()[1], held
 
 
 class Round:

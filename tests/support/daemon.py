@@ -38,6 +38,13 @@ def wait_for(predicate, timeout: float = 30.0, interval: float = 0.02, message: 
     raise AssertionError("timed out after %.1fs waiting for %s" % (timeout, message or predicate))
 
 
+def admin_base(url_file: str) -> str:
+    """The admin listener's base URL, once the daemon has written it to ``url_file``."""
+    wait_for(lambda: os.path.exists(url_file) and open(url_file).read().strip(),
+             message="the admin URL file")
+    return open(url_file).read().strip()
+
+
 class LoggedProcess:
     """A subprocess whose stdout and stderr go to a file, so a failed test can show them.
 

@@ -1,6 +1,7 @@
 """Loopback HTTP servers scripted per test."""
 
 import json
+import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -78,3 +79,21 @@ def sse(*messages) -> list:
 
 def result(request, value):
     return {"jsonrpc": "2.0", "id": request["json"]["id"], "result": value}
+
+
+def black_hole():
+    """(port, sockets): a listener that never accepts, its queue full, so a connect to it
+    waits for its timeout, like a firewall dropping packets."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    held = [listener]
+    for _ in range(3):
+        filler = socket.socket()
+        filler.setblocking(False)
+        try:
+            filler.connect(listener.getsockname())
+        except BlockingIOError:
+            pass
+        held.append(filler)
+    return listener.getsockname()[1], held
