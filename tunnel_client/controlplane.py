@@ -127,8 +127,11 @@ class BackoffGate:
     for its verdict. Failures while already paused extend the pause to any longer
     Retry-After but do not count again, so one outage seen by ten workers costs one backoff
     step, not ten, and a wrong key costs one poll per backoff step, not one per worker.
-    A success only counts for a poll sent after the latest pause began: a long poll that
-    was already waiting when another worker met a 429 says nothing about the service now.
+    A success only counts for a poll sent after the latest failure: a long poll that was
+    already waiting when another worker met a 429 says nothing about the service now. Nor
+    does it lift a pause that began after it was sent (a failure's, or a Retry-After a
+    response POST met); but a response POST's pause is a request to slow down, not a
+    failure, so a poll answered during it still proves the service is up.
     """
 
     def __init__(self, policy: Backoff = POLL_BACKOFF, auth_policy: Backoff = AUTH_BACKOFF):
@@ -136,7 +139,8 @@ class BackoffGate:
         self.auth_policy = auth_policy
         self._cond = threading.Condition()
         self._paused_until = 0.0
-        self._paused_at = float("-inf")  # when the latest failure or pause was recorded
+        self._paused_at = float("-inf")  # when the latest pause (of either kind) began
+        self._failed_at = float("-inf")  # when the latest failed poll was recorded
         self._failures = 0
         self._proven = False
         self._probing = False
@@ -162,19 +166,20 @@ class BackoffGate:
 
     def success(self, sent_at: float) -> bool:
         """A poll sent at ``sent_at`` (monotonic) succeeded; False when it does not count
-        because a failure or pause was recorded after it was sent."""
+        because a failed poll was recorded after it was sent."""
         with self._cond:
-            if sent_at < self._paused_at:
-                # Overtaken by a later failure or pause: that verdict stands, but a probe
-                # that ended this way must let the next probe go after the pause.
+            if sent_at < self._failed_at:
+                # Overtaken by a later failure: that verdict stands, but a probe that ended
+                # this way must let the next probe go after the pause.
                 self._probing = False
                 self._cond.notify_all()
                 return False
             self._failures = 0
             self._proven = True
             self._probing = False
-            self._paused_until = 0.0
-            self.reason = ""
+            if sent_at >= self._paused_at:  # a pause that began later stays in force
+                self._paused_until = 0.0
+                self.reason = ""
             self._cond.notify_all()
             return True
 
@@ -187,7 +192,7 @@ class BackoffGate:
             policy = self.auth_policy if error.is_auth else self.policy
             delay = max(policy.delay(self._failures), error.retry_after or 0.0)
             self._paused_until = max(self._paused_until, now + delay)
-            self._paused_at = now
+            self._paused_at = self._failed_at = now
             self._probing = False
             self._proven = False
             self.reason = str(error)

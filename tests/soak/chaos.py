@@ -30,6 +30,7 @@ from typing import Callable, List, Optional
 from tunnel_client.devtools.relay import Relay
 
 RESPONSE_BURST_GAP = 2.0  # seconds; longer than a POST's whole retry span (~0.6 s)
+POLLS_BETWEEN_FAULTS = 6  # polls the relay answers after a poll fault before the next one
 
 
 class ChaosRelay(Relay):
@@ -88,6 +89,7 @@ class Chaos(threading.Thread):
         self.injected = collections.Counter()
         self.kills: List[float] = []  # time.monotonic() of each SIGKILL
         self._last_response_burst = 0.0
+        self._polls_at_fault = 0
 
     def run(self):
         next_kill = time.monotonic() + self.kill_every
@@ -103,6 +105,15 @@ class Chaos(threading.Thread):
         faults = self.relay.faults
         kind = self.rng.choice(["poll-503", "poll-429", "poll-drop", "poll-lost",
                                 "response-burst", "response-burst"])
+        if kind.startswith("poll-") and (faults.pending("poll") or
+                                         len(self.relay.polls) - self._polls_at_fault <
+                                         POLLS_BETWEEN_FAULTS):
+            # Poll faults are episodes with healthy polls between them. While the client
+            # backs off (one probe per step) a timetable faster than its probes would fail
+            # every probe: a lasting outage, which this soak does not mean to model.
+            return
+        if kind.startswith("poll-"):
+            self._polls_at_fault = len(self.relay.polls)
         if kind == "poll-503":
             faults.push("poll", *["status:503"] * self.rng.randint(1, 4))
         elif kind == "poll-429":

@@ -157,18 +157,32 @@ def test_a_poll_sent_before_a_pause_does_not_clear_it():
     assert results == [None]
 
 
-def test_a_probe_overtaken_by_a_pause_lets_the_next_probe_go():
-    gate = BackoffGate()
+def test_a_probe_overtaken_by_a_failure_lets_the_next_probe_go():
+    gate = BackoffGate(policy=net.Backoff(initial=0.05, jitter=0.0))
     stop = threading.Event()
     assert gate.wait(stop) == PROBE
     probe_sent = time.monotonic()
-    gate.pause(0.05, "response POST got 429 with Retry-After")
-    gate.success(probe_sent)
+    gate.failure(ControlPlaneError("503", status=503))  # another worker's poll, later
+    assert gate.success(probe_sent) is False
     results = []
     waiter = threading.Thread(target=lambda: results.append(gate.wait(stop)))
     waiter.start()
     waiter.join(5)
     assert results == [PROBE], "nobody may probe while a finished probe is still counted"
+
+
+def test_a_probe_answered_during_a_response_posts_pause_proves_recovery():
+    """A response POST's Retry-After asks to slow down; it is not a failed poll. The probe
+    still counts, but the pause it did not precede stays in force."""
+    gate = BackoffGate()
+    stop = threading.Event()
+    assert gate.wait(stop) == PROBE
+    probe_sent = time.monotonic()
+    gate.pause(0.3, "response POST got 429 with Retry-After")
+    assert gate.success(probe_sent) is True
+    assert gate.paused_for() > 0 and "Retry-After" in gate.reason
+    assert gate.wait(stop) == POLL and gate.wait(stop) == POLL  # after the pause, everyone
+    assert gate.paused_for() == 0
 
 
 def test_gate_pauses_for_retry_after_and_counts_one_failure_per_outage():

@@ -88,6 +88,11 @@ class Faults:
         with self._lock:
             self.script.setdefault(endpoint, collections.deque()).extend(actions)
 
+    def pending(self, endpoint: str) -> int:
+        """Scripted actions not yet used by requests to ``endpoint``."""
+        with self._lock:
+            return len(self.script.get(endpoint) or ())
+
     def next_action(self, endpoint: str) -> Optional[str]:
         with self._lock:
             queue = self.script.get(endpoint)
