@@ -275,7 +275,8 @@ def test_an_unreachable_control_plane_is_a_transport_error():
             plane.poll()
         error = failure.value
         assert error.transport and error.status is None and error.code == "connect"
-        assert str(error).startswith("poll failed: ")
+        assert str(error) == "poll failed: " + error.summary
+        assert error.kind == "connection_refused" and error.detail not in (None, error.summary)
         assert plane.metrics.poll_errors.value(error_kind="connection_refused") == 1
         with pytest.raises(ControlPlaneError) as metadata:
             plane.metadata(timeout=2)
@@ -585,3 +586,145 @@ def test_a_skipped_poll_while_stopping_is_a_transport_error(plane_for):
     with pytest.raises(ControlPlaneError) as failure:
         plane.poll()
     assert failure.value.transport is True
+
+
+# --- exact texts, limits and fields ----------------------------------------------------
+
+
+def test_a_long_error_message_is_cut_at_200_characters(plane_for):
+    server, plane = plane_for(polled({"error": {"message": "m" * 201}}, 400))
+    with pytest.raises(ControlPlaneError) as failure:
+        plane.poll()
+    assert str(failure.value) == "poll failed: HTTP 400: " + "m" * 200 + "..."
+    assert failure.value.summary == "HTTP 400: " + "m" * 200 + "..."
+    assert failure.value.detail == "m" * 201
+    server.handler = polled({"error": {"message": "m" * 200}}, 400)
+    with pytest.raises(ControlPlaneError) as exact:
+        plane.poll()
+    assert str(exact.value) == "poll failed: HTTP 400: " + "m" * 200
+
+
+def test_an_error_without_a_message_has_no_detail(plane_for):
+    server, plane = plane_for(polled(b"", 500, {"X-Request-Id": "rq-1"}))
+    with pytest.raises(ControlPlaneError) as failure:
+        plane.poll()
+    error = failure.value
+    assert (error.detail, error.summary, error.kind) == (None, "HTTP 500", "server_error")
+    assert (error.retry_after, error.request_id) == (None, "rq-1")
+
+
+def test_the_proxy_rejection_fields(plane_for):
+    server, plane = plane_for(polled({"error": {"code": "x", "message": "m"}}, 407))
+    with pytest.raises(ControlPlaneError) as failure:
+        plane.poll()
+    error = failure.value
+    assert error.summary == ("the proxy rejected the credentials (407 Proxy Authentication "
+                             "Required); check the user and password in the proxy URL")
+    assert (error.status, error.code, error.kind) == (407, None, "proxy_auth")
+    assert str(error) == "poll failed: " + error.summary
+
+
+def test_an_api_error_body_is_read_up_to_the_limit():
+    big = b'{"error": {"message": "' + b"a" * (controlplane.ERROR_BODY_LIMIT - 40) + b'"}}'
+    assert parse_api_error(big)[1] == "a" * (controlplane.ERROR_BODY_LIMIT - 40)
+    too_big = b'{"detail": "' + b"a" * controlplane.ERROR_BODY_LIMIT + b'"}'
+    assert parse_api_error(too_big) == (None, too_big[:1024].decode(), None)
+
+
+def test_the_poll_window_is_capped_at_ten_minutes_and_the_probe_at_one_ms(plane_for):
+    server, plane = plane_for(lambda r: (204, {}, b""), poll_timeout=700.0, guardrail=5.0)
+    assert plane.poll_window == 600.0
+    assert plane.poll_url.endswith("?limit=1&timeout_ms=700000")
+    assert plane.probe_url.endswith("?limit=1&timeout_ms=1")
+    server, plane = plane_for(lambda r: (204, {}, b""), poll_timeout=0.0001)
+    assert plane.probe_url.endswith("?limit=1&timeout_ms=1")
+    assert plane.poll_url.endswith("?limit=1&timeout_ms=0")
+
+
+def test_the_urls_quote_the_tunnel_and_channels_and_keep_the_path_prefix():
+    route = Route("control-plane", "http://cp.example/", None, "test")
+    plane = ControlPlane(route, "a/b c", "k", url_path="/api", channels=["x y"],
+                         poll_timeout=1.5)
+    try:
+        assert plane.metadata_url == "http://cp.example/api/v1/tunnels/a%2Fb%20c"
+        assert plane.response_url == "http://cp.example/api/v1/tunnels/a%2Fb%20c/response"
+        assert plane.poll_url == ("http://cp.example/api/v1/tunnels/a%2Fb%20c/poll?"
+                                  "channel=x%20y&limit=1&timeout_ms=1500")
+    finally:
+        plane.close()
+
+
+def test_the_auth_backoff_setting_is_the_first_auth_pause():
+    route = Route("control-plane", "http://cp.example", None, "test")
+    plane = ControlPlane(route, TUNNEL, "k", auth_backoff=500.0)
+    try:
+        policy = plane.gate.auth_policy
+        assert (policy.initial, policy.maximum, policy.jitter) == (500.0, 500.0, 0.1)
+        assert plane.gate.policy is controlplane.POLL_BACKOFF
+    finally:
+        plane.close()
+    plane = ControlPlane(route, TUNNEL, "k", auth_backoff=2.0)
+    try:
+        assert (plane.gate.auth_policy.initial, plane.gate.auth_policy.maximum) == (2.0, 300.0)
+    finally:
+        plane.close()
+
+
+def test_a_forged_instance_id_header_is_ignored_with_a_warning(plane_for, caplog):
+    with caplog.at_level(logging.WARNING, logger="tunnel_client.controlplane"):
+        server, plane = plane_for(lambda r: (204, {}, b""), instance_id="mine",
+                                  extra_headers=[("x-tunnel-client-instance-id", "forged")])
+    assert [r.getMessage() for r in caplog.records] == [
+        "ignoring extra header X-Tunnel-Client-Instance-Id; the client sets its own"]
+    plane.poll()
+    assert server.requests[0]["headers"]["x-tunnel-client-instance-id"] == "mine"
+
+
+def test_no_extra_headers_at_all(plane_for):
+    server, plane = plane_for(lambda r: (204, {}, b""), extra_headers=None)
+    plane.poll()
+    assert server.requests[0]["headers"]["authorization"] == "Bearer sk-unit-key"
+
+
+def test_a_post_without_a_callers_request_id_sends_none(answering):
+    server, plane = answering()
+    assert plane.post(command(), answer(), wire.NO_DEADLINE) == "ok"
+    [sent] = posts(server)
+    assert "x-client-request-id" not in sent["headers"]
+    assert sent["headers"]["authorization"] == "Bearer sk-unit-key"
+    assert plane.metrics.posts.value(resp_type="jsonrpc_response", outcome="ok") == 1
+    assert plane.metrics.post_retries.value(resp_type="jsonrpc_response") == 0
+
+
+def test_the_post_logs_name_the_request_and_the_problem(answering, caplog, monkeypatch):
+    monkeypatch.setattr(controlplane, "POST_BACKOFF", Backoff(initial=0.002, jitter=0.0))
+    server, plane = answering(503, 404)
+    with caplog.at_level(logging.INFO, logger="tunnel_client.controlplane"):
+        assert plane.post(command(), answer(), wire.NO_DEADLINE) == "gone"
+    retry, gone = caplog.records
+    assert retry.getMessage() == "response post failed; retrying"
+    assert (retry.request_id, retry.resp_type, retry.resp_code) == (
+        "req_1", "jsonrpc_response", 200)
+    assert (retry.problem, retry.attempt, retry.retry_in_ms) == ("HTTP 503", 1, 2)
+    assert gone.getMessage() == "response already fulfilled or unknown request"
+    assert gone.levelno == logging.WARNING and gone.status == 404
+    assert plane.metrics.posts.value(resp_type="jsonrpc_response", outcome="gone") == 1
+
+
+def test_the_post_logs_when_it_gives_up(answering, caplog):
+    server, plane = answering(502, 502, 502)
+    with caplog.at_level(logging.INFO, logger="tunnel_client.controlplane"):
+        assert plane.post(command(), answer(), wire.NO_DEADLINE) == "failed"
+    *retries, final = caplog.records
+    assert [r.attempt for r in retries] == [1, 2]
+    assert final.getMessage() == "failed to post response to control plane"
+    assert final.levelno == logging.ERROR
+    assert (final.attempts, final.problem, final.request_id) == (3, "HTTP 502", "req_1")
+    server2, plane2 = answering(400)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="tunnel_client.controlplane"):
+        assert plane2.post(command(), answer(), wire.NO_DEADLINE) == "failed"
+    [refused] = caplog.records
+    assert refused.getMessage() == "failed to post response to control plane"
+    assert refused.levelno == logging.ERROR and refused.status == 400
+    assert plane2.metrics.posts.value(resp_type="jsonrpc_response", outcome="failed") == 1
