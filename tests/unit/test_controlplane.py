@@ -3,6 +3,7 @@ statuses are retried for which replies, and the gate pause a Retry-After imposes
 
 import json
 import logging
+import socket
 import threading
 import time
 
@@ -728,3 +729,191 @@ def test_the_post_logs_when_it_gives_up(answering, caplog):
     assert refused.getMessage() == "failed to post response to control plane"
     assert refused.levelno == logging.ERROR and refused.status == 400
     assert plane2.metrics.posts.value(resp_type="jsonrpc_response", outcome="failed") == 1
+
+
+# --- the gate's hand-offs between workers ----------------------------------------------
+
+
+def waiting(gate, stop):
+    """Start a worker blocked in gate.wait(); returns (thread, outcome list)."""
+    outcome = []
+    worker = threading.Thread(target=lambda: outcome.append(gate.wait(stop)), daemon=True)
+    worker.start()
+    return worker, outcome
+
+
+def finished(worker, outcome):
+    worker.join(5)
+    assert not worker.is_alive(), "the waiting worker was never woken"
+    return outcome[0]
+
+
+def test_a_probe_success_wakes_the_waiting_workers_to_poll():
+    gate, stop = BackoffGate(), threading.Event()
+    assert gate.wait(stop) == "probe"
+    worker, outcome = waiting(gate, stop)
+    assert gate.success(time.monotonic()) is True
+    assert finished(worker, outcome) == POLL
+
+
+def test_closing_the_gate_wakes_the_waiting_workers():
+    gate, stop = BackoffGate(), threading.Event()
+    assert gate.wait(stop) == "probe"
+    worker, outcome = waiting(gate, stop)
+    gate.close()
+    assert finished(worker, outcome) is None
+
+
+def test_a_probe_failure_hands_the_probe_to_a_waiting_worker():
+    gate, stop = BackoffGate(policy=Backoff(initial=0.001, jitter=0.0)), threading.Event()
+    assert gate.wait(stop) == "probe"
+    worker, outcome = waiting(gate, stop)
+    gate.failure(ControlPlaneError("down", status=503))
+    assert finished(worker, outcome) == "probe"
+
+
+def test_a_success_overtaken_by_a_pause_does_not_count_but_frees_the_probe():
+    gate, stop = BackoffGate(), threading.Event()
+    assert gate.wait(stop) == "probe"
+    sent = time.monotonic()
+    gate.pause(0.001, "told to wait")
+    assert gate.success(sent) is False
+    assert gate.reason == "told to wait"
+    worker, outcome = waiting(gate, stop)
+    assert finished(worker, outcome) == "probe"
+    assert gate.paused_for() == 0.0
+
+
+def test_a_failure_after_success_makes_the_next_worker_probe():
+    gate, stop = BackoffGate(policy=Backoff(initial=0.001, jitter=0.0)), threading.Event()
+    assert gate.wait(stop) == "probe"
+    gate.success(time.monotonic())
+    pause = gate.failure(ControlPlaneError("down", status=503))
+    assert 0 < pause < 0.01, "no Retry-After: the policy alone sets the pause"
+    assert gate.wait(stop) == "probe"
+
+
+def test_a_pause_does_not_unprove_the_polls():
+    gate, stop = BackoffGate(), threading.Event()
+    assert gate.wait(stop) == "probe"
+    gate.success(time.monotonic())
+    gate.pause(0.001, "told to wait")
+    assert gate.failures == 0
+    assert gate.wait(stop) == POLL
+    assert gate.paused_for() == 0.0
+
+
+def test_the_backoff_grows_with_each_failure_after_a_pause():
+    gate = BackoffGate(policy=Backoff(initial=0.001, factor=1000.0, maximum=60.0, jitter=0.0))
+    stop = threading.Event()
+    assert gate.wait(stop) == "probe"
+    assert gate.failure(ControlPlaneError("down", status=503)) < 0.01
+    assert gate.wait(stop) == "probe"
+    assert 0.9 < gate.failure(ControlPlaneError("down", status=503)) <= 1.0
+    assert gate.failures == 2 and gate.reason == "down"
+
+
+# --- lanes and interruption ------------------------------------------------------------
+
+
+class FakeConn:
+    def __init__(self):
+        self.sock, self.peer = socket.socketpair()
+
+
+def test_a_connection_opened_by_a_poll_while_stopping_is_cut(plane_for):
+    server, plane = plane_for(lambda r: (204, {}, b""))
+    lane = plane._lane()
+    conn, idle = FakeConn(), FakeConn()
+    lane.connecting(conn)
+    assert lane.opening is True
+    lane.polling = True
+    assert plane.opening_polls() == {threading.get_ident()}
+    plane.interrupt_polls()
+    lane.connected(conn)
+    assert lane.opening is False and lane.conn is conn
+    assert plane.opening_polls() == set()
+    assert conn.peer.recv(1) == b"", "the poll's connection was not shut"
+    lane.polling = False
+    lane.connected(idle)
+    idle.peer.setblocking(False)
+    with pytest.raises(BlockingIOError):
+        idle.peer.recv(1)  # a request other than a poll keeps its connection
+    lane.connected(None)
+    assert lane.conn is idle
+
+
+def test_interrupting_cuts_only_the_lanes_waiting_for_a_poll(plane_for):
+    server, plane = plane_for(lambda r: (204, {}, b""))
+    lane = plane._lane()
+    lane.conn = FakeConn()
+    plane.interrupt_polls()
+    lane.conn.peer.setblocking(False)
+    with pytest.raises(BlockingIOError):
+        lane.conn.peer.recv(1)
+    lane.polling = True
+    plane.interrupt_polls()
+    assert lane.conn.peer.recv(1) == b""
+    plane.interrupt_polls()  # already shut: the OSError is swallowed
+    lane.conn = None
+    plane.interrupt_polls()
+
+
+# --- poll and post details -------------------------------------------------------------
+
+
+def test_a_malformed_poll_answer_is_counted_as_a_protocol_error(plane_for):
+    server, plane = plane_for(polled(b'{"commands": 5}'))
+    with pytest.raises(ControlPlaneError) as failure:
+        plane.poll()
+    assert failure.value.summary.startswith("invalid poll response: poll response is not")
+    assert failure.value.kind == "protocol" and not failure.value.transport
+    assert plane.metrics.poll_errors.value(error_kind="protocol") == 1
+    assert plane.metrics.poll_latency.count(error="true") == 1
+
+
+def test_every_polled_command_is_counted(plane_for):
+    commands = [{"request_id": "req_%d" % i, "shard_token": "s", "command_type": "jsonrpc",
+                 "jsonrpc": {"jsonrpc": "2.0", "id": i, "method": "ping"}} for i in range(3)]
+    server, plane = plane_for(polled({"commands": commands}))
+    plane.poll()
+    assert plane.metrics.polled.value() == 3
+
+
+def test_metadata_sends_the_server_info(plane_for):
+    server, plane = plane_for(polled({"id": TUNNEL}), server_info=lambda: '{"version":1}')
+    plane.metadata()
+    assert server.requests[0]["headers"]["x-tunnel-mcp-server-info"] == '{"version":1}'
+
+
+@pytest.mark.parametrize("status", [502, 504])
+def test_retry_after_on_a_retried_gateway_error_does_not_pause_the_polls(answering, status):
+    server, plane = answering(status, headers={"Retry-After": "1"})
+    assert plane.post(command(), answer(), wire.NO_DEADLINE) == "ok"
+    assert plane.gate.paused_for() == 0 and plane.gate.reason == ""
+
+
+def test_the_pause_from_a_response_post_names_the_status(answering):
+    server, plane = answering(429, headers={"Retry-After": "30"})
+    plane.post(command(), progress(), wire.Deadline.after(5.0))
+    assert plane.gate.reason == "response POST got 429 with Retry-After"
+    assert plane.gate.failures == 0
+
+
+def test_an_undelivered_notification_is_logged_as_not_retried(plane_for, caplog):
+    server, plane = plane_for(hang_up)
+    with caplog.at_level(logging.WARNING, logger="tunnel_client.controlplane"):
+        plane.post(command(), progress(), wire.NO_DEADLINE)
+    [record] = caplog.records
+    assert record.getMessage() == ("response post failed; not retried because the "
+                                   "notification may have been delivered")
+    assert record.request_id == "req_1" and record.resp_type == "jsonrpc_notify"
+    assert record.error
+    assert plane.metrics.post_retries.value(resp_type="jsonrpc_notify") == 0
+
+
+def test_a_notification_retry_is_counted_by_its_type(answering):
+    server, plane = answering(429)
+    plane.post(command(), progress(), wire.NO_DEADLINE)
+    assert plane.metrics.post_retries.value(resp_type="jsonrpc_notify") == 1
+    assert plane.metrics.posts.value(resp_type="jsonrpc_notify", outcome="ok") == 1
