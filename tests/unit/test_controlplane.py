@@ -917,3 +917,113 @@ def test_a_notification_retry_is_counted_by_its_type(answering):
     plane.post(command(), progress(), wire.NO_DEADLINE)
     assert plane.metrics.post_retries.value(resp_type="jsonrpc_notify") == 1
     assert plane.metrics.posts.value(resp_type="jsonrpc_notify", outcome="ok") == 1
+
+
+# --- defaults, fields and the remaining edges --------------------------------------------
+
+
+def latency_sum(plane, error):
+    [line] = [line for line in plane.metrics.poll_latency.render()
+              if line.startswith(plane.metrics.poll_latency.name + "_sum")
+              and 'error="%s"' % error in line]
+    return float(line.rsplit(" ", 1)[1])
+
+
+def test_the_poll_latency_is_the_time_the_poll_took(plane_for):
+    server, plane = plane_for(lambda r: (204, {}, b""))
+    before = time.monotonic()
+    plane.poll()
+    server.handler = lambda r: (503, {}, b"")
+    with pytest.raises(ControlPlaneError):
+        plane.poll()
+    assert 0 <= latency_sum(plane, "false") < before
+    assert 0 <= latency_sum(plane, "true") < before
+
+
+def test_the_defaults_and_the_kept_settings():
+    route = Route("control-plane", "http://cp.example", None, "test")
+    plane = ControlPlane(route, TUNNEL, "k")
+    try:
+        assert (plane.route, plane.tunnel_id, plane.poll_timeout) == (route, TUNNEL, 30.0)
+        assert (plane.connect_timeout, plane.poll_window) == (10.0, 35.0)
+        assert plane.poll_url.endswith("/poll?limit=1&timeout_ms=30000")
+        assert plane._headers()["X-Tunnel-Client-Instance-Id"] == ""
+        assert plane._lane() is plane._lane(), "one lane per thread, kept"
+        assert plane._lane().polling is False and plane.opening_polls() == set()
+        assert BackoffGate().reason == ""
+    finally:
+        plane.close()
+
+
+def test_the_headers_after_a_forged_instance_id_are_kept(plane_for):
+    server, plane = plane_for(lambda r: (204, {}, b""), extra_headers=[
+        ("X-Tunnel-Client-Instance-Id", "forged"), ("X-Team", "blue")])
+    plane.poll(probe=True)
+    headers = server.requests[0]["headers"]
+    assert headers["x-team"] == "blue" and headers["authorization"] == "Bearer sk-unit-key"
+
+
+def test_a_poll_leaves_its_lane_idle(plane_for):
+    server, plane = plane_for(lambda r: (204, {}, b""))
+    plane.poll()
+    assert plane._lane().polling is False
+
+
+def test_the_stopping_error_reads_in_full(plane_for):
+    server, plane = plane_for(lambda r: (204, {}, b""))
+    plane.interrupt_polls()
+    with pytest.raises(ControlPlaneError) as failure:
+        plane.poll()
+    assert str(failure.value) == "poll skipped: stopping"
+
+
+def test_a_compressed_error_body_is_decoded(plane_for):
+    import gzip
+    body = gzip.compress(json.dumps({"error": {"message": "zipped", "code": "c"}}).encode())
+    server, plane = plane_for(polled(body, 400, {"Content-Encoding": "gzip"}))
+    with pytest.raises(ControlPlaneError) as failure:
+        plane.poll()
+    assert str(failure.value) == "poll failed: HTTP 400 c: zipped"
+
+
+def test_an_unreadable_error_body_leaves_the_status():
+    class Unreadable:
+        def read(self, *args, **kwargs):
+            raise OSError("gone")
+    resp = requests.Response()
+    resp.status_code, resp.raw = 500, Unreadable()
+    error = controlplane.api_error(resp, "poll")
+    assert str(error) == "poll failed: HTTP 500" and error.detail is None
+
+
+def test_a_metadata_fetch_times_out_by_its_timeout(plane_for):
+    release = threading.Event()
+
+    def slow(request):
+        release.wait(10)
+        return 200, {}, b"{}"
+    server, plane = plane_for(slow)
+    try:
+        with pytest.raises(ControlPlaneError) as failure:
+            plane.metadata(timeout=0.2)
+    finally:
+        release.set()
+    assert failure.value.code == "timeout" and failure.value.transport
+
+
+@pytest.mark.parametrize("body", [b"{", b"[1]"])
+def test_a_metadata_answer_that_is_not_an_object_is_a_200_failure(plane_for, body):
+    server, plane = plane_for(polled(body))
+    with pytest.raises(ControlPlaneError) as failure:
+        plane.metadata()
+    assert failure.value.status == 200
+
+
+def test_a_metadata_answer_without_an_id(plane_for):
+    server, plane = plane_for(polled({"name": "n"}))
+    assert plane.metadata() == TunnelMetadata("", "n", "")
+
+
+def test_a_connect_timeout_deep_in_the_chain_happened_before_sending():
+    inner = type("ConnectTimeoutError", (Exception,), {})("x")
+    assert controlplane._failed_before_send(requests.ConnectionError(inner)) is True
