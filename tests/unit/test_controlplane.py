@@ -62,6 +62,20 @@ def answering(plane_for):
     return start
 
 
+@pytest.fixture
+def held(plane_for):
+    """held(**kwargs) -> control plane whose server holds every answer until the test ends,
+    so the client's own timeouts are what ends each request."""
+    release = threading.Event()
+
+    def slow(request):
+        release.wait(10)
+        return 200, {}, b"{}"
+
+    yield lambda **kwargs: plane_for(slow, **kwargs)[1]
+    release.set()
+
+
 def command(rpc_id=1):
     return wire.parse_command({"request_id": "req_1", "shard_token": "shard",
                                "command_type": "jsonrpc", "channel": "main",
@@ -548,18 +562,10 @@ def test_the_proxy_rejection_reads_in_full(plane_for):
         "Authentication Required); check the user and password in the proxy URL")
 
 
-def test_a_poll_that_outlasts_its_window_is_counted_as_a_timeout(plane_for):
-    release = threading.Event()
-
-    def slow(request):
-        release.wait(10)
-        return 204, {}, b""
-    server, plane = plane_for(slow, poll_timeout=0.2, guardrail=0.1)
-    try:
-        with pytest.raises(ControlPlaneError) as failure:
-            plane.poll()
-    finally:
-        release.set()
+def test_a_poll_that_outlasts_its_window_is_counted_as_a_timeout(held):
+    plane = held(poll_timeout=0.2, guardrail=0.1)
+    with pytest.raises(ControlPlaneError) as failure:
+        plane.poll()
     assert failure.value.code == "timeout" and failure.value.transport
     assert plane.metrics.poll_errors.value(error_kind="timeout") == 1
     assert plane.metrics.poll_errors.value(error_kind="other") == 0
@@ -996,18 +1002,9 @@ def test_an_unreadable_error_body_leaves_the_status():
     assert str(error) == "poll failed: HTTP 500" and error.detail is None
 
 
-def test_a_metadata_fetch_times_out_by_its_timeout(plane_for):
-    release = threading.Event()
-
-    def slow(request):
-        release.wait(10)
-        return 200, {}, b"{}"
-    server, plane = plane_for(slow)
-    try:
-        with pytest.raises(ControlPlaneError) as failure:
-            plane.metadata(timeout=0.2)
-    finally:
-        release.set()
+def test_a_metadata_fetch_times_out_by_its_timeout(held):
+    with pytest.raises(ControlPlaneError) as failure:
+        held().metadata(timeout=0.2)
     assert failure.value.code == "timeout" and failure.value.transport
 
 
@@ -1027,3 +1024,37 @@ def test_a_metadata_answer_without_an_id(plane_for):
 def test_a_connect_timeout_deep_in_the_chain_happened_before_sending():
     inner = type("ConnectTimeoutError", (Exception,), {})("x")
     assert controlplane._failed_before_send(requests.ConnectionError(inner)) is True
+
+
+def test_the_post_logs_of_a_hang_up_name_the_failure(plane_for, caplog):
+    server, plane = plane_for(hang_up)
+    with caplog.at_level(logging.INFO, logger="tunnel_client.controlplane"):
+        plane.post(command(), progress(), wire.NO_DEADLINE)
+        plane.post(command(), answer(), wire.NO_DEADLINE)
+    notify, *retries, final = caplog.records
+    assert "Remote end closed connection without response" in notify.error
+    assert [r.problem for r in retries] == ["eof", "eof"] and final.problem == "eof"
+
+
+def test_a_refused_or_gone_post_logs_the_request(answering, caplog):
+    server, plane = answering(400, 404)
+    with caplog.at_level(logging.INFO, logger="tunnel_client.controlplane"):
+        plane.post(command(), answer(), wire.NO_DEADLINE)
+        plane.post(command(), answer(), wire.NO_DEADLINE)
+    refused, gone = caplog.records
+    assert (refused.request_id, refused.resp_type, refused.status) == (
+        "req_1", "jsonrpc_response", 400)
+    assert (gone.request_id, gone.resp_type, gone.status) == ("req_1", "jsonrpc_response", 404)
+
+
+def test_a_retry_waits_for_the_retry_after_of_the_answer(answering, caplog):
+    server, plane = answering(502, headers={"Retry-After": "1"})
+    with caplog.at_level(logging.INFO, logger="tunnel_client.controlplane"):
+        assert plane.post(command(), answer(), wire.NO_DEADLINE) == "ok"
+    [retry] = caplog.records
+    assert retry.retry_in_ms == 1000
+
+
+def test_a_post_waits_no_longer_than_the_poll_window(held):
+    plane = held(poll_timeout=0.2, guardrail=0.1)
+    assert plane.post(command(), progress(), wire.NO_DEADLINE) == "failed"
