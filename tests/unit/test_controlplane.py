@@ -1058,3 +1058,19 @@ def test_a_retry_waits_for_the_retry_after_of_the_answer(answering, caplog):
 def test_a_post_waits_no_longer_than_the_poll_window(held):
     plane = held(poll_timeout=0.2, guardrail=0.1)
     assert plane.post(command(), progress(), wire.NO_DEADLINE) == "failed"
+
+
+def test_an_unreachable_proxy_is_named_in_the_summary_and_the_detail():
+    plane = ControlPlane(Route("control-plane", "http://cp.example", "http://127.0.0.1:9",
+                               "test"), TUNNEL, "sk-unit-key", connect_timeout=2)
+    try:
+        with pytest.raises(ControlPlaneError) as poll:
+            plane.poll()
+        with pytest.raises(ControlPlaneError) as metadata:
+            plane.metadata(timeout=2)
+    finally:
+        plane.close()
+    for error in (poll.value, metadata.value):
+        assert error.summary == "proxy http://127.0.0.1:9 unreachable: connection refused"
+        assert error.detail.startswith("proxy http://127.0.0.1:9 failed: connection_refused")
+        assert error.kind == "proxy_unreachable"
