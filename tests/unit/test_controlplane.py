@@ -3,6 +3,7 @@ statuses are retried for which replies, and the gate pause a Retry-After imposes
 
 import json
 import logging
+import socket
 import threading
 import time
 
@@ -59,6 +60,20 @@ def answering(plane_for):
         return plane_for(handler)
 
     return start
+
+
+@pytest.fixture
+def held(plane_for):
+    """held(**kwargs) -> control plane whose server holds every answer until the test ends,
+    so the client's own timeouts are what ends each request."""
+    release = threading.Event()
+
+    def slow(request):
+        release.wait(10)
+        return 200, {}, b"{}"
+
+    yield lambda **kwargs: plane_for(slow, **kwargs)[1]
+    release.set()
 
 
 def command(rpc_id=1):
@@ -275,7 +290,8 @@ def test_an_unreachable_control_plane_is_a_transport_error():
             plane.poll()
         error = failure.value
         assert error.transport and error.status is None and error.code == "connect"
-        assert str(error).startswith("poll failed: ")
+        assert str(error) == "poll failed: " + error.summary
+        assert error.kind == "connection_refused" and error.detail not in (None, error.summary)
         assert plane.metrics.poll_errors.value(error_kind="connection_refused") == 1
         with pytest.raises(ControlPlaneError) as metadata:
             plane.metadata(timeout=2)
@@ -546,18 +562,10 @@ def test_the_proxy_rejection_reads_in_full(plane_for):
         "Authentication Required); check the user and password in the proxy URL")
 
 
-def test_a_poll_that_outlasts_its_window_is_counted_as_a_timeout(plane_for):
-    release = threading.Event()
-
-    def slow(request):
-        release.wait(10)
-        return 204, {}, b""
-    server, plane = plane_for(slow, poll_timeout=0.2, guardrail=0.1)
-    try:
-        with pytest.raises(ControlPlaneError) as failure:
-            plane.poll()
-    finally:
-        release.set()
+def test_a_poll_that_outlasts_its_window_is_counted_as_a_timeout(held):
+    plane = held(poll_timeout=0.2, guardrail=0.1)
+    with pytest.raises(ControlPlaneError) as failure:
+        plane.poll()
     assert failure.value.code == "timeout" and failure.value.transport
     assert plane.metrics.poll_errors.value(error_kind="timeout") == 1
     assert plane.metrics.poll_errors.value(error_kind="other") == 0
@@ -585,3 +593,484 @@ def test_a_skipped_poll_while_stopping_is_a_transport_error(plane_for):
     with pytest.raises(ControlPlaneError) as failure:
         plane.poll()
     assert failure.value.transport is True
+
+
+# --- exact texts, limits and fields ----------------------------------------------------
+
+
+def test_a_long_error_message_is_cut_at_200_characters(plane_for):
+    server, plane = plane_for(polled({"error": {"message": "m" * 201}}, 400))
+    with pytest.raises(ControlPlaneError) as failure:
+        plane.poll()
+    assert str(failure.value) == "poll failed: HTTP 400: " + "m" * 200 + "..."
+    assert failure.value.summary == "HTTP 400: " + "m" * 200 + "..."
+    assert failure.value.detail == "m" * 201
+    server.handler = polled({"error": {"message": "m" * 200}}, 400)
+    with pytest.raises(ControlPlaneError) as exact:
+        plane.poll()
+    assert str(exact.value) == "poll failed: HTTP 400: " + "m" * 200
+
+
+def test_an_error_without_a_message_has_no_detail(plane_for):
+    server, plane = plane_for(polled(b"", 500, {"X-Request-Id": "rq-1"}))
+    with pytest.raises(ControlPlaneError) as failure:
+        plane.poll()
+    error = failure.value
+    assert (error.detail, error.summary, error.kind) == (None, "HTTP 500", "server_error")
+    assert (error.retry_after, error.request_id) == (None, "rq-1")
+
+
+def test_the_proxy_rejection_fields(plane_for):
+    server, plane = plane_for(polled({"error": {"code": "x", "message": "m"}}, 407))
+    with pytest.raises(ControlPlaneError) as failure:
+        plane.poll()
+    error = failure.value
+    assert error.summary == ("the proxy rejected the credentials (407 Proxy Authentication "
+                             "Required); check the user and password in the proxy URL")
+    assert (error.status, error.code, error.kind) == (407, None, "proxy_auth")
+    assert str(error) == "poll failed: " + error.summary
+
+
+def test_an_api_error_body_is_read_up_to_the_limit():
+    big = b'{"error": {"message": "' + b"a" * (controlplane.ERROR_BODY_LIMIT - 40) + b'"}}'
+    assert parse_api_error(big)[1] == "a" * (controlplane.ERROR_BODY_LIMIT - 40)
+    too_big = b'{"detail": "' + b"a" * controlplane.ERROR_BODY_LIMIT + b'"}'
+    assert parse_api_error(too_big) == (None, too_big[:1024].decode(), None)
+
+
+def test_the_poll_window_is_capped_at_ten_minutes_and_the_probe_at_one_ms(plane_for):
+    server, plane = plane_for(lambda r: (204, {}, b""), poll_timeout=700.0, guardrail=5.0)
+    assert plane.poll_window == 600.0
+    assert plane.poll_url.endswith("?limit=1&timeout_ms=700000")
+    assert plane.probe_url.endswith("?limit=1&timeout_ms=1")
+    server, plane = plane_for(lambda r: (204, {}, b""), poll_timeout=0.0001)
+    assert plane.probe_url.endswith("?limit=1&timeout_ms=1")
+    assert plane.poll_url.endswith("?limit=1&timeout_ms=0")
+
+
+def test_the_urls_quote_the_tunnel_and_channels_and_keep_the_path_prefix():
+    route = Route("control-plane", "http://cp.example/", None, "test")
+    plane = ControlPlane(route, "a/b c", "k", url_path="/api", channels=["x y"],
+                         poll_timeout=1.5)
+    try:
+        assert plane.metadata_url == "http://cp.example/api/v1/tunnels/a%2Fb%20c"
+        assert plane.response_url == "http://cp.example/api/v1/tunnels/a%2Fb%20c/response"
+        assert plane.poll_url == ("http://cp.example/api/v1/tunnels/a%2Fb%20c/poll?"
+                                  "channel=x%20y&limit=1&timeout_ms=1500")
+    finally:
+        plane.close()
+
+
+def test_the_auth_backoff_setting_is_the_first_auth_pause():
+    route = Route("control-plane", "http://cp.example", None, "test")
+    plane = ControlPlane(route, TUNNEL, "k", auth_backoff=500.0)
+    try:
+        policy = plane.gate.auth_policy
+        assert (policy.initial, policy.maximum, policy.jitter) == (500.0, 500.0, 0.1)
+        assert plane.gate.policy is controlplane.POLL_BACKOFF
+    finally:
+        plane.close()
+    plane = ControlPlane(route, TUNNEL, "k", auth_backoff=2.0)
+    try:
+        assert (plane.gate.auth_policy.initial, plane.gate.auth_policy.maximum) == (2.0, 300.0)
+    finally:
+        plane.close()
+
+
+def test_a_forged_instance_id_header_is_ignored_with_a_warning(plane_for, caplog):
+    with caplog.at_level(logging.WARNING, logger="tunnel_client.controlplane"):
+        server, plane = plane_for(lambda r: (204, {}, b""), instance_id="mine",
+                                  extra_headers=[("x-tunnel-client-instance-id", "forged")])
+    assert [r.getMessage() for r in caplog.records] == [
+        "ignoring extra header X-Tunnel-Client-Instance-Id; the client sets its own"]
+    plane.poll()
+    assert server.requests[0]["headers"]["x-tunnel-client-instance-id"] == "mine"
+
+
+def test_no_extra_headers_at_all(plane_for):
+    server, plane = plane_for(lambda r: (204, {}, b""), extra_headers=None)
+    plane.poll()
+    assert server.requests[0]["headers"]["authorization"] == "Bearer sk-unit-key"
+
+
+def test_a_post_without_a_callers_request_id_sends_none(answering):
+    server, plane = answering()
+    assert plane.post(command(), answer(), wire.NO_DEADLINE) == "ok"
+    [sent] = posts(server)
+    assert "x-client-request-id" not in sent["headers"]
+    assert sent["headers"]["authorization"] == "Bearer sk-unit-key"
+    assert plane.metrics.posts.value(resp_type="jsonrpc_response", outcome="ok") == 1
+    assert plane.metrics.post_retries.value(resp_type="jsonrpc_response") == 0
+
+
+def test_the_post_logs_name_the_request_and_the_problem(answering, caplog, monkeypatch):
+    monkeypatch.setattr(controlplane, "POST_BACKOFF", Backoff(initial=0.002, jitter=0.0))
+    server, plane = answering(503, 404)
+    with caplog.at_level(logging.INFO, logger="tunnel_client.controlplane"):
+        assert plane.post(command(), answer(), wire.NO_DEADLINE) == "gone"
+    retry, gone = caplog.records
+    assert retry.getMessage() == "response post failed; retrying"
+    assert (retry.request_id, retry.resp_type, retry.resp_code) == (
+        "req_1", "jsonrpc_response", 200)
+    assert (retry.problem, retry.attempt, retry.retry_in_ms) == ("HTTP 503", 1, 2)
+    assert gone.getMessage() == "response already fulfilled or unknown request"
+    assert gone.levelno == logging.WARNING and gone.status == 404
+    assert plane.metrics.posts.value(resp_type="jsonrpc_response", outcome="gone") == 1
+
+
+def test_the_post_logs_when_it_gives_up(answering, caplog):
+    server, plane = answering(502, 502, 502)
+    with caplog.at_level(logging.INFO, logger="tunnel_client.controlplane"):
+        assert plane.post(command(), answer(), wire.NO_DEADLINE) == "failed"
+    *retries, final = caplog.records
+    assert [r.attempt for r in retries] == [1, 2]
+    assert final.getMessage() == "failed to post response to control plane"
+    assert final.levelno == logging.ERROR
+    assert (final.attempts, final.problem, final.request_id) == (3, "HTTP 502", "req_1")
+    server2, plane2 = answering(400)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="tunnel_client.controlplane"):
+        assert plane2.post(command(), answer(), wire.NO_DEADLINE) == "failed"
+    [refused] = caplog.records
+    assert refused.getMessage() == "failed to post response to control plane"
+    assert refused.levelno == logging.ERROR and refused.status == 400
+    assert plane2.metrics.posts.value(resp_type="jsonrpc_response", outcome="failed") == 1
+
+
+# --- the gate's hand-offs between workers ----------------------------------------------
+
+
+def waiting(gate, stop):
+    """Start a worker blocked in gate.wait(); returns (thread, outcome list)."""
+    outcome = []
+    worker = threading.Thread(target=lambda: outcome.append(gate.wait(stop)), daemon=True)
+    worker.start()
+    return worker, outcome
+
+
+def finished(worker, outcome):
+    worker.join(5)
+    assert not worker.is_alive(), "the waiting worker was never woken"
+    return outcome[0]
+
+
+def test_a_probe_success_wakes_the_waiting_workers_to_poll():
+    gate, stop = BackoffGate(), threading.Event()
+    assert gate.wait(stop) == "probe"
+    worker, outcome = waiting(gate, stop)
+    assert gate.success(time.monotonic()) is True
+    assert finished(worker, outcome) == POLL
+
+
+def test_closing_the_gate_wakes_the_waiting_workers():
+    gate, stop = BackoffGate(), threading.Event()
+    assert gate.wait(stop) == "probe"
+    worker, outcome = waiting(gate, stop)
+    gate.close()
+    assert finished(worker, outcome) is None
+
+
+def test_a_probe_failure_hands_the_probe_to_a_waiting_worker():
+    gate, stop = BackoffGate(policy=Backoff(initial=0.001, jitter=0.0)), threading.Event()
+    assert gate.wait(stop) == "probe"
+    worker, outcome = waiting(gate, stop)
+    gate.failure(ControlPlaneError("down", status=503))
+    assert finished(worker, outcome) == "probe"
+
+
+def test_a_success_overtaken_by_a_pause_does_not_count_but_frees_the_probe():
+    gate, stop = BackoffGate(), threading.Event()
+    assert gate.wait(stop) == "probe"
+    sent = time.monotonic()
+    gate.pause(0.001, "told to wait")
+    assert gate.success(sent) is False
+    assert gate.reason == "told to wait"
+    worker, outcome = waiting(gate, stop)
+    assert finished(worker, outcome) == "probe"
+    assert gate.paused_for() == 0.0
+
+
+def test_a_failure_after_success_makes_the_next_worker_probe():
+    gate, stop = BackoffGate(policy=Backoff(initial=0.001, jitter=0.0)), threading.Event()
+    assert gate.wait(stop) == "probe"
+    gate.success(time.monotonic())
+    pause = gate.failure(ControlPlaneError("down", status=503))
+    assert 0 < pause < 0.01, "no Retry-After: the policy alone sets the pause"
+    assert gate.wait(stop) == "probe"
+
+
+def test_a_pause_does_not_unprove_the_polls():
+    gate, stop = BackoffGate(), threading.Event()
+    assert gate.wait(stop) == "probe"
+    gate.success(time.monotonic())
+    gate.pause(0.001, "told to wait")
+    assert gate.failures == 0
+    assert gate.wait(stop) == POLL
+    assert gate.paused_for() == 0.0
+
+
+def test_the_backoff_grows_with_each_failure_after_a_pause():
+    gate = BackoffGate(policy=Backoff(initial=0.001, factor=1000.0, maximum=60.0, jitter=0.0))
+    stop = threading.Event()
+    assert gate.wait(stop) == "probe"
+    assert gate.failure(ControlPlaneError("down", status=503)) < 0.01
+    assert gate.wait(stop) == "probe"
+    assert 0.9 < gate.failure(ControlPlaneError("down", status=503)) <= 1.0
+    assert gate.failures == 2 and gate.reason == "down"
+
+
+# --- lanes and interruption ------------------------------------------------------------
+
+
+class FakeConn:
+    def __init__(self):
+        self.sock, self.peer = socket.socketpair()
+
+
+def test_a_connection_opened_by_a_poll_while_stopping_is_cut(plane_for):
+    server, plane = plane_for(lambda r: (204, {}, b""))
+    lane = plane._lane()
+    conn, idle = FakeConn(), FakeConn()
+    lane.connecting(conn)
+    assert lane.opening is True
+    lane.polling = True
+    assert plane.opening_polls() == {threading.get_ident()}
+    plane.interrupt_polls()
+    lane.connected(conn)
+    assert lane.opening is False and lane.conn is conn
+    assert plane.opening_polls() == set()
+    assert conn.peer.recv(1) == b"", "the poll's connection was not shut"
+    lane.polling = False
+    lane.connected(idle)
+    idle.peer.setblocking(False)
+    with pytest.raises(BlockingIOError):
+        idle.peer.recv(1)  # a request other than a poll keeps its connection
+    lane.connected(None)
+    assert lane.conn is idle
+
+
+def test_interrupting_cuts_only_the_lanes_waiting_for_a_poll(plane_for):
+    server, plane = plane_for(lambda r: (204, {}, b""))
+    lane = plane._lane()
+    lane.conn = FakeConn()
+    plane.interrupt_polls()
+    lane.conn.peer.setblocking(False)
+    with pytest.raises(BlockingIOError):
+        lane.conn.peer.recv(1)
+    lane.polling = True
+    plane.interrupt_polls()
+    assert lane.conn.peer.recv(1) == b""
+    plane.interrupt_polls()  # already shut: the OSError is swallowed
+    lane.conn = None
+    plane.interrupt_polls()
+
+
+# --- poll and post details -------------------------------------------------------------
+
+
+def test_a_malformed_poll_answer_is_counted_as_a_protocol_error(plane_for):
+    server, plane = plane_for(polled(b'{"commands": 5}'))
+    with pytest.raises(ControlPlaneError) as failure:
+        plane.poll()
+    assert failure.value.summary.startswith("invalid poll response: poll response is not")
+    assert failure.value.kind == "protocol" and not failure.value.transport
+    assert plane.metrics.poll_errors.value(error_kind="protocol") == 1
+    assert plane.metrics.poll_latency.count(error="true") == 1
+
+
+def test_every_polled_command_is_counted(plane_for):
+    commands = [{"request_id": "req_%d" % i, "shard_token": "s", "command_type": "jsonrpc",
+                 "jsonrpc": {"jsonrpc": "2.0", "id": i, "method": "ping"}} for i in range(3)]
+    server, plane = plane_for(polled({"commands": commands}))
+    plane.poll()
+    assert plane.metrics.polled.value() == 3
+
+
+def test_metadata_sends_the_server_info(plane_for):
+    server, plane = plane_for(polled({"id": TUNNEL}), server_info=lambda: '{"version":1}')
+    plane.metadata()
+    assert server.requests[0]["headers"]["x-tunnel-mcp-server-info"] == '{"version":1}'
+
+
+@pytest.mark.parametrize("status", [502, 504])
+def test_retry_after_on_a_retried_gateway_error_does_not_pause_the_polls(answering, status):
+    server, plane = answering(status, headers={"Retry-After": "1"})
+    assert plane.post(command(), answer(), wire.NO_DEADLINE) == "ok"
+    assert plane.gate.paused_for() == 0 and plane.gate.reason == ""
+
+
+def test_the_pause_from_a_response_post_names_the_status(answering):
+    server, plane = answering(429, headers={"Retry-After": "30"})
+    plane.post(command(), progress(), wire.Deadline.after(5.0))
+    assert plane.gate.reason == "response POST got 429 with Retry-After"
+    assert plane.gate.failures == 0
+
+
+def test_an_undelivered_notification_is_logged_as_not_retried(plane_for, caplog):
+    server, plane = plane_for(hang_up)
+    with caplog.at_level(logging.WARNING, logger="tunnel_client.controlplane"):
+        plane.post(command(), progress(), wire.NO_DEADLINE)
+    [record] = caplog.records
+    assert record.getMessage() == ("response post failed; not retried because the "
+                                   "notification may have been delivered")
+    assert record.request_id == "req_1" and record.resp_type == "jsonrpc_notify"
+    assert record.error
+    assert plane.metrics.post_retries.value(resp_type="jsonrpc_notify") == 0
+
+
+def test_a_notification_retry_is_counted_by_its_type(answering):
+    server, plane = answering(429)
+    plane.post(command(), progress(), wire.NO_DEADLINE)
+    assert plane.metrics.post_retries.value(resp_type="jsonrpc_notify") == 1
+    assert plane.metrics.posts.value(resp_type="jsonrpc_notify", outcome="ok") == 1
+
+
+# --- defaults, fields and the remaining edges --------------------------------------------
+
+
+def latency_sum(plane, error):
+    [line] = [line for line in plane.metrics.poll_latency.render()
+              if line.startswith(plane.metrics.poll_latency.name + "_sum")
+              and 'error="%s"' % error in line]
+    return float(line.rsplit(" ", 1)[1])
+
+
+def test_the_poll_latency_is_the_time_the_poll_took(plane_for):
+    server, plane = plane_for(lambda r: (204, {}, b""))
+    before = time.monotonic()
+    plane.poll()
+    server.handler = lambda r: (503, {}, b"")
+    with pytest.raises(ControlPlaneError):
+        plane.poll()
+    assert 0 <= latency_sum(plane, "false") < before
+    assert 0 <= latency_sum(plane, "true") < before
+
+
+def test_the_defaults_and_the_kept_settings():
+    route = Route("control-plane", "http://cp.example", None, "test")
+    plane = ControlPlane(route, TUNNEL, "k")
+    try:
+        assert (plane.route, plane.tunnel_id, plane.poll_timeout) == (route, TUNNEL, 30.0)
+        assert (plane.connect_timeout, plane.poll_window) == (10.0, 35.0)
+        assert plane.poll_url.endswith("/poll?limit=1&timeout_ms=30000")
+        assert plane._headers()["X-Tunnel-Client-Instance-Id"] == ""
+        assert plane._lane() is plane._lane(), "one lane per thread, kept"
+        assert plane._lane().polling is False and plane.opening_polls() == set()
+        assert BackoffGate().reason == ""
+    finally:
+        plane.close()
+
+
+def test_the_headers_after_a_forged_instance_id_are_kept(plane_for):
+    server, plane = plane_for(lambda r: (204, {}, b""), extra_headers=[
+        ("X-Tunnel-Client-Instance-Id", "forged"), ("X-Team", "blue")])
+    plane.poll(probe=True)
+    headers = server.requests[0]["headers"]
+    assert headers["x-team"] == "blue" and headers["authorization"] == "Bearer sk-unit-key"
+
+
+def test_a_poll_leaves_its_lane_idle(plane_for):
+    server, plane = plane_for(lambda r: (204, {}, b""))
+    plane.poll()
+    assert plane._lane().polling is False
+
+
+def test_the_stopping_error_reads_in_full(plane_for):
+    server, plane = plane_for(lambda r: (204, {}, b""))
+    plane.interrupt_polls()
+    with pytest.raises(ControlPlaneError) as failure:
+        plane.poll()
+    assert str(failure.value) == "poll skipped: stopping"
+
+
+def test_a_compressed_error_body_is_decoded(plane_for):
+    import gzip
+    body = gzip.compress(json.dumps({"error": {"message": "zipped", "code": "c"}}).encode())
+    server, plane = plane_for(polled(body, 400, {"Content-Encoding": "gzip"}))
+    with pytest.raises(ControlPlaneError) as failure:
+        plane.poll()
+    assert str(failure.value) == "poll failed: HTTP 400 c: zipped"
+
+
+def test_an_unreadable_error_body_leaves_the_status():
+    class Unreadable:
+        def read(self, *args, **kwargs):
+            raise OSError("gone")
+    resp = requests.Response()
+    resp.status_code, resp.raw = 500, Unreadable()
+    error = controlplane.api_error(resp, "poll")
+    assert str(error) == "poll failed: HTTP 500" and error.detail is None
+
+
+def test_a_metadata_fetch_times_out_by_its_timeout(held):
+    with pytest.raises(ControlPlaneError) as failure:
+        held().metadata(timeout=0.2)
+    assert failure.value.code == "timeout" and failure.value.transport
+
+
+@pytest.mark.parametrize("body", [b"{", b"[1]"])
+def test_a_metadata_answer_that_is_not_an_object_is_a_200_failure(plane_for, body):
+    server, plane = plane_for(polled(body))
+    with pytest.raises(ControlPlaneError) as failure:
+        plane.metadata()
+    assert failure.value.status == 200
+
+
+def test_a_metadata_answer_without_an_id(plane_for):
+    server, plane = plane_for(polled({"name": "n"}))
+    assert plane.metadata() == TunnelMetadata("", "n", "")
+
+
+def test_a_connect_timeout_deep_in_the_chain_happened_before_sending():
+    inner = type("ConnectTimeoutError", (Exception,), {})("x")
+    assert controlplane._failed_before_send(requests.ConnectionError(inner)) is True
+
+
+def test_the_post_logs_of_a_hang_up_name_the_failure(plane_for, caplog):
+    server, plane = plane_for(hang_up)
+    with caplog.at_level(logging.INFO, logger="tunnel_client.controlplane"):
+        plane.post(command(), progress(), wire.NO_DEADLINE)
+        plane.post(command(), answer(), wire.NO_DEADLINE)
+    notify, *retries, final = caplog.records
+    assert "Remote end closed connection without response" in notify.error
+    assert [r.problem for r in retries] == ["eof", "eof"] and final.problem == "eof"
+
+
+def test_a_refused_or_gone_post_logs_the_request(answering, caplog):
+    server, plane = answering(400, 404)
+    with caplog.at_level(logging.INFO, logger="tunnel_client.controlplane"):
+        plane.post(command(), answer(), wire.NO_DEADLINE)
+        plane.post(command(), answer(), wire.NO_DEADLINE)
+    refused, gone = caplog.records
+    assert (refused.request_id, refused.resp_type, refused.status) == (
+        "req_1", "jsonrpc_response", 400)
+    assert (gone.request_id, gone.resp_type, gone.status) == ("req_1", "jsonrpc_response", 404)
+
+
+def test_a_retry_waits_for_the_retry_after_of_the_answer(answering, caplog):
+    server, plane = answering(502, headers={"Retry-After": "1"})
+    with caplog.at_level(logging.INFO, logger="tunnel_client.controlplane"):
+        assert plane.post(command(), answer(), wire.NO_DEADLINE) == "ok"
+    [retry] = caplog.records
+    assert retry.retry_in_ms == 1000
+
+
+def test_a_post_waits_no_longer_than_the_poll_window(held):
+    plane = held(poll_timeout=0.2, guardrail=0.1)
+    assert plane.post(command(), progress(), wire.NO_DEADLINE) == "failed"
+
+
+def test_an_unreachable_proxy_is_named_in_the_summary_and_the_detail():
+    plane = ControlPlane(Route("control-plane", "http://cp.example", "http://127.0.0.1:9",
+                               "test"), TUNNEL, "sk-unit-key", connect_timeout=2)
+    try:
+        with pytest.raises(ControlPlaneError) as poll:
+            plane.poll()
+        with pytest.raises(ControlPlaneError) as metadata:
+            plane.metadata(timeout=2)
+    finally:
+        plane.close()
+    for error in (poll.value, metadata.value):
+        assert error.summary == "proxy http://127.0.0.1:9 unreachable: connection refused"
+        assert error.detail.startswith("proxy http://127.0.0.1:9 failed: connection_refused")
+        assert error.kind == "proxy_unreachable"
