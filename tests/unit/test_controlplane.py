@@ -778,15 +778,27 @@ def test_a_probe_failure_hands_the_probe_to_a_waiting_worker():
     assert finished(worker, outcome) == "probe"
 
 
-def test_a_success_overtaken_by_a_pause_does_not_count_but_frees_the_probe():
+def test_a_success_overtaken_by_a_failure_does_not_count_but_frees_the_probe():
+    gate, stop = BackoffGate(policy=Backoff(initial=0.001, jitter=0.0)), threading.Event()
+    assert gate.wait(stop) == "probe"
+    sent = time.monotonic()
+    gate.failure(ControlPlaneError("down", status=503))  # another worker's poll, later
+    assert gate.success(sent) is False
+    assert gate.reason == "down"
+    worker, outcome = waiting(gate, stop)
+    assert finished(worker, outcome) == "probe"
+    assert gate.paused_for() == 0.0
+
+
+def test_a_success_overtaken_by_a_response_posts_pause_counts_but_keeps_the_pause():
     gate, stop = BackoffGate(), threading.Event()
     assert gate.wait(stop) == "probe"
     sent = time.monotonic()
     gate.pause(0.001, "told to wait")
-    assert gate.success(sent) is False
+    assert gate.success(sent) is True
     assert gate.reason == "told to wait"
     worker, outcome = waiting(gate, stop)
-    assert finished(worker, outcome) == "probe"
+    assert finished(worker, outcome) == POLL
     assert gate.paused_for() == 0.0
 
 
