@@ -205,18 +205,17 @@ def test_roots_reach_every_child_and_children_started_later(channel):
 def test_a_second_era_child_that_cannot_start_fails_that_request_only(tmp_path):
     scheduler = Housekeeping("test")
     scheduler.start()
-    marker = tmp_path / "started"
-    # The first start works; every later one names a missing executable.
-    script = tmp_path / "server"
-    script.write_text("#!/bin/sh\nif [ -e %s ]; then exit 9; fi\ntouch %s\nexec %s -m "
-                      "tunnel_client.devtools.stub\n" % (marker, marker, sys.executable))
-    script.chmod(0o755)
-    binding = StdioBinding("main", [str(script)], dict(os.environ),
+    # The boot child starts through a link to Python that is then removed, so the second
+    # era's child meets a missing executable. The stub needs only the standard library.
+    python = tmp_path / "python"
+    python.symlink_to(sys.executable)
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(wire.__file__)))
+    binding = StdioBinding("main", [str(python), "-m", "tunnel_client.devtools.stub"], env,
                            StdioPolicy(health_interval=0, restart_backoff=0.01,
                                        stop_grace=0.5))
     try:
         binding.start(scheduler)
-        os.rename(str(script), str(tmp_path / "gone"))
+        python.unlink()  # the running child was started from it already
         cmd = wire.Command("r", "t", wire.CMD_JSONRPC, "main", 0.0, {},
                            legacy_call("a", input="x"))
         first = list(binding.handle(cmd, wire.Deadline.after(10)))
