@@ -1,0 +1,358 @@
+"""StdioSession walking commands through a real stub child: replies with the caller's
+ids, the handshake the child really received (the stub's --log), session termination,
+notifications, cancels and typed failures."""
+
+import json
+import os
+import sys
+import threading
+
+import pytest
+
+from tunnel_client import wire
+from tunnel_client.housekeeping import Housekeeping
+from tunnel_client.mcp.stdio import supervisor as sup
+from tunnel_client.mcp.stdio.handshake_steps import MODERN_ERA, modern_probe, opens_modern
+from tunnel_client.mcp.stdio.policy import StdioPolicy
+from tunnel_client.mcp.stdio.session import StdioSession
+
+META = "io.modelcontextprotocol/protocolVersion"
+
+
+class Child:
+    """A session over the stub server, with the log of what the stub received."""
+
+    def __init__(self, tmp_path, *flags, era="", **policy):
+        self.log_path = str(tmp_path / "stub.jsonl")
+        argv = [sys.executable, "-m", "tunnel_client.devtools.stub", "--log", self.log_path]
+        self.scheduler = Housekeeping("test")
+        self.scheduler.start()
+        self.session = StdioSession(
+            "main", argv + list(flags), dict(os.environ),
+            StdioPolicy(**dict({"health_interval": 0, "restart_backoff": 0.01,
+                                "stop_grace": 0.5}, **policy)), era=era)
+        self.session.start(self.scheduler)
+
+    def run(self, msg, session_id=None, timeout=10.0, ctype=wire.CMD_JSONRPC):
+        headers = {"Mcp-Session-Id": [session_id]} if session_id else {}
+        cmd = wire.Command("r-%s" % (msg or {}).get("id"), "tok", ctype, "main", 0.0,
+                           headers, msg)
+        return list(self.session.handle(cmd, wire.Deadline.after(timeout)))
+
+    def received(self):
+        try:
+            with open(self.log_path) as handle:
+                return [json.loads(line) for line in handle]
+        except FileNotFoundError:
+            return []
+
+    def close(self):
+        self.session.stop()
+        self.scheduler.stop()
+
+
+@pytest.fixture
+def child(tmp_path):
+    made = []
+
+    def make(*flags, **kw):
+        made.append(Child(tmp_path, *flags, **kw))
+        return made[-1]
+
+    yield make
+    for each in made:
+        each.close()
+
+
+def initialize(rpc_id="init-1", version="2025-06-18"):
+    return {"jsonrpc": "2.0", "id": rpc_id, "method": "initialize", "params": {
+        "protocolVersion": version, "capabilities": {},
+        "clientInfo": {"name": "tester", "version": "1"}}}
+
+
+def call(rpc_id, name="echo", **arguments):
+    return {"jsonrpc": "2.0", "id": rpc_id, "method": "tools/call",
+            "params": {"name": name, "arguments": arguments}}
+
+
+def only(replies):
+    assert len(replies) == 1, replies
+    return replies[0]
+
+
+def test_a_request_before_any_initialize_gets_a_replayed_handshake_first(child):
+    c = child()
+    reply = only(c.run(call("abc", input="hi")))
+    assert reply.resp_type == wire.RESP_JSONRPC and reply.resp_code == 200
+    body = reply.json()
+    assert body["id"] == "abc"
+    assert body["result"]["content"][0]["text"] == "hi"
+    methods = [(m["method"], m["id"] is None) for m in c.received()]
+    assert methods == [("initialize", False), ("notifications/initialized", True),
+                       ("tools/call", False)]
+    assert c.received()[2]["id"] != "abc"  # the child sees the mux's own id, never the caller's
+    assert c.session.handshake.ready(1)
+
+
+def test_a_connectors_initialize_is_forwarded_once_then_answered_from_the_cache(child):
+    c = child()
+    first = only(c.run(initialize("one")))
+    assert first.resp_code == 200 and first.json()["id"] == "one"
+    token = first.headers["Mcp-Session-Id"][0]
+    assert token
+    second = only(c.run(initialize("two")))
+    assert second.json()["id"] == "two"
+    assert second.json()["result"] == first.json()["result"]
+    assert second.headers["Mcp-Session-Id"][0] not in ("", None)
+    only(c.run(call(9, input="sync")))  # the stub logs in order: this read follows the rest
+    assert [m["method"] for m in c.received()] == ["initialize", "notifications/initialized",
+                                                   "tools/call"]
+    assert c.session.metrics.stdio_local_answers  # the cache answered one
+
+
+def test_the_connectors_initialized_notification_is_answered_locally(child):
+    c = child()
+    only(c.run(initialize("one")))
+    ack = only(c.run({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+    assert ack.resp_type == wire.RESP_NOTIFY_ACK and ack.resp_code == 202 and ack.body is None
+    only(c.run(call(9, input="sync")))
+    assert [m["method"] for m in c.received()].count("notifications/initialized") == 1
+
+
+def test_session_termination_ends_a_known_session_once(child):
+    c = child()
+    token = only(c.run(initialize("one"))).headers["Mcp-Session-Id"][0]
+    ended = only(c.run(None, token, ctype=wire.CMD_SESSION_TERMINATION))
+    assert (ended.resp_type, ended.resp_code) == (wire.RESP_SESSION_TERMINATION, 204)
+    again = only(c.run(None, token, ctype=wire.CMD_SESSION_TERMINATION))
+    assert again.resp_code == 404
+    gone = only(c.run(call(7, input="x"), token))
+    assert gone.resp_code == 404
+    assert gone.json() == {"jsonrpc": "2.0", "id": 7,
+                           "error": {"code": -32600, "message": "Session not found"}}
+    note = only(c.run({"jsonrpc": "2.0", "method": "notifications/cancelled",
+                       "params": {"requestId": 7}}, token))
+    assert (note.resp_type, note.resp_code) == (wire.RESP_NOTIFY_ACK, 404)
+
+
+def test_oauth_discovery_is_refused_with_a_clear_error(child):
+    c = child()
+    reply = only(c.run(None, ctype=wire.CMD_OAUTH_DISCOVERY))
+    assert (reply.resp_type, reply.resp_code) == (wire.RESP_OAUTH_DISCOVERY, 400)
+    assert reply.json()["error"]["code"] == "unsupported_channel"
+    assert reply.json()["error"]["type"] == "invalid_request_error"
+    assert "HTTP MCP binding" in reply.json()["error"]["message"]
+
+
+def test_a_notification_reaches_the_child_and_is_acknowledged(child):
+    c = child()
+    only(c.run(call(1, input="warm")))
+    ack = only(c.run({"jsonrpc": "2.0", "method": "notifications/roots/list_changed"}))
+    assert (ack.resp_type, ack.resp_code) == (wire.RESP_NOTIFY_ACK, 202)
+    # The stub logs in order; a later request proves the notification was read first.
+    only(c.run(call(2, input="after")))
+    methods = [m["method"] for m in c.received()]
+    assert methods[-2:] == ["notifications/roots/list_changed", "tools/call"]
+
+
+def test_a_cancel_for_an_unknown_request_is_dropped_not_forwarded(child):
+    c = child()
+    only(c.run(call(1, input="warm")))
+    ack = only(c.run({"jsonrpc": "2.0", "method": "notifications/cancelled",
+                      "params": {"requestId": "nobody"}}))
+    assert (ack.resp_type, ack.resp_code) == (wire.RESP_NOTIFY_ACK, 202)
+    only(c.run(call(2, input="after")))
+    assert "notifications/cancelled" not in [m["method"] for m in c.received()]
+
+
+def test_a_cancel_is_translated_to_the_childs_id_of_the_open_call(child):
+    c = child("--test-tools")
+    only(c.run(call(1, input="warm")))
+    replies = []
+    done = threading.Event()
+
+    def slow():
+        replies.extend(c.run(call("slow-1", name="drop"), timeout=3))
+        done.set()
+
+    worker = threading.Thread(target=slow)
+    worker.start()
+    try:
+        found = []
+        deadline = wire.Deadline.after(5)
+        while not found and not deadline.expired():
+            found = c.session.mux.find_by_caller_id("slow-1", None)
+            done.wait(0.01)
+        assert len(found) == 1
+        msg = {"jsonrpc": "2.0", "method": "notifications/cancelled",
+               "params": {"requestId": "slow-1", "reason": "user"}}
+        cmd = wire.Command("r", "tok", wire.CMD_JSONRPC, "main", 0.0, {}, msg)
+        translated = c.session.translate_cancel(cmd, msg)
+        assert translated == {"jsonrpc": "2.0", "method": "notifications/cancelled",
+                              "params": {"requestId": found[0].rpc_id, "reason": "user"}}
+        assert only(c.run(msg)).resp_code == 202
+    finally:
+        worker.join(10)
+    cancels = [m for m in c.received() if m["method"] == "notifications/cancelled"]
+    assert [m["requestId"] for m in cancels][0] == found[0].rpc_id
+
+
+def test_a_response_that_answers_no_server_request_is_acknowledged_and_dropped(child):
+    c = child()
+    ack = only(c.run({"jsonrpc": "2.0", "id": "nope", "result": {}}))
+    assert (ack.resp_type, ack.resp_code) == (wire.RESP_NOTIFY_ACK, 202)
+
+
+def test_progress_notifications_come_before_the_final_reply(child):
+    c = child()
+    replies = c.run({"jsonrpc": "2.0", "id": "p", "method": "tools/call", "params": {
+        "name": "count", "arguments": {"to": 3},
+        "_meta": {"progressToken": "tok-9"}}})
+    assert [r.resp_type for r in replies] == [wire.RESP_NOTIFY] * 3 + [wire.RESP_JSONRPC]
+    progress = [r.json()["params"] for r in replies[:3]]
+    assert [p["progressToken"] for p in progress] == ["tok-9"] * 3
+    assert [p["progress"] for p in progress] == [1, 2, 3]
+    assert replies[-1].json()["id"] == "p"
+
+
+def test_a_child_that_exits_mid_call_gives_an_eof_failure(child):
+    c = child("--test-tools")
+    reply = only(c.run(call("boom", name="crash")))
+    assert reply.resp_code == 502
+    body = reply.json()
+    assert body["id"] == "boom" and body["error"]["code"] == -32603
+    assert reply.failure == wire.TunnelFailure("transport_closed", "eof", False)
+
+
+def test_a_call_the_child_never_answers_times_out_at_the_ttl_and_is_cancelled(child):
+    c = child("--test-tools", ttl=0.3)
+    reply = only(c.run(call("d", name="drop"), timeout=10))
+    assert reply.failure == wire.TunnelFailure("timeout", "timeout", False)
+    assert reply.json()["id"] == "d"
+    only(c.run(call(2, input="after")))
+    cancels = [m for m in c.received() if m["method"] == "notifications/cancelled"]
+    assert len(cancels) == 1
+
+
+def test_a_call_past_its_own_deadline_yields_nothing(child):
+    c = child("--test-tools")
+    only(c.run(call(1, input="warm")))
+    assert c.run(call("d", name="drop"), timeout=0.3) == []
+
+
+def test_modern_era_child_is_opened_by_the_callers_enveloped_request(child):
+    c = child(era=MODERN_ERA)
+    msg = {"jsonrpc": "2.0", "id": "m1", "method": "tools/list",
+           "params": {"_meta": {META: MODERN_ERA}}}
+    assert opens_modern(msg)
+    reply = only(c.run(msg))
+    assert reply.json()["id"] == "m1" and "tools" in reply.json()["result"]
+    received = c.received()
+    assert [(m["method"], m["meta"]) for m in received] == [("tools/list", True)]
+    assert c.session.handshake.ready(1)
+
+
+def test_modern_era_child_gets_an_injected_discover_before_an_unenveloped_request(child):
+    c = child(era=MODERN_ERA)
+    msg = {"jsonrpc": "2.0", "id": "m1", "method": "server/discover"}
+    assert not opens_modern(msg)
+    reply = only(c.run(msg))
+    assert reply.json()["id"] == "m1"
+    received = c.received()
+    assert [(m["method"], m["meta"]) for m in received] == \
+        [("server/discover", True), ("server/discover", False)]
+    assert "initialize" not in [m["method"] for m in received]
+
+
+def test_a_modern_only_child_rejecting_initialize_is_served_without_a_handshake(child):
+    c = child("--modern-only")
+    msg = {"jsonrpc": "2.0", "id": "m", "method": "tools/list",
+           "params": {"_meta": {META: MODERN_ERA}}}
+    only(c.run(call(1, input="x")))  # the replayed initialize is rejected
+    assert c.session.handshake.modern_only
+    reply = only(c.run(msg))
+    assert reply.json()["id"] == "m" and "tools" in reply.json()["result"]
+
+
+def test_modern_probe_carries_the_callers_version_or_the_era():
+    probe = modern_probe({"params": {"_meta": {META: "2099-01-01"}}})
+    assert probe["method"] == "server/discover" and probe["id"] == 0
+    assert probe["params"]["_meta"][META] == "2099-01-01"
+    assert modern_probe()["params"]["_meta"][META] == MODERN_ERA
+    assert modern_probe({"params": {"_meta": {META: 5}}})["params"]["_meta"][META] == MODERN_ERA
+    info = probe["params"]["_meta"]["io.modelcontextprotocol/clientInfo"]
+    assert info["name"] and info["version"]
+    assert probe["params"]["_meta"]["io.modelcontextprotocol/clientCapabilities"] == {}
+
+
+def test_opens_modern_needs_the_envelope_and_not_initialize():
+    assert not opens_modern({"method": "initialize", "params": {"_meta": {META: MODERN_ERA}}})
+    assert not opens_modern({"method": "tools/list"})
+    assert opens_modern({"method": "tools/list", "params": {"_meta": {META: MODERN_ERA}}})
+
+
+def test_health_and_describe_tell_the_running_child(child):
+    c = child()
+    only(c.run(call(1, input="x")))
+    check = c.session.health()
+    assert check.ok and "generation 1" in check.reason and str(c.session.child.pid) in check.reason
+    info = c.session.describe()
+    assert info["name"] == "main" and info["transport_kind"] == "stdio"
+    assert info["command"].endswith("--log " + c.log_path)
+    assert info["era"] is None and info["generation"] == 1 and "since" not in info
+    c.session.stop()
+    down = c.session.health()
+    assert not down.ok and down.reason.startswith("channel main: ")
+
+
+def test_new_roots_are_announced_to_an_initialized_child_once(child):
+    c = child()
+    only(c.run(call(1, input="x")))
+    c.session.set_roots(["file:///a"])
+    c.session.set_roots(["file:///a"])  # unchanged: no second notice
+    only(c.run(call(2, input="y")))
+    methods = [m["method"] for m in c.received()]
+    assert methods.count("notifications/roots/list_changed") == 1
+    assert c.session.roots == ("file:///a",)
+
+
+def test_with_roots_the_replayed_initialize_declares_the_roots_capability(child):
+    c = child()
+    c.session.set_roots(["file:///a"])
+    only(c.run(call(1, input="x")))
+    init = [m for m in c.received() if m["method"] == "initialize"][0]
+    assert "roots" in init["capabilities"]
+    assert "notifications/roots/list_changed" not in [m["method"] for m in c.received()]
+
+
+def test_write_refuses_a_stale_generation(child):
+    c = child()
+    only(c.run(call(1, input="x")))
+    assert c.session.write(1, {"jsonrpc": "2.0", "method": "notifications/x"})
+    assert not c.session.write(2, {"jsonrpc": "2.0", "method": "notifications/y"})
+    only(c.run(call(2, input="y")))
+    methods = [m["method"] for m in c.received()]
+    assert "notifications/x" in methods and "notifications/y" not in methods
+
+
+def test_a_child_that_keeps_exiting_gives_an_unavailable_failure():
+    gave_up = threading.Event()
+    scheduler = Housekeeping("test")
+    scheduler.start()
+    session = StdioSession("main", ["false"], dict(os.environ),
+                           StdioPolicy(health_interval=0, restart_limit=0,
+                                       restart_backoff=0.01),
+                           on_fatal=lambda exc: gave_up.set())
+    try:
+        session.start(scheduler)
+        assert gave_up.wait(10)  # once given up, every request meets the same answer
+        cmd = wire.Command("r", "t", wire.CMD_JSONRPC, "main", 0.0, {}, call("x", input="1"))
+        replies = list(session.handle(cmd, wire.Deadline.after(10)))
+        state = session.state
+    finally:
+        session.stop()
+        scheduler.stop()
+    reply = only(replies)
+    assert reply.json()["id"] == "x" and reply.json()["error"]["code"] == -32603
+    assert reply.failure == wire.TunnelFailure("connect", "dial", False)
+    assert state == sup.ChildState.GAVE_UP.value
