@@ -288,7 +288,8 @@ def test_a_probe_change_is_logged_once_with_its_reason(caplog):
         assert changes[0].probe_error == "connection_refused (connect)"
         assert changes[0].url == "http://127.0.0.1:9" and changes[0].channel == "main"
         assert binding.probe_since >= before
-        assert "Connection refused" in binding.probe_detail
+        # The library's own text, cut to a bounded length (urllib3 1.26 says more first).
+        assert binding.probe_detail.startswith("connection_refused (")
     finally:
         binding.stop()
 
