@@ -133,7 +133,8 @@ def pytest_terminal_summary(terminalreporter):
         return
     counts = {}
     for report in skipped:
-        group = next((g for g in SKIP_GROUPS if g[0] in report.keywords), None)
+        keywords = getattr(report, "keywords", None) or {}  # collect reports lack it on pytest 6
+        group = next((g for g in SKIP_GROUPS if g[0] in keywords), None)
         counts[group] = counts.get(group, 0) + 1
     terminalreporter.section("skipped, and how to run them")
     for group in SKIP_GROUPS:
