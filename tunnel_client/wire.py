@@ -246,7 +246,7 @@ def _clean_headers(raw: Any) -> Dict[str, List[str]]:
 
 
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
-_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")  # an RFC 9110 field name
+_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")  # an RFC 9110 field name
 
 
 def parse_command(item: Any, received_at: float):

@@ -5,6 +5,7 @@ import sys
 import pytest
 
 from tunnel_client import config
+from tunnel_client.config import values
 from tunnel_client.config.values import split_command
 from tunnel_client.errors import ConfigError
 
@@ -540,3 +541,14 @@ def test_duplicate_channels_name_both_sides(env, message):
     with pytest.raises(ConfigError) as err:
         runtime(env=env)
     assert str(err.value) == message
+
+
+@pytest.mark.parametrize("check", [
+    lambda: values.build_headers([("X-Key\n", "v")], {}),
+    lambda: values._env_value("KEY\n", "env:KEY", {"KEY\n": "x"}),
+])
+def test_a_name_with_a_trailing_newline_is_refused(check):
+    # `$` matches before a final newline; the names are anchored with `\Z`
+    with pytest.raises(ValueError, match="not a valid|invalid HTTP header name"):
+        check()
+    assert values.HARPOON_LABEL_RE.match("api\n") is None

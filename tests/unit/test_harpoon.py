@@ -254,6 +254,7 @@ def test_invalid_calls_are_tool_errors_and_send_nothing(harpoon, arguments, mess
     ({"body": 5}, "body"),
     ({"headers": ["X-A"]}, "headers"),
     ({"headers": {"X-A": "a\r\nX-B: b"}}, "X-A"),
+    ({"headers": {"X-A\n": "a"}}, "X-A"),  # `$` would have let the trailing newline pass
 ])
 def test_arguments_of_the_wrong_type_are_invalid_params_and_send_nothing(
         harpoon, arguments, field):

@@ -222,3 +222,10 @@ def test_classification_of_tls_errors_whose_reason_is_a_string():
     wrapped = OSError("wrapped")
     wrapped.__cause__ = error
     assert wire.classify_exception(wrapped).source == "tls"
+
+
+def test_a_header_name_with_a_trailing_newline_is_dropped():
+    cmd = wire.parse_command({"request_id": "r", "shard_token": "s", "command_type": "jsonrpc",
+                              "channel": "main", "headers": {"X-Ok": "1", "X-Bad\n": "2"},
+                              "jsonrpc": {"jsonrpc": "2.0", "id": 1, "method": "ping"}}, 0.0)
+    assert dict(cmd.headers) == {"X-Ok": ["1"]}

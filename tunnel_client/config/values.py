@@ -82,7 +82,7 @@ def parse_int(raw) -> int:
 
 # --- env: / file: references -----------------------------------------------------------
 
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
 def split_ref(raw: str) -> Tuple[Optional[str], str]:
@@ -260,7 +260,7 @@ def parse_proxy(raw: str, environ: Mapping[str, str], source: str) -> ProxySetti
 
 # --- headers -----------------------------------------------------------------------------
 
-_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
 
 
 @dataclass(frozen=True)
@@ -489,7 +489,7 @@ def parse_stdio_entry(entry: str, environ: Mapping[str, str], origin: str) -> Bi
 
 # --- Harpoon targets ---------------------------------------------------------------------
 
-HARPOON_LABEL_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+HARPOON_LABEL_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}\Z")
 _HARPOON_KEYS = ("label", "url", "unix_socket", "desc", "description")
 
 

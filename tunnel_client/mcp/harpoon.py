@@ -407,7 +407,7 @@ def origin_key(url: str) -> str:
     return "%s://%s" % (parts.scheme.lower(), parts.netloc.lower())
 
 
-_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")  # RFC 9110 field name
+_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")  # RFC 9110 field name
 _FIELD_VALUE = re.compile(r"^[\t\x20-\x7e\x80-\xff]*$")  # visible Latin-1, spaces, tabs
 
 
