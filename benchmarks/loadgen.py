@@ -1,4 +1,6 @@
-"""Closed-loop load: N caller threads each send one call, wait for its answer, repeat.
+"""Load: N caller threads each send one call, wait for its answer, repeat (closed loop), or
+start each call on a fixed schedule (paced: ``rate`` calls/s in all, spread evenly over
+the callers), so two daemons compared do the same work per second.
 
 A warm-up period is discarded; the measured window then runs until it has lasted
 ``duration`` seconds and holds ``min_calls`` answers (capped at ``max_seconds``). CPU of
@@ -47,17 +49,28 @@ class LoadResult:
 
 def run(echoes: Sequence[Callable[[str], str]], payload: int, duration: float = 3.0,
         warmup: float = 0.5, min_calls: int = 0, max_seconds: float = 60.0,
-        watch: Dict[str, int] = None) -> LoadResult:
-    """One closed-loop run with ``len(echoes)`` callers; ``echoes[i](text)`` makes one call."""
+        watch: Dict[str, int] = None, rate: float = 0.0) -> LoadResult:
+    """One run with ``len(echoes)`` callers; ``echoes[i](text)`` makes one call. With
+    ``rate`` > 0 the callers are paced to that many calls per second in all."""
     watch = dict(watch or {})
     stop = threading.Event()
     records: List[list] = [[] for _ in echoes]
     lock = threading.Lock()
     state = {"errors": 0, "misrouted": 0, "first_error": "", "measured": 0, "window": None}
 
+    interval = len(echoes) / rate if rate > 0 else 0.0
+
     def caller(index: int):
         echo, mine = echoes[index], records[index]
+        next_at = time.perf_counter() + interval * index / max(1, len(echoes))
         while not stop.is_set():
+            if interval:
+                # a schedule, not synchronisation: a late caller skips the slots it missed
+                # rather than bursting to catch up
+                now = time.perf_counter()
+                if next_at > now and stop.wait(next_at - now):
+                    break
+                next_at = max(next_at + interval, time.perf_counter())
             text = unique_text(payload)
             started = time.perf_counter()
             try:

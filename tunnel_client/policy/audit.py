@@ -7,12 +7,12 @@ truncated tail is caught against the chain head (/api/audit, syslog). A reopened
 file starts with a ``link`` record that continues the chain from the previous file.
 """
 
-import datetime
 import hashlib
 import hmac
 import json
 import os
 import threading
+import time
 from typing import Any, Dict, Optional, Tuple
 
 from tunnel_client.errors import StartupError
@@ -52,7 +52,7 @@ def digest(line: bytes) -> str:
 def seal(record: Dict[str, Any], key: bytes) -> bytes:
     """The record as one line (no newline), ``mac`` appended last."""
     body = json.dumps(record, separators=(",", ":"), ensure_ascii=True).encode("ascii")
-    mac = hmac.new(key, body, hashlib.sha256).hexdigest().encode("ascii")
+    mac = hmac.digest(key, body, "sha256").hex().encode("ascii")  # one-shot: no HMAC object
     return body[:-1] + _MAC_HEAD + mac + b'"}'
 
 
@@ -67,12 +67,19 @@ def unseal(line: bytes) -> Optional[Tuple[bytes, str]]:
 
 
 def mac_ok(body: bytes, mac: str, key: bytes) -> bool:
-    return hmac.compare_digest(hmac.new(key, body, hashlib.sha256).hexdigest(), mac)
+    return hmac.compare_digest(hmac.digest(key, body, "sha256").hex(), mac)
+
+
+_second = (-1, "")  # (whole second, its formatted prefix): formatted once a second
 
 
 def utc_now() -> str:
-    now = datetime.datetime.now(datetime.timezone.utc)
-    return now.strftime("%Y-%m-%dT%H:%M:%S.") + "%03dZ" % (now.microsecond // 1000)
+    global _second
+    now = time.time()
+    whole = int(now)
+    if _second[0] != whole:
+        _second = (whole, time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(whole)))
+    return "%s%03dZ" % (_second[1], int((now - whole) * 1000))
 
 
 def last_line(path: str, chunk: int = 1 << 16) -> Optional[bytes]:
