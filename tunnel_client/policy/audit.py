@@ -49,9 +49,12 @@ def digest(line: bytes) -> str:
     return hashlib.sha256(line).hexdigest()
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True)
+
+
 def seal(record: Dict[str, Any], key: bytes) -> bytes:
     """The record as one line (no newline), ``mac`` appended last."""
-    body = json.dumps(record, separators=(",", ":"), ensure_ascii=True).encode("ascii")
+    body = _ENCODER.encode(record).encode("ascii")
     mac = hmac.digest(key, body, "sha256").hex().encode("ascii")  # one-shot: no HMAC object
     return body[:-1] + _MAC_HEAD + mac + b'"}'
 

@@ -14,6 +14,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from tunnel_client import wire
 from tunnel_client.config.policy_schema import ITEM_KINDS, parse_rate
+from tunnel_client.policy.quickschema import compile_quick
 
 # The methods a read-only client needs: discovery, listing, reading, housekeeping.
 READ_ONLY_METHODS = frozenset((
@@ -129,7 +130,14 @@ class ArgumentRule:
         self.key = key
         self.match = Globs([key])
         self.validator = Draft7Validator(spec["schema"]) if "schema" in spec else None
+        self.quick = compile_quick(spec["schema"]) if "schema" in spec else None
         self.max_bytes = spec.get("max_bytes")
+
+    def schema_error(self, arguments):
+        """The first way the arguments fail the schema, or None (also without a schema)."""
+        if self.validator is None or (self.quick is not None and self.quick(arguments)):
+            return None
+        return next(iter(self.validator.iter_errors(arguments)), None)
 
 
 class ChannelPolicy:
@@ -213,22 +221,21 @@ class ChannelPolicy:
             if too_big(rule.max_bytes):
                 return Decision("deny", "arguments.%s.max_bytes" % rule.key,
                                 detail="arguments are %d bytes" % sizes[0])
-            if rule.validator is not None:
-                error = next(iter(rule.validator.iter_errors(arguments)), None)
-                if error is not None:
-                    # the path and the keyword only: argument values are payload, and
-                    # payloads stay out of records and logs unless the operator opts in
-                    where = "/".join(str(p) for p in error.absolute_path) or "arguments"
-                    return Decision("deny", "arguments.%s.schema" % rule.key,
-                                    detail="%s fails %s" % (where, error.validator))
+            error = rule.schema_error(arguments)
+            if error is not None:
+                # the path and the keyword only: argument values are payload, and
+                # payloads stay out of records and logs unless the operator opts in
+                where = "/".join(str(p) for p in error.absolute_path) or "arguments"
+                return Decision("deny", "arguments.%s.schema" % rule.key,
+                                detail="%s fails %s" % (where, error.validator))
         return ALLOW
 
     def schema_message(self, tool: str, arguments) -> Optional[str]:
         """The full validation message for one tool's arguments (for `policy explain`,
         where the operator typed the arguments themselves)."""
         for rule in self.arguments:
-            if rule.validator is not None and rule.match.first(tool) is not None:
-                error = next(iter(rule.validator.iter_errors(arguments)), None)
+            if rule.match.first(tool) is not None:
+                error = rule.schema_error(arguments)
                 if error is not None:
                     where = "/".join(str(p) for p in error.absolute_path) or "arguments"
                     return "%s: %s" % (where, error.message)
