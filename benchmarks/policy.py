@@ -5,14 +5,15 @@ Two stacks run side by side, each a local control plane and a daemon serving the
 stub: one without policy (the baseline), one with a policy that allows a list of tools,
 denies others, checks echo's arguments against a JSON Schema, applies a channel and a
 per-tool rate limit, and records every call in a sealed, hash-chained audit file. 16
-callers send ``tools/call echo`` with 1 KiB payloads to one stack at a time, in short
-alternating windows (baseline, policy, policy, baseline...), paced to the same calls per
-second so both daemons do the same work; each pair of neighbouring windows gives one
-difference, and the median difference is reported next to how much the baseline moved
-between its own windows (the noise floor of the machine). ``--rate 0`` drives the callers
+callers per stack send ``tools/call echo`` with 1 KiB payloads, paced to the same calls
+per second, to both stacks at once in short windows: whatever else the machine does
+during a window weighs on both alike, so the difference of the two daemons' CPU per call
+in one window is far steadier than either number (``--in-turn`` loads them one after the
+other instead, ABBA, and shows how much the baseline alone moves between windows). The
+median difference over the windows is reported. ``--rate 0`` drives the callers
 closed-loop (as fast as answers come) instead.
 
-    python -m benchmarks.policy              # 16 callers x 1 KiB at 150 calls/s, 6 pairs (~90 s)
+    python -m benchmarks.policy              # 16 callers x 1 KiB at 150 calls/s, 6 windows (~50 s)
 """
 
 import argparse
@@ -21,6 +22,7 @@ import shutil
 import statistics
 import sys
 import tempfile
+import threading
 
 import yaml
 
@@ -120,6 +122,26 @@ class Stack:
         self.relay.stop()
 
 
+def measure_pair(stacks, order, args) -> dict:
+    """One window per stack, both at once, so whatever else the machine does at that moment
+    weighs on both alike; with --in-turn one after the other in ``order`` (ABBA over the
+    pairs, so a machine getting busier or quieter favours neither)."""
+    if not args.together:
+        return {name: stacks[name].window(args.callers, args.payload_bytes, args)
+                for name in order}
+    results = {}
+
+    def load(name):
+        results[name] = stacks[name].window(args.callers, args.payload_bytes, args)
+
+    threads = [threading.Thread(target=load, args=(name,)) for name in order]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.policy", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -128,6 +150,8 @@ def main(argv=None) -> int:
     parser.add_argument("--rate", type=float, default=150.0,
                         help="calls per second in all (0: closed loop)")
     parser.add_argument("--pairs", type=int, default=6)
+    parser.add_argument("--in-turn", dest="together", action="store_false",
+                        help="load the stacks one after the other (ABBA) instead of at once")
     parser.add_argument("--duration", type=float, default=6.0, help="seconds per window")
     parser.add_argument("--warmup", type=float, default=0.5)
     parser.add_argument("--log-level", default="info")
@@ -144,12 +168,9 @@ def main(argv=None) -> int:
         for stack in stacks.values():
             stack.start()
         for pair in range(args.pairs):
-            # ABBA order: a machine getting busier or quieter over the run favours neither
-            order = names if pair % 2 == 0 else names[::-1]
-            results = {}
-            for name in order:
-                result = results[name] = stacks[name].window(args.callers,
-                                                             args.payload_bytes, args)
+            results = measure_pair(stacks, names if pair % 2 == 0 else names[::-1], args)
+            for name in names:
+                result = results[name]
                 runs[name].append(result)
                 print("pair %d %-15s %7.1f calls/s  p50 %6.1f ms  daemon CPU %.3f ms/call"
                       "  errors %d" % (pair + 1, name, result.rate, result.percentile(50),
@@ -174,6 +195,7 @@ def main(argv=None) -> int:
              median(name, lambda r: r.percentile(99)), statistics.median(cpu[name])]
             for name in names]
     pace = "%.0f calls/s" % args.rate if args.rate > 0 else "closed loop"
+    pace += ", both stacks at once" if args.together else ", in turn"
     print("\nstdio, %d callers x %d B, %s, median of %d windows each (%d audit records):"
           % (args.callers, args.payload_bytes, pace, args.pairs, records))
     print(report.table(["daemon", "req/s", "p50 ms", "p99 ms", "cpu ms/call"], rows))
@@ -187,7 +209,7 @@ def main(argv=None) -> int:
     print("the baseline itself moved by %.3f ms/call between its windows (noise floor)" % noise)
     print("the gate alone, in process: %.0f us of CPU per call" % alone)
     report.save("policy", {"callers": args.callers, "payload_B": args.payload_bytes,
-                           "rate": args.rate, "pairs": args.pairs,
+                           "rate": args.rate, "pairs": args.pairs, "together": args.together,
                            "baseline_cpu_ms": rows[0][4], "policy_audit_cpu_ms": rows[1][4],
                            "added_cpu_ms": added, "differences_ms": differences,
                            "baseline_noise_ms": noise, "gate_alone_us": alone,

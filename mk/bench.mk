@@ -2,7 +2,7 @@
 # benchmarks/results/ (gitignored); nothing here asserts timing except the soak's books.
 ## bench            load benchmark, stdio and HTTP: c in 1,8,64 x 1 KiB..1 MiB (BENCH_ARGS=...)
 ## bench-quick      a short load benchmark (c in 1,16 x 1 KiB), about a minute
-## bench-policy     daemon CPU per call with policy + audit on vs off, 16 callers (~90 s)
+## bench-policy     daemon CPU per call with policy + audit on vs off, 16 callers (~50 s)
 ## bench-idle       idle CPU, wakeups and RSS of a daemon with 10 workers (IDLE_SECONDS=60)
 ## bench-startup    --version, doctor --offline, spawn to first poll and first answer
 ## bench-profile    where the daemon's CPU goes under load, with py-spy (PROFILE_ARGS=...)

@@ -9,6 +9,7 @@ command and never one in flight.
 import collections
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import itertools
 import math
@@ -327,7 +328,12 @@ def _all_rates(policy: ChannelPolicy):
 
 def _session(cmd: wire.Command) -> Optional[str]:
     session = cmd.header("Mcp-Session-Id")
-    return hashlib.sha256(session.encode("utf-8")).hexdigest()[:32] if session else None
+    return _session_digest(session) if session else None
+
+
+@functools.lru_cache(maxsize=1024)  # a session makes many calls: hash its id once
+def _session_digest(session: str) -> str:
+    return hashlib.sha256(session.encode("utf-8")).hexdigest()[:32]
 
 
 def _rpc_error_code(reply: Optional[wire.Reply]) -> Optional[int]:

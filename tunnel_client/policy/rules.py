@@ -10,7 +10,7 @@ since they consume tokens and this module has no state.
 import fnmatch
 import re
 from dataclasses import dataclass
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Tuple
 
 from tunnel_client import wire
 from tunnel_client.config.policy_schema import ITEM_KINDS, parse_rate
@@ -99,9 +99,8 @@ class RuleList:
         return hit is not None, hit
 
 
-@dataclass(frozen=True)
-class Subject:
-    """What a message asks for, as the rules see it."""
+class Subject(NamedTuple):
+    """What a message asks for, as the rules see it (one per command: a tuple is cheap)."""
 
     method: str
     kind: Optional[str] = None  # tools | prompts | resources
