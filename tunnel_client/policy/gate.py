@@ -92,13 +92,14 @@ class PolicyGate:
                subject: Optional[Subject] = None, request: Optional[bytes] = None
                ) -> Decision:
         decision = ALLOW
-        if policy is not None and cmd.kind in _DECIDED_KINDS:
+        kind = cmd.kind
+        if policy is not None and kind in _DECIDED_KINDS:
             subject = subject or subject_of(cmd.message)
             decision = policy.decide(cmd.message, self.hints.get(cmd.channel, {}), subject,
                                      None if request is None else len(request))
-            if decision.allowed and cmd.kind == "call":
+            if decision.allowed and kind == "call":
                 decision = self._take_tokens(policy, subject)
-        if self.audit is not None and self.audit.refusing and cmd.kind in _DECIDED_KINDS:
+        if self.audit is not None and kind in _DECIDED_KINDS and self.audit.refusing:
             decision = Decision("deny", "audit.on_failure")
         if policy is not None and self.metrics is not None:
             self.metrics.policy_decisions.inc(channel=cmd.channel, rule=decision.rule or

@@ -69,7 +69,8 @@ def compile_quick(schema) -> Optional[Check]:
                 not all(isinstance(n, str) and n in _TYPES for n in names):
             return None
         tests = [_TYPES[n] for n in names]
-        checks.append(lambda v: any(test(v) for test in tests))
+        checks.append(tests[0] if len(tests) == 1 else
+                      lambda v: any(test(v) for test in tests))
 
     if "properties" in schema:
         properties = schema["properties"]
@@ -82,8 +83,14 @@ def compile_quick(schema) -> Optional[Check]:
                 return None
             compiled[name] = check
         items = tuple(compiled.items())
-        checks.append(lambda v: not isinstance(v, dict) or
-                      all(check(v[name]) for name, check in items if name in v))
+
+        def properties_fit(v) -> bool:
+            if isinstance(v, dict):
+                for name, check in items:
+                    if name in v and not check(v[name]):
+                        return False
+            return True
+        checks.append(properties_fit)
 
     if "required" in schema:
         required = schema["required"]
@@ -131,4 +138,10 @@ def compile_quick(schema) -> Optional[Check]:
         return None
 
     all_checks = tuple(checks)
-    return lambda value: all(check(value) for check in all_checks)
+
+    def fits(value) -> bool:  # a plain loop: this runs on every call
+        for check in all_checks:
+            if not check(value):
+                return False
+        return True
+    return fits
