@@ -266,7 +266,7 @@ def test_shadow_mode_forwards_everything_and_filters_nothing():
     binding = Recorder({"tools/list": TOOLS})
     assert "result" in run(gate, binding, call("update")).json()
     assert len(run(gate, binding, msg("tools/list")).json()["result"]["tools"]) == 3
-    assert [d["decision"] for d in gate.recent] == ["shadow_deny", "allow"]
+    assert [d["decision"] for d in gate.snapshot()["recent"]][::-1] == ["shadow_deny", "allow"]
 
 
 def test_reload_swaps_the_policy_for_the_next_command_only():

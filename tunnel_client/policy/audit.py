@@ -213,9 +213,8 @@ class AuditTrail:
     # --- internals (lock held) -----------------------------------------------------------
 
     def _append(self, fields: Dict[str, Any], kind: str = "link"):
-        record = {"v": VERSION, "seq": self.seq + 1, "ts": utc_now(), "type": kind}
-        record.update(fields)
-        record["prev"] = self.head
+        record = {"v": VERSION, "seq": self.seq + 1, "ts": utc_now(), "type": kind, **fields,
+                  "prev": self.head}
         line = seal(record, self.key)
         os.write(self._fd, line + b"\n")
         self.seq += 1

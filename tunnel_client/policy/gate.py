@@ -32,6 +32,7 @@ LIMITED_CODE = -32029
 DENIED_MESSAGE = "Refused by the tunnel's policy"
 LIMITED_MESSAGE = "Refused by the tunnel's policy: rate limit exceeded; retry later"
 _DECIDED_KINDS = ("call", "notification")
+_RECENT_FIELDS = ("time", "channel", "method", "name", "decision", "rule", "status")
 VERSION_KEY = "io.modelcontextprotocol/protocolVersion"
 LOOKUP_INTERVAL = 30.0  # at most one tools/list of our own per channel this often
 LOOKUP_PAGES = 10
@@ -265,9 +266,9 @@ class PolicyGate:
                 fields["reply"] = _payload(reply)
             self.audit.write(fields)
         if ex.policy is not None or self.audit is not None:
-            self.recent.append({"time": time.time(), "channel": cmd.channel, "method": cmd.method,
-                                "name": fields["name"], "decision": fields["decision"],
-                                "rule": fields["rule"], "status": fields["status"]})
+            # a tuple per call; the dicts are built only when someone asks (snapshot)
+            self.recent.append((time.time(), cmd.channel, fields["method"], fields["name"],
+                                fields["decision"], fields["rule"], fields["status"]))
 
     def snapshot(self, limit: int = 100) -> Dict[str, Any]:
         """For /api/audit and the UI: the chain head and the most recent decisions."""
@@ -279,7 +280,8 @@ class PolicyGate:
                 "file": audit.path, "head": audit.chain_head(), "on_failure": audit.on_failure,
                 "writable": audit.failing is None, "error": audit.failing,
                 "write_failures": audit.failures, "syslog": audit.syslog},
-            "recent": list(self.recent)[-limit:][::-1],
+            "recent": [dict(zip(_RECENT_FIELDS, entry))
+                       for entry in list(self.recent)[-limit:][::-1]],
         }
 
 
