@@ -332,3 +332,21 @@ def test_topics_only_mention_flags_that_exist():
         text = open(os.path.join(TOPICS_DIR, name)).read()
         for flag in set(re.findall(r"(?<![\w-])--[a-z][a-z0-9.-]*[a-z0-9]", text)):
             assert flag in known, "%s mentions %s, which no command accepts" % (name, flag)
+
+
+def test_a_key_file_others_can_read_is_a_warning_for_cron_too(relay, tmp_path):
+    key_file = tmp_path / "api-key"
+    key_file.write_text(relay.api_key + "\n")
+    key_file.chmod(0o644)
+    args = base_args(relay, "--offline")
+    args[args.index("env:KEY")] = "file:%s" % key_file
+    proc = doctor(*args)
+    found = statuses(proc)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert found["secrets"][0] == "WARN" and str(key_file) in found["secrets"][1] and \
+        "chmod 600" in found["secrets"][1], found
+    key_file.chmod(0o600)
+    proc = doctor(*args)
+    assert statuses(proc)["secrets"] == ("OK", "1 key file(s) readable by their owner only")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert relay.api_key not in proc.stdout + proc.stderr

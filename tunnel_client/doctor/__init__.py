@@ -16,6 +16,7 @@ from typing import List, Mapping, Optional
 from tunnel_client import config, wire
 from tunnel_client.admin import client
 from tunnel_client.config import sources
+from tunnel_client.config.secrets import exposure_warnings
 from tunnel_client.config.values import redact_url
 from tunnel_client.doctor import executable, startcheck
 from tunnel_client.doctor.report import CRIT, OK, SKIP, WARN, Check, Report
@@ -53,6 +54,9 @@ def run(options: Options) -> Report:
     if not broken:
         report.add(Check("config", OK, "loaded %s" % cfg.source.describe()))
     report.add(_sources(cfg))
+    secrets = _secrets(cfg)
+    if secrets is not None:
+        report.add(secrets)
     identity_ok = _identity(report, cfg)
     if broken:
         # Every independent problem is reported; what depends on a broken setting waits.
@@ -106,6 +110,21 @@ def _sources(cfg) -> Check:
         summary = "%s set but empty (counts as unset); %s" % (", ".join(empty), summary)
     return Check("sources", OK, summary, "flags > environment > config file > defaults; an "
                  "empty environment value counts as unset", evidence)
+
+
+def _secrets(cfg) -> Optional[Check]:
+    """The start-up warnings about exposed keys, for cron too: a key file others may read,
+    a key written in the config file. No line when the configuration names neither."""
+    found = exposure_warnings(cfg)
+    if found:
+        summary = found[0] if len(found) == 1 else "%d keys exposed; %s" % (len(found), found[0])
+        return Check("secrets", WARN, summary, "anyone who can read a key can act as this "
+                     "tunnel", found, ["chmod 600 each key file; keep keys out of the config "
+                                       "file (env:VAR or file:PATH)"])
+    if cfg.secret_files:
+        return Check("secrets", OK, "%d key file(s) readable by their owner only"
+                     % len(cfg.secret_files))
+    return None
 
 
 def _offline_checks(report, cfg, options, broken):
