@@ -168,6 +168,7 @@ def _client_cert(tmp_path, days):
     cert_path, key_path = tmp_path / ("c%d.pem" % days), tmp_path / ("k%d.pem" % days)
     cert.cert_chain_pems[0].write_to_path(str(cert_path))
     cert.private_key_pem.write_to_path(str(key_path))
+    key_path.chmod(0o600)  # as it should be: a readable key is a warning of its own
     return str(cert_path), str(key_path)
 
 
