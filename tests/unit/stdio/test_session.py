@@ -2,9 +2,8 @@
 ids, the handshake the child really received (the stub's --log), session termination,
 notifications, cancels and typed failures."""
 
-import json
+import logging
 import os
-import sys
 import threading
 
 import pytest
@@ -16,68 +15,9 @@ from tunnel_client.mcp.stdio.handshake_steps import MODERN_ERA, modern_probe, op
 from tunnel_client.mcp.stdio.policy import StdioPolicy
 from tunnel_client.mcp.stdio.session import StdioSession
 
+from tests.unit.stdio.sessions import call, initialize, only
+
 META = "io.modelcontextprotocol/protocolVersion"
-
-
-class Child:
-    """A session over the stub server, with the log of what the stub received."""
-
-    def __init__(self, tmp_path, *flags, era="", **policy):
-        self.log_path = str(tmp_path / "stub.jsonl")
-        argv = [sys.executable, "-m", "tunnel_client.devtools.stub", "--log", self.log_path]
-        self.scheduler = Housekeeping("test")
-        self.scheduler.start()
-        self.session = StdioSession(
-            "main", argv + list(flags), dict(os.environ),
-            StdioPolicy(**dict({"health_interval": 0, "restart_backoff": 0.01,
-                                "stop_grace": 0.5}, **policy)), era=era)
-        self.session.start(self.scheduler)
-
-    def run(self, msg, session_id=None, timeout=10.0, ctype=wire.CMD_JSONRPC):
-        headers = {"Mcp-Session-Id": [session_id]} if session_id else {}
-        cmd = wire.Command("r-%s" % (msg or {}).get("id"), "tok", ctype, "main", 0.0,
-                           headers, msg)
-        return list(self.session.handle(cmd, wire.Deadline.after(timeout)))
-
-    def received(self):
-        try:
-            with open(self.log_path) as handle:
-                return [json.loads(line) for line in handle]
-        except FileNotFoundError:
-            return []
-
-    def close(self):
-        self.session.stop()
-        self.scheduler.stop()
-
-
-@pytest.fixture
-def child(tmp_path):
-    made = []
-
-    def make(*flags, **kw):
-        made.append(Child(tmp_path, *flags, **kw))
-        return made[-1]
-
-    yield make
-    for each in made:
-        each.close()
-
-
-def initialize(rpc_id="init-1", version="2025-06-18"):
-    return {"jsonrpc": "2.0", "id": rpc_id, "method": "initialize", "params": {
-        "protocolVersion": version, "capabilities": {},
-        "clientInfo": {"name": "tester", "version": "1"}}}
-
-
-def call(rpc_id, name="echo", **arguments):
-    return {"jsonrpc": "2.0", "id": rpc_id, "method": "tools/call",
-            "params": {"name": name, "arguments": arguments}}
-
-
-def only(replies):
-    assert len(replies) == 1, replies
-    return replies[0]
 
 
 def test_a_request_before_any_initialize_gets_a_replayed_handshake_first(child):
@@ -191,10 +131,11 @@ def test_a_cancel_is_translated_to_the_childs_id_of_the_open_call(child):
         assert translated == {"jsonrpc": "2.0", "method": "notifications/cancelled",
                               "params": {"requestId": found[0].rpc_id, "reason": "user"}}
         assert only(c.run(msg)).resp_code == 202
+        cancels = c.wait_received("notifications/cancelled")
     finally:
+        c.session.stop()  # ends the dropped call now rather than at its deadline
         worker.join(10)
-    cancels = [m for m in c.received() if m["method"] == "notifications/cancelled"]
-    assert [m["requestId"] for m in cancels][0] == found[0].rpc_id
+    assert [m["requestId"] for m in cancels] == [found[0].rpc_id]
 
 
 def test_a_response_that_answers_no_server_request_is_acknowledged_and_dropped(child):
@@ -335,7 +276,9 @@ def test_write_refuses_a_stale_generation(child):
     assert "notifications/x" in methods and "notifications/y" not in methods
 
 
-def test_a_child_that_keeps_exiting_gives_an_unavailable_failure():
+@pytest.mark.parametrize("msg", [call("x", input="1"), initialize("x")],
+                         ids=["request", "initialize"])
+def test_a_child_that_keeps_exiting_gives_an_unavailable_failure(msg):
     gave_up = threading.Event()
     scheduler = Housekeeping("test")
     scheduler.start()
@@ -346,7 +289,7 @@ def test_a_child_that_keeps_exiting_gives_an_unavailable_failure():
     try:
         session.start(scheduler)
         assert gave_up.wait(10)  # once given up, every request meets the same answer
-        cmd = wire.Command("r", "t", wire.CMD_JSONRPC, "main", 0.0, {}, call("x", input="1"))
+        cmd = wire.Command("r", "t", wire.CMD_JSONRPC, "main", 0.0, {}, msg)
         replies = list(session.handle(cmd, wire.Deadline.after(10)))
         state = session.state
     finally:
@@ -356,3 +299,62 @@ def test_a_child_that_keeps_exiting_gives_an_unavailable_failure():
     assert reply.json()["id"] == "x" and reply.json()["error"]["code"] == -32603
     assert reply.failure == wire.TunnelFailure("connect", "dial", False)
     assert state == sup.ChildState.GAVE_UP.value
+
+
+def relayed_ask(c, method, caps):
+    """A caller with ``caps`` calls the stub's ask_client tool; returns the session id,
+    the reply stream (paused) and the first reply (the relayed request, if any)."""
+    init = initialize("i")
+    init["params"]["capabilities"] = caps
+    token = only(c.run(init)).headers["Mcp-Session-Id"][0]
+    cmd = wire.Command("r-ask", "tok", wire.CMD_JSONRPC, "main", 0.0,
+                       {"Mcp-Session-Id": [token]}, call("ask", name="ask_client", method=method))
+    replies = c.session.handle(cmd, wire.Deadline.after(10))
+    return token, replies
+
+
+def test_a_server_request_is_relayed_and_the_callers_answer_reaches_the_child(child, caplog):
+    c = child("--test-tools")
+    token, replies = relayed_ask(c, "sampling/createMessage", {"sampling": {}})
+    try:
+        relayed = next(replies)
+        assert relayed.resp_type == wire.RESP_NOTIFY
+        request = relayed.json()
+        assert request["method"] == "sampling/createMessage"
+        with caplog.at_level(logging.INFO, logger="tunnel_client.stdio"):
+            ack = only(c.run({"jsonrpc": "2.0", "id": request["id"],
+                              "result": {"content": {"type": "text", "text": "yes"}}}, token))
+        assert (ack.resp_type, ack.resp_code) == (wire.RESP_NOTIFY_ACK, 202)
+        assert [r.getMessage() for r in caplog.records
+                if r.name == "tunnel_client.stdio"] == []  # not dropped
+        final = only(list(replies))
+    finally:
+        c.session.stop()
+    answer = final.json()["result"]["structuredContent"]["answer"]
+    assert answer["result"] == {"content": {"type": "text", "text": "yes"}}
+    assert answer["id"].startswith("srv-") and answer["jsonrpc"] == "2.0"
+    # Answered once: a second answer under the same relay id finds nothing open.
+    assert c.session.asks.take(request["id"]) is None
+
+
+def test_a_callers_answer_to_nothing_open_is_dropped_with_a_log_line(child, caplog):
+    c = child()
+    with caplog.at_level(logging.INFO, logger="tunnel_client.stdio"):
+        ack = only(c.run({"jsonrpc": "2.0", "id": "tc-ask-0-1", "result": {}}))
+    assert (ack.resp_type, ack.resp_code) == (wire.RESP_NOTIFY_ACK, 202)
+    [record] = [r for r in caplog.records if r.name == "tunnel_client.stdio"]
+    assert record.getMessage() == ("dropping a response from the caller that answers no "
+                                   "open server request")
+    assert (record.channel, record.era) == ("main", "")
+
+
+def test_a_server_request_no_caller_can_answer_is_answered_once_at_once(child):
+    c = child("--test-tools")
+    reply = only(c.run(call("ask", name="ask_client", method="ping")))
+    answer = reply.json()["result"]["structuredContent"]["answer"]
+    assert answer["result"] == {} and answer["id"].startswith("srv-")
+    [job] = [j for j in c.scheduler.jobs if j[0] == "stdio-local-answer"]
+    deadline = wire.Deadline.after(5)
+    while job[2] == "not run" and not deadline.expired():  # the job returns after writing
+        threading.Event().wait(0.01)
+    assert job[1] == 0 and job[2] is None  # written now, and never again
