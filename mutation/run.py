@@ -36,6 +36,9 @@ class Group(NamedTuple):
     # Functions that run once at import, before mutmut switches a mutant on: their mutants
     # can never be selected by a test in process (a broken one breaks every test at import).
     import_time: Tuple[str, ...] = ()
+    # Test processes at once. The stdio tests mostly wait on their children (a reply, an
+    # exit), not on the CPU, so that group runs more of them than there are cores.
+    children: int = 0  # 0: --children
 
 
 # The core rooms and the fast tests that cover them. A glob, not a file, for the stdio
@@ -46,7 +49,7 @@ GROUPS: Dict[str, Group] = {
     "controlplane": Group(("tunnel_client/controlplane.py",),
                           ("tests/unit/test_controlplane.py",)),
     "stdio": Group(("tunnel_client/mcp/stdio*",),
-                   ("tests/unit/stdio", "tests/fuzz/test_stdio_lines.py")),
+                   ("tests/unit/stdio", "tests/fuzz/test_stdio_lines.py"), children=4),
     "http": Group(("tunnel_client/mcp/http.py",),
                   ("tests/unit/test_http_binding.py",)),
     "harpoon": Group(("tunnel_client/mcp/harpoon.py", "tunnel_client/mcp/targets.py"),
@@ -208,7 +211,8 @@ def main(argv: List[str] = None) -> int:
     equivalent = equivalents()
     rows = []
     for name in args.groups or list(GROUPS):
-        tally = run_group(name, GROUPS[name], args.children, equivalent)
+        tally = run_group(name, GROUPS[name], GROUPS[name].children or args.children,
+                          equivalent)
         rows.append((name, tally))
         print("\n== %s: %.1f%% killed (%d killed, %d timeout, %d survived, %d no tests, "
               "%d equivalent) in %.1f min" % (

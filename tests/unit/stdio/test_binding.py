@@ -3,6 +3,7 @@ child with the call, a DELETE finds the child with the session, health and descr
 cover every child."""
 
 import json
+import logging
 import os
 import sys
 import threading
@@ -13,6 +14,7 @@ from tunnel_client import wire
 from tunnel_client.housekeeping import Housekeeping
 from tunnel_client.mcp.stdio.eras import StdioBinding
 from tunnel_client.mcp.stdio.policy import StdioPolicy
+from tunnel_client.observe.instruments import Instruments
 
 META = {"_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28"}}
 
@@ -22,10 +24,14 @@ class Channel:
         self.log_path = str(tmp_path / "stub.jsonl")
         self.scheduler = Housekeeping("test")
         self.scheduler.start()
+        self.metrics = Instruments()
+        self.fatal = []
         self.binding = StdioBinding(
             "main", [sys.executable, "-m", "tunnel_client.devtools.stub",
-                     "--log", self.log_path] + list(flags), dict(os.environ),
-            StdioPolicy(health_interval=0, restart_backoff=0.01, stop_grace=0.5))
+                     "--log", self.log_path] + list(flags),
+            dict(os.environ, STUB_MARK="from-the-binding"),
+            StdioPolicy(health_interval=0, restart_backoff=0.01, stop_grace=0.5),
+            self.metrics, self.fatal.append)
         self.binding.start(self.scheduler)
 
     def run(self, msg, session_id=None, timeout=10.0, ctype=wire.CMD_JSONRPC):
@@ -191,6 +197,7 @@ def test_a_stray_response_is_acknowledged(channel):
     c = channel()
     ack = only(c.run({"jsonrpc": "2.0", "id": "x", "result": {}}))
     assert (ack.resp_type, ack.resp_code) == (wire.RESP_NOTIFY_ACK, 202)
+    assert c.binding.primary.era == ""  # a response claims no child for any era
 
 
 def test_roots_reach_every_child_and_children_started_later(channel):
@@ -205,7 +212,7 @@ def test_roots_reach_every_child_and_children_started_later(channel):
     assert "notifications/roots/list_changed" in [m["method"] for m in c.received()]
 
 
-def test_a_second_era_child_that_cannot_start_fails_that_request_only(tmp_path):
+def test_a_second_era_child_that_cannot_start_fails_that_request_only(tmp_path, caplog):
     scheduler = Housekeeping("test")
     scheduler.start()
     # The boot child starts through a link to Python that is then removed, so the second
@@ -234,5 +241,32 @@ def test_a_second_era_child_that_cannot_start_fails_that_request_only(tmp_path):
     assert only(first).json()["result"]["content"][0]["text"] == "x"
     assert only(second).failure == wire.TunnelFailure("connect", "dial", False)
     assert only(second).json()["id"] == "b"
+    # Once for the request, once for the notification.
+    record, _ = [r for r in caplog.records
+                 if r.getMessage() == "could not start a stdio server for another MCP era"]
+    assert record.channel == "main" and str(python) in record.error
     assert (only(third).resp_type, only(third).resp_code) == (wire.RESP_NOTIFY_ACK, 502)
     assert len(binding.sessions()) == 1
+
+
+def test_every_era_child_gets_the_bindings_environment_metrics_and_answers(channel):
+    c = channel()
+    only(c.run(legacy_call("a", input="x")))
+    only(c.run(modern_call("b", input="y")))
+    for session in c.binding.sessions():
+        with open("/proc/%d/environ" % session.child.pid, "rb") as handle:
+            assert b"STUB_MARK=from-the-binding" in handle.read().split(b"\0")
+        assert session.asks is c.binding.asks and session.metrics is c.metrics
+    gauge = c.metrics.stdio_generation
+    assert gauge.value(channel="main", era="legacy") == 1
+    assert gauge.value(channel="main", era="2026-07-28") == 1
+
+
+def test_the_dedicated_child_of_a_new_era_is_logged(channel, caplog):
+    c = channel()
+    only(c.run(legacy_call("a", input="x")))
+    with caplog.at_level(logging.INFO, logger="tunnel_client.stdio"):
+        only(c.run(modern_call("b", input="y")))
+    [record] = [r for r in caplog.records
+                if r.getMessage() == "started a dedicated process for the 2026-07-28 era"]
+    assert (record.channel, record.era) == ("main", "2026-07-28")

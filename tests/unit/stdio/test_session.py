@@ -57,6 +57,8 @@ def test_the_connectors_initialized_notification_is_answered_locally(child):
     assert ack.resp_type == wire.RESP_NOTIFY_ACK and ack.resp_code == 202 and ack.body is None
     only(c.run(call(9, input="sync")))
     assert [m["method"] for m in c.received()].count("notifications/initialized") == 1
+    assert c.session.metrics.stdio_local_answers.value(
+        channel="main", method="notifications/initialized") == 1
 
 
 def test_session_termination_ends_a_known_session_once(child):
@@ -171,8 +173,10 @@ def test_a_call_the_child_never_answers_times_out_at_the_ttl_and_is_cancelled(ch
     assert reply.failure == wire.TunnelFailure("timeout", "timeout", False)
     assert reply.json()["id"] == "d"
     only(c.run(call(2, input="after")))
-    cancels = [m for m in c.received() if m["method"] == "notifications/cancelled"]
-    assert len(cancels) == 1
+    dropped = [m for m in c.received() if m["method"] == "tools/call"][0]
+    cancels = [m["message"] for m in c.received() if m["method"] == "notifications/cancelled"]
+    assert cancels == [{"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {
+        "requestId": dropped["id"], "reason": "deadline reached"}}]
 
 
 def test_a_call_past_its_own_deadline_yields_nothing(child):
@@ -243,18 +247,24 @@ def test_health_and_describe_tell_the_running_child(child):
     assert info["era"] is None and info["generation"] == 1 and "since" not in info
     c.session.stop()
     down = c.session.health()
-    assert not down.ok and down.reason.startswith("channel main: ")
+    assert down.ok is False and down.reason == "channel main: stopped"
+    assert down.since == c.session.supervisor.since
 
 
-def test_new_roots_are_announced_to_an_initialized_child_once(child):
+def test_new_roots_are_announced_to_an_initialized_child_once(child, caplog):
     c = child()
     only(c.run(call(1, input="x")))
-    c.session.set_roots(["file:///a"])
-    c.session.set_roots(["file:///a"])  # unchanged: no second notice
+    with caplog.at_level(logging.INFO, logger="tunnel_client.stdio"):
+        c.session.set_roots(["file:///a", "file:///b"])
+        c.session.set_roots(["file:///a", "file:///b"])  # unchanged: no second notice
     only(c.run(call(2, input="y")))
-    methods = [m["method"] for m in c.received()]
-    assert methods.count("notifications/roots/list_changed") == 1
-    assert c.session.roots == ("file:///a",)
+    notices = [m["message"] for m in c.received()
+               if m["method"] == "notifications/roots/list_changed"]
+    assert notices == [{"jsonrpc": "2.0", "method": "notifications/roots/list_changed"}]
+    assert c.session.roots == ("file:///a", "file:///b")
+    [record] = [r for r in caplog.records if r.name == "tunnel_client.stdio"]
+    assert record.getMessage() == "told the stdio server its roots changed"
+    assert (record.channel, record.era, record.roots) == ("main", "", 2)
 
 
 def test_with_roots_the_replayed_initialize_declares_the_roots_capability(child):
@@ -358,3 +368,43 @@ def test_a_server_request_no_caller_can_answer_is_answered_once_at_once(child):
     while job[2] == "not run" and not deadline.expired():  # the job returns after writing
         threading.Event().wait(0.01)
     assert job[1] == 0 and job[2] is None  # written now, and never again
+
+
+def test_a_notification_to_a_stopped_child_is_refused_with_502(child):
+    c = child()
+    only(c.run(call(1, input="x")))
+    c.session.stop()
+    ack = only(c.run({"jsonrpc": "2.0", "method": "notifications/roots/list_changed"}))
+    assert (ack.resp_type, ack.resp_code) == (wire.RESP_NOTIFY_ACK, 502)
+
+
+def test_a_cancel_whose_params_are_not_an_object_is_dropped(child):
+    c = child()
+    only(c.run(call(1, input="x")))
+    ack = only(c.run({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": [1]}))
+    assert (ack.resp_type, ack.resp_code) == (wire.RESP_NOTIFY_ACK, 202)
+
+
+def test_a_cancel_names_the_call_of_its_own_session_when_callers_reuse_an_id(child):
+    c = child("--test-tools")
+    tokens = [only(c.run(initialize(n))).headers["Mcp-Session-Id"][0] for n in ("a", "b")]
+    workers = [threading.Thread(target=c.run, args=(call(5, name="drop"), token),
+                                kwargs={"timeout": 10}) for token in tokens]
+    for worker in workers:
+        worker.start()
+    try:
+        deadline = wire.Deadline.after(5)  # both calls are open once the child has both
+        while [m["name"] for m in c.received()].count("drop") < 2 and not deadline.expired():
+            threading.Event().wait(0.01)
+        calls = {call_.caller.session_id: call_.rpc_id
+                 for call_ in c.session.mux.find_by_caller_id(5, tokens[0]) +
+                 c.session.mux.find_by_caller_id(5, tokens[1])}
+        assert len(calls) == 2
+        msg = {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 5}}
+        cmd = wire.Command("r", "tok", wire.CMD_JSONRPC, "main", 0.0,
+                           {"Mcp-Session-Id": [tokens[1]]}, msg)
+        assert c.session.translate_cancel(cmd, msg)["params"]["requestId"] == calls[tokens[1]]
+    finally:
+        c.session.stop()
+        for worker in workers:
+            worker.join(10)

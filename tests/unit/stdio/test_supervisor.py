@@ -102,3 +102,35 @@ def test_only_allowed_transitions_happen(story):
         s.supervisor._move(sup.ChildState.STOPPED, "stopped")
         with pytest.raises(RuntimeError):
             s.supervisor._move(sup.ChildState.RUNNING, "no way back")
+
+
+def test_a_stopped_supervisor_hands_out_no_child_and_no_pid(story):
+    s = story(["sleep", "30"])
+    s.supervisor.start(s.scheduler)
+    assert s.supervisor.current().generation == 1 and s.supervisor.snapshot()["pid"]
+    s.supervisor.stop()
+    assert s.supervisor.current() is None and s.supervisor.snapshot()["pid"] is None
+    # A stopped lineage is never replaced: the answer comes at once, not at the deadline.
+    assert not s.supervisor.wait_replaced(1, wire.Deadline.after(600))
+
+
+def test_a_wait_for_a_replacement_that_does_not_come_ends_at_the_deadline(story):
+    s = story(["sleep", "30"])
+    s.supervisor.start(s.scheduler)
+    assert not s.supervisor.wait_replaced(1, wire.Deadline.after(0.1))
+
+
+def test_a_restart_that_cannot_start_the_program_counts_as_a_failed_spawn(story, tmp_path):
+    program = tmp_path / "server"
+    program.write_text("#!/bin/sh\nexec sleep 30\n")
+    program.chmod(0o755)
+    s = story([str(program)], restart_limit=2)
+    s.supervisor.start(s.scheduler)
+    program.unlink()  # the first child is running; every restart now fails to start
+    s.supervisor.kill(1, sup.DownReason.HEALTH, "replaced by the test")
+    assert s.fatal_seen.wait(10)
+    restarts = s.supervisor.metrics.stdio_restarts
+    assert restarts.value(channel="main", reason="spawn_failed") == 1
+    assert s.supervisor.state is sup.ChildState.GAVE_UP
+    assert s.supervisor.reason.startswith("stdio server could not start (")
+    assert s.supervisor.generation == 3 and s.down == [1, 2, 3]
