@@ -1,8 +1,10 @@
 """A StdioSession over the stub server for the stdio room tests, and request builders.
 The ``child`` fixture (conftest.py) makes them."""
 
+import contextlib
 import json
 import os
+import signal
 import sys
 import threading
 
@@ -85,3 +87,16 @@ def call(rpc_id, name="echo", **arguments):
 def only(replies):
     assert len(replies) == 1, replies
     return replies[0]
+
+
+@contextlib.contextmanager
+def paused(pid):
+    """The process stays alive but runs (and reads) nothing until the block ends."""
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        try:
+            os.kill(pid, signal.SIGCONT)
+        except ProcessLookupError:
+            pass  # replaced meanwhile

@@ -18,6 +18,7 @@ from tunnel_client.mcp.stdio.handshake_steps import MODERN_ERA
 from tunnel_client.mcp.stdio.pinger import HealthPinger
 from tunnel_client.mcp.stdio.policy import StdioPolicy
 from tunnel_client.mcp.stdio.session import StdioSession
+from tests.unit.stdio.sessions import paused
 
 META = {"_meta": {"io.modelcontextprotocol/protocolVersion": MODERN_ERA}}
 
@@ -125,19 +126,13 @@ def test_a_child_that_stops_answering_is_replaced(pinged, caplog):
     p = pinged()
     p.warm()
     pid = p.session.child.pid
-    os.kill(pid, signal.SIGSTOP)
-    try:
+    with paused(pid):
         p.pinger.tick()
         [(_, check, _)] = p.recorder.jobs
         assert p.pinger.tick() == 0 and len(p.recorder.jobs) == 1  # one ping at a time
         with caplog.at_level("WARNING", logger="tunnel_client.stdio"):
             check()
             assert p.session.supervisor.wait_replaced(1, wire.Deadline.after(10))
-    finally:
-        try:
-            os.kill(pid, signal.SIGCONT)
-        except ProcessLookupError:
-            pass
     assert p.session.supervisor.generation == 2
     assert p.session.supervisor.snapshot()["restarts"] == 1
     restarts = p.session.metrics.stdio_restarts

@@ -15,7 +15,7 @@ from tunnel_client.mcp.stdio.handshake_steps import MODERN_ERA, modern_probe, op
 from tunnel_client.mcp.stdio.policy import StdioPolicy
 from tunnel_client.mcp.stdio.session import StdioSession
 
-from tests.unit.stdio.sessions import call, initialize, only
+from tests.unit.stdio.sessions import call, initialize, only, paused
 
 META = "io.modelcontextprotocol/protocolVersion"
 
@@ -167,9 +167,14 @@ def test_a_child_that_exits_mid_call_gives_an_eof_failure(child):
     assert reply.failure == wire.TunnelFailure("transport_closed", "eof", False)
 
 
-def test_a_call_the_child_never_answers_times_out_at_the_ttl_and_is_cancelled(child):
+def test_a_call_the_child_never_answers_times_out_at_the_ttl_and_is_cancelled(child, caplog):
     c = child("--test-tools", ttl=0.3)
-    reply = only(c.run(call("d", name="drop"), timeout=10))
+    with caplog.at_level(logging.INFO, logger="tunnel_client.stdio"):
+        reply = only(c.run(call("d", name="drop"), timeout=10))
+    ttl = [r for r in caplog.records if r.name == "tunnel_client.stdio"
+           and r.getMessage() == "MCP connection TTL reached; answering with a timeout"]
+    assert [(r.levelno, r.channel, r.request_id) for r in ttl] == \
+        [(logging.WARNING, "main", "r-d")]
     assert reply.failure == wire.TunnelFailure("timeout", "timeout", False)
     assert reply.json()["id"] == "d"
     only(c.run(call(2, input="after")))
@@ -179,10 +184,15 @@ def test_a_call_the_child_never_answers_times_out_at_the_ttl_and_is_cancelled(ch
         "requestId": dropped["id"], "reason": "deadline reached"}}]
 
 
-def test_a_call_past_its_own_deadline_yields_nothing(child):
+def test_a_call_past_its_own_deadline_yields_nothing(child, caplog):
     c = child("--test-tools")
     only(c.run(call(1, input="warm")))
-    assert c.run(call("d", name="drop"), timeout=0.3) == []
+    with caplog.at_level(logging.INFO, logger="tunnel_client.stdio"):
+        assert c.run(call("d", name="drop"), timeout=0.3) == []
+    [record] = [r for r in caplog.records if r.name == "tunnel_client.stdio"]
+    assert record.getMessage() == ("command response deadline reached; dropping without "
+                                   "posting a response")
+    assert (record.channel, record.request_id) == ("main", "r-d")
 
 
 def test_modern_era_child_is_opened_by_the_callers_enveloped_request(child):
@@ -408,3 +418,37 @@ def test_a_cancel_names_the_call_of_its_own_session_when_callers_reuse_an_id(chi
         c.session.stop()
         for worker in workers:
             worker.join(10)
+
+
+BIG = "x" * (4 << 20)  # more than a pipe holds: the write blocks on a child not reading
+
+
+def test_a_child_that_stops_reading_its_input_is_restarted_and_the_call_times_out(
+        child, caplog, monkeypatch):
+    from tunnel_client.mcp.stdio import session as session_module
+    monkeypatch.setattr(session_module, "WRITE_TIMEOUT", 0.3)
+    c = child(era=MODERN_ERA)
+    pid = c.session.supervisor.wait_running(wire.Deadline.after(10)).child.pid
+    with paused(pid):
+        msg = call("big", input=BIG)
+        msg["params"]["_meta"] = {META: MODERN_ERA}
+        with caplog.at_level(logging.WARNING, logger="tunnel_client.stdio"):
+            reply = only(c.run(msg, timeout=30))
+        assert c.session.supervisor.wait_replaced(1, wire.Deadline.after(10))
+    assert reply.failure == wire.TunnelFailure("timeout", "timeout", False)
+    assert reply.json()["id"] == "big"
+    record = [r for r in caplog.records if r.name == "tunnel_client.stdio"][0]
+    assert record.getMessage() == "stdio server stopped reading its input; restarting it"
+    assert record.channel == "main"
+    assert c.session.metrics.stdio_restarts.value(channel="main", reason="stuck") == 1
+
+
+def test_a_write_blocked_past_the_callers_deadline_yields_nothing_and_kills_nothing(child):
+    c = child(era=MODERN_ERA)
+    pid = c.session.supervisor.wait_running(wire.Deadline.after(10)).child.pid
+    with paused(pid):
+        msg = call("big", input=BIG)
+        msg["params"]["_meta"] = {META: MODERN_ERA}
+        assert c.run(msg, timeout=0.3) == []
+        assert c.session.supervisor.generation == 1
+        assert c.session.metrics.stdio_restarts.total() == 0
