@@ -173,8 +173,10 @@ def run_group(name: str, group: Group, children: int, equivalent: Dict[str, str]
                                stdout=log, stderr=subprocess.STDOUT)
     tally = score(results(where, group), equivalent)
     tally["minutes"] = (time.monotonic() - started) / 60
-    if code != 0 and not tally["survivors"] and not tally["killed"]:
-        tally["error"] = "mutmut failed (exit %d); see %s" % (code, log_path)
+    if code != 0 or tally["other"]:
+        # A run that stopped early leaves mutants unchecked: its score is not a result.
+        tally["error"] = "mutmut failed (exit %d, %d mutants not checked); see %s" % (
+            code, tally["other"], log_path)
     # Untested functions are listed, not diffed; one process diffs every survivor.
     survived = "".join("%s\t%s\n" % (mutant, source)
                        for mutant, status, source in tally["survivors"] if status == "survived")

@@ -1,5 +1,9 @@
+import os
+import threading
+
 import pytest
 
+from tunnel_client import wire
 from tests.unit.stdio.sessions import Child
 
 
@@ -14,3 +18,29 @@ def child(tmp_path):
     yield make
     for each in made:
         each.close()
+
+
+def _children():
+    """Process ids of this process's children (from every thread)."""
+    pids = set()
+    for task in os.listdir("/proc/self/task"):
+        try:
+            with open("/proc/self/task/%s/children" % task) as handle:
+                pids.update(int(pid) for pid in handle.read().split())
+        except OSError:
+            pass  # the thread ended meanwhile
+    return pids
+
+
+@pytest.fixture(autouse=True)
+def no_child_outlives_its_test():
+    """Every server process a test started is gone once the test has stopped what it
+    made: a child left running would outlive the daemon that should have stopped it."""
+    before = _children()
+    yield
+    deadline = wire.Deadline.after(5)
+    left = _children() - before
+    while left and not deadline.expired():
+        threading.Event().wait(0.02)
+        left = _children() - before
+    assert not left, "child processes still running after the test: %s" % sorted(left)

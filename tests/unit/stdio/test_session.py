@@ -329,7 +329,8 @@ def relayed_ask(c, method, caps):
     token = only(c.run(init)).headers["Mcp-Session-Id"][0]
     cmd = wire.Command("r-ask", "tok", wire.CMD_JSONRPC, "main", 0.0,
                        {"Mcp-Session-Id": [token]}, call("ask", name="ask_client", method=method))
-    replies = c.session.handle(cmd, wire.Deadline.after(10))
+    # A short deadline: a child left without its answer waits much longer than that.
+    replies = c.session.handle(cmd, wire.Deadline.after(3))
     return token, replies
 
 
@@ -370,7 +371,7 @@ def test_a_callers_answer_to_nothing_open_is_dropped_with_a_log_line(child, capl
 
 def test_a_server_request_no_caller_can_answer_is_answered_once_at_once(child):
     c = child("--test-tools")
-    reply = only(c.run(call("ask", name="ask_client", method="ping")))
+    reply = only(c.run(call("ask", name="ask_client", method="ping"), timeout=3))
     answer = reply.json()["result"]["structuredContent"]["answer"]
     assert answer["result"] == {} and answer["id"].startswith("srv-")
     [job] = [j for j in c.scheduler.jobs if j[0] == "stdio-local-answer"]

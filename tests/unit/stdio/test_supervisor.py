@@ -134,3 +134,13 @@ def test_a_restart_that_cannot_start_the_program_counts_as_a_failed_spawn(story,
     assert s.supervisor.state is sup.ChildState.GAVE_UP
     assert s.supervisor.reason.startswith("stdio server could not start (")
     assert s.supervisor.generation == 3 and s.down == [1, 2, 3]
+
+
+def test_a_child_stopped_before_it_started_never_runs():
+    from tunnel_client.mcp.process import ChildProcess
+    exits = []
+    child = ChildProcess(["sleep", "30"], {"PATH": "/usr/bin:/bin"}, "main", 1, 1 << 20,
+                         on_message=lambda msg: None, on_exit=exits.append)
+    child.stop(0.2)  # the supervisor stopped while this generation was being started
+    child.start()
+    assert child.pid is None and not child.alive and exits == []
