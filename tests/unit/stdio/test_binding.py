@@ -130,7 +130,8 @@ def test_a_cancel_reaches_the_era_child_holding_the_call(channel):
     replies = []
 
     def slow():
-        replies.extend(c.run(modern_call("slow-1", name="drop"), timeout=3))
+        # Long enough that no deadline cancel can stand in for the caller's.
+        replies.extend(c.run(modern_call("slow-1", name="drop"), timeout=30))
         done.set()
 
     worker = threading.Thread(target=slow)
@@ -209,7 +210,19 @@ def test_roots_reach_every_child_and_children_started_later(channel):
     only(c.run(modern_call("b", input="y")))
     assert [s.roots for s in c.binding.sessions()] == [("file:///srv",)] * 2
     only(c.run(legacy_call("c", input="z")))
-    assert "notifications/roots/list_changed" in [m["method"] for m in c.received()]
+    assert [m["method"] for m in c.received()].count("notifications/roots/list_changed") == 1
+    c.binding.set_roots([])
+    c.binding.set_roots([])  # the second is no change: no notice
+    only(c.run(legacy_call("d", input="z")))
+    assert [m["method"] for m in c.received()].count("notifications/roots/list_changed") == 2
+
+
+def test_no_roots_at_start_are_no_change_to_announce(channel):
+    c = channel()
+    only(c.run(legacy_call("a", input="x")))
+    c.binding.set_roots([])
+    only(c.run(legacy_call("b", input="x")))
+    assert "notifications/roots/list_changed" not in [m["method"] for m in c.received()]
 
 
 def test_a_second_era_child_that_cannot_start_fails_that_request_only(tmp_path, caplog):
@@ -270,3 +283,61 @@ def test_the_dedicated_child_of_a_new_era_is_logged(channel, caplog):
     [record] = [r for r in caplog.records
                 if r.getMessage() == "started a dedicated process for the 2026-07-28 era"]
     assert (record.channel, record.era) == ("main", "2026-07-28")
+
+
+def test_a_cancel_whose_params_are_not_an_object_is_acknowledged(channel):
+    c = channel()
+    ack = only(c.run({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": [1]}))
+    assert (ack.resp_type, ack.resp_code) == (wire.RESP_NOTIFY_ACK, 202)
+
+
+def test_a_cancel_reaches_the_call_of_its_own_session_when_callers_reuse_an_id(channel):
+    c = channel("--test-tools")
+    init = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {},
+        "clientInfo": {"name": "t", "version": "1"}}}
+    tokens = [only(c.run(init)).headers["Mcp-Session-Id"][0] for _ in range(2)]
+    workers = [threading.Thread(target=c.run, args=(legacy_call(5, name="drop"), token),
+                                kwargs={"timeout": 30}) for token in tokens]
+    for worker in workers:
+        worker.start()
+    try:
+        pause = threading.Event()
+        deadline = wire.Deadline.after(5)  # both calls are open once the child has both
+        while [m["name"] for m in c.received()].count("drop") < 2 and not deadline.expired():
+            pause.wait(0.01)
+        drops = {m["id"] for m in c.received() if m["name"] == "drop"}
+        mux = c.binding.primary.mux
+        theirs = [call.rpc_id for call in mux.find_by_caller_id(5, tokens[1])]
+        assert len(drops) == 2 and len(theirs) == 1
+        cancel = {"jsonrpc": "2.0", "method": "notifications/cancelled",
+                  "params": {"requestId": 5}}
+        assert only(c.run(cancel, tokens[1])).resp_code == 202
+        cancels = []
+        while not cancels and not deadline.expired():
+            pause.wait(0.01)
+            cancels = [m["requestId"] for m in c.received()
+                       if m["method"] == "notifications/cancelled"]
+    finally:
+        c.binding.stop()
+        for worker in workers:
+            worker.join(10)
+    assert cancels == theirs
+
+
+def test_a_channel_whose_server_keeps_exiting_reports_it_once(tmp_path):
+    scheduler = Housekeeping("test")
+    scheduler.start()
+    fatal = []
+    reported = threading.Event()
+    binding = StdioBinding("main", ["false"], dict(os.environ),
+                           StdioPolicy(health_interval=0, restart_limit=1,
+                                       restart_backoff=0.01),
+                           on_fatal=lambda exc: fatal.append(exc) or reported.set())
+    try:
+        binding.start(scheduler)  # the one restart needs the binding's scheduler
+        assert reported.wait(10)
+    finally:
+        binding.stop()
+        scheduler.stop()
+    assert len(fatal) == 1 and "restarted 1 times" in str(fatal[0])

@@ -102,10 +102,14 @@ def test_an_answering_legacy_child_gets_a_ping_and_stays(pinged):
     assert delay == 7.0 and name == "stdio-ping-check-main"
     p.wait_for_answer(before)
     assert [m["method"] for m in p.received()][-1] == "ping"
+    pid = p.session.child.pid
     check()
     assert p.session.supervisor.generation == 1
     assert p.session.supervisor.state is sup.ChildState.RUNNING
     assert p.pinger.tick() == 0 and len(p.recorder.jobs) == 2  # free to ping again
+    p.warm()  # the same child still answers: nothing killed it
+    assert p.session.child.pid == pid and p.session.supervisor.generation == 1
+    assert p.session.metrics.stdio_restarts.total() == 0
 
 
 def test_a_modern_child_is_probed_with_an_enveloped_discover_never_a_ping(pinged):
@@ -240,3 +244,4 @@ def test_a_child_that_took_its_opening_without_answering_is_still_pinged(tmp_pat
     finally:
         session.stop()
         scheduler.stop()
+

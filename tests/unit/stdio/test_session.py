@@ -114,7 +114,8 @@ def test_a_cancel_is_translated_to_the_childs_id_of_the_open_call(child):
     done = threading.Event()
 
     def slow():
-        replies.extend(c.run(call("slow-1", name="drop"), timeout=3))
+        # Long enough that no deadline cancel can stand in for the caller's.
+        replies.extend(c.run(call("slow-1", name="drop"), timeout=30))
         done.set()
 
     worker = threading.Thread(target=slow)
@@ -453,3 +454,14 @@ def test_a_write_blocked_past_the_callers_deadline_yields_nothing_and_kills_noth
         assert c.run(msg, timeout=0.3) == []
         assert c.session.supervisor.generation == 1
         assert c.session.metrics.stdio_restarts.total() == 0
+
+
+def test_a_notification_a_stuck_child_does_not_read_is_refused_with_502(child, monkeypatch):
+    from tunnel_client.mcp.stdio import session as session_module
+    monkeypatch.setattr(session_module, "WRITE_TIMEOUT", 0.3)
+    c = child()
+    only(c.run(call(1, input="x")))
+    with paused(c.session.child.pid):
+        ack = only(c.run({"jsonrpc": "2.0", "method": "notifications/message",
+                          "params": {"data": BIG}}))
+    assert (ack.resp_type, ack.resp_code) == (wire.RESP_NOTIFY_ACK, 502)
