@@ -197,3 +197,21 @@ def test_a_child_that_dies_under_the_handshake_is_replaced_and_the_next_one_init
     assert [m["method"] for m in received] == ["initialize", "notifications/initialized",
                                                "tools/call"]
     assert s.session.supervisor.generation == 2
+
+
+def test_a_connectors_initialize_is_forwarded_to_a_child_that_needs_no_handshake(child):
+    c = child("--modern-only")
+    only(c.run(call(1, input="x")))  # the replayed initialize is rejected
+    reply = only(c.run(initialize("i")))
+    assert reply.json()["id"] == "i" and reply.json()["error"]["code"] == -32022
+    assert [m["method"] for m in c.received()].count("initialize") == 2
+
+
+def test_a_rejected_connectors_initialize_leaves_the_child_free_for_the_next_caller(child):
+    c = child("--modern-only")
+    rejected = only(c.run(initialize("i")))
+    assert rejected.json()["error"]["code"] == -32022
+    msg = {"jsonrpc": "2.0", "id": "m", "method": "tools/list",
+           "params": {"_meta": {META: MODERN_ERA}}}
+    reply = only(c.run(msg, timeout=3))  # not kept waiting for a handshake still "busy"
+    assert reply.json()["id"] == "m" and "tools" in reply.json()["result"]

@@ -255,3 +255,47 @@ def test_open_asks_are_bounded_forgetting_the_oldest():
     assert len(asks) == MAX_OPEN_ASKS
     assert asks.take(ids[0]) is None
     assert asks.take(ids[1]) == 1 and asks.take(ids[-1]) == MAX_OPEN_ASKS
+
+
+def test_a_reply_for_no_call_in_flight_is_dropped_with_a_debug_line(stdio_log):
+    rig = Rig()
+    rig.inbound.on_message(1, {"jsonrpc": "2.0", "id": "r" * 50, "result": {}})
+    [record] = stdio_log.records
+    assert record.getMessage() == "dropping a reply for a retired or unknown request"
+    assert (record.levelno, record.channel, record.rpc_id) == \
+        (logging.DEBUG, "main", repr("r" * 50)[:40])
+
+
+def test_a_reply_to_a_call_is_delivered_and_marks_the_child_as_answering(stdio_log):
+    rig = Rig(generation=3)
+    call = rig.call()
+    rig.inbound.on_message(3, {"jsonrpc": "2.0", "id": 1, "result": {}})
+    assert call.next(0).message["result"] == {} and stdio_log.records == []
+    assert rig.inbound.replied_gen == 3
+    assert rig.metrics.stdio_last_exchange.value(channel="main") > 0
+
+
+def test_a_message_that_is_not_json_rpc_is_counted_and_logged(stdio_log):
+    rig = Rig()
+    rig.inbound.on_message(1, {"hello": "world"})
+    assert rig.metrics.stdio_dropped_lines.value(channel="main", reason="not_jsonrpc") == 1
+    [record] = stdio_log.records
+    assert record.getMessage() == "stdio server wrote a message that is not JSON-RPC; skipped it"
+    assert (record.levelno, record.channel) == (logging.WARNING, "main")
+
+
+def test_a_message_that_breaks_its_handling_is_counted_and_logged(stdio_log):
+    class Broken:
+        @property
+        def roots(self):
+            raise RuntimeError("broken")
+
+    rig = Rig()
+    rig.inbound.session = Broken()
+    rig.ask("roots/list")
+    assert rig.metrics.stdio_dropped_lines.value(channel="main", reason="unhandled") == 1
+    [record] = stdio_log.records
+    assert record.getMessage() == ("stdio server wrote a message that could not be handled; "
+                                   "skipped it")
+    assert (record.levelno, record.channel, record.error) == \
+        (logging.WARNING, "main", "RuntimeError")
