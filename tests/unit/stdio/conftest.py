@@ -4,7 +4,7 @@ import threading
 import pytest
 
 from tunnel_client import wire
-from tests.unit.stdio.sessions import Child
+from tests.unit.stdio.sessions import Child, Session
 
 
 @pytest.fixture
@@ -13,6 +13,19 @@ def child(tmp_path):
 
     def make(*flags, **kw):
         made.append(Child(tmp_path, *flags, **kw))
+        return made[-1]
+
+    yield make
+    for each in made:
+        each.close()
+
+
+@pytest.fixture
+def session():
+    made = []
+
+    def make(argv, **kw):
+        made.append(Session(argv, **kw))
         return made[-1]
 
     yield make

@@ -100,3 +100,23 @@ def paused(pid):
             os.kill(pid, signal.SIGCONT)
         except ProcessLookupError:
             pass  # replaced meanwhile
+
+
+class Session:
+    """A session over any argv (the ``session`` fixture stops it after the test)."""
+
+    def __init__(self, argv, era="", **policy):
+        self.scheduler = Housekeeping("test")
+        self.scheduler.start()
+        self.session = StdioSession("main", argv, dict(os.environ), StdioPolicy(**dict(
+            {"health_interval": 0, "restart_backoff": 0.01, "stop_grace": 0.5}, **policy)),
+            era=era)
+        self.session.start(self.scheduler)
+
+    def run(self, msg, timeout=10.0):
+        cmd = wire.Command("r", "tok", wire.CMD_JSONRPC, "main", 0.0, {}, msg)
+        return list(self.session.handle(cmd, wire.Deadline.after(timeout)))
+
+    def close(self):
+        self.session.stop()
+        self.scheduler.stop()

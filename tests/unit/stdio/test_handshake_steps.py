@@ -4,17 +4,13 @@ opening, rejects it or dies under it."""
 
 import json
 import logging
-import os
 import sys
 
 import pytest
 
 from tunnel_client import CLIENT_NAME, __version__, wire
-from tunnel_client.housekeeping import Housekeeping
 from tunnel_client.mcp import protocol as mcp
 from tunnel_client.mcp.stdio.handshake_steps import MODERN_ERA
-from tunnel_client.mcp.stdio.policy import StdioPolicy
-from tunnel_client.mcp.stdio.session import StdioSession
 from tests.unit.stdio.sessions import call, initialize, only
 
 META = mcp.MODERN_VERSION_KEY
@@ -42,39 +38,6 @@ os.execv(sys.executable, [sys.executable, "-m", "tunnel_client.devtools.stub"] +
 def stdio_log(caplog):
     caplog.set_level(logging.INFO, logger="tunnel_client.stdio")
     return lambda: [r for r in caplog.records if r.name == "tunnel_client.stdio"]
-
-
-class Session:
-    """A session over any argv (not the stub), stopped at the end of the test."""
-
-    def __init__(self, argv, era="", **policy):
-        self.scheduler = Housekeeping("test")
-        self.scheduler.start()
-        self.session = StdioSession("main", argv, dict(os.environ), StdioPolicy(**dict(
-            {"health_interval": 0, "restart_backoff": 0.01, "stop_grace": 0.5}, **policy)),
-            era=era)
-        self.session.start(self.scheduler)
-
-    def run(self, msg, timeout=10.0):
-        cmd = wire.Command("r", "tok", wire.CMD_JSONRPC, "main", 0.0, {}, msg)
-        return list(self.session.handle(cmd, wire.Deadline.after(timeout)))
-
-    def close(self):
-        self.session.stop()
-        self.scheduler.stop()
-
-
-@pytest.fixture
-def session():
-    made = []
-
-    def make(argv, **kw):
-        made.append(Session(argv, **kw))
-        return made[-1]
-
-    yield make
-    for each in made:
-        each.close()
 
 
 def messages(c):
@@ -215,3 +178,11 @@ def test_a_rejected_connectors_initialize_leaves_the_child_free_for_the_next_cal
            "params": {"_meta": {META: MODERN_ERA}}}
     reply = only(c.run(msg, timeout=3))  # not kept waiting for a handshake still "busy"
     assert reply.json()["id"] == "m" and "tools" in reply.json()["result"]
+
+
+def test_a_child_that_dies_under_the_handshake_and_is_not_replaced_fails_the_call(session):
+    s = session([sys.executable, "-c", "import sys; sys.stdin.readline(); sys.exit(3)"],
+                restart_limit=0)
+    reply = only(s.run(call("c", input="x")))
+    assert reply.json()["id"] == "c"
+    assert reply.failure == wire.TunnelFailure("transport_closed", "closed_pipe", False)

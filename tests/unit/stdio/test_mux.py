@@ -175,3 +175,12 @@ def test_a_listen_frame_keeps_its_other_params_and_meta():
     params = listen.next(0).message["params"]
     assert params == {"uri": "u", "_meta": {"io.modelcontextprotocol/subscriptionId": "sub-1",
                                             "k": 1}}
+
+
+def test_an_answered_calls_token_takes_no_more_progress():
+    mux = PipeMux()
+    call, line = opened(mux, request(token="t"))
+    assert mux.deliver_response({"jsonrpc": "2.0", "id": line["id"], "result": {}})
+    token = line["params"]["_meta"]["progressToken"]
+    assert not mux.deliver_progress({"jsonrpc": "2.0", "method": "notifications/progress",
+                                     "params": {"progressToken": token, "progress": 1}})

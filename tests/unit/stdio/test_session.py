@@ -323,8 +323,9 @@ def test_a_child_that_keeps_exiting_gives_an_unavailable_failure(msg):
 
 
 def relayed_ask(c, method, caps):
-    """A caller with ``caps`` calls the stub's ask_client tool; returns the session id,
-    the reply stream (paused) and the first reply (the relayed request, if any)."""
+    """A caller with ``caps`` calls the stub's ask_client tool after another caller that
+    declared nothing; returns the caller's session id and the reply stream (paused)."""
+    only(c.run(initialize("other")))
     init = initialize("i")
     init["params"]["capabilities"] = caps
     token = only(c.run(init)).headers["Mcp-Session-Id"][0]
@@ -465,3 +466,35 @@ def test_a_notification_a_stuck_child_does_not_read_is_refused_with_502(child, m
         ack = only(c.run({"jsonrpc": "2.0", "method": "notifications/message",
                           "params": {"data": BIG}}))
     assert (ack.resp_type, ack.resp_code) == (wire.RESP_NOTIFY_ACK, 502)
+
+
+def test_a_modern_callers_request_declares_its_own_capabilities(child):
+    c = child("--test-tools", era=MODERN_ERA)
+    msg = call("ask", name="ask_client", method="sampling/createMessage")
+    msg["params"]["_meta"] = {META: MODERN_ERA,
+                              "io.modelcontextprotocol/clientCapabilities": {"sampling": {}}}
+    cmd = wire.Command("r", "tok", wire.CMD_JSONRPC, "main", 0.0, {}, msg)
+    replies = c.session.handle(cmd, wire.Deadline.after(3))
+    try:
+        relayed = next(replies)
+    finally:
+        c.session.stop()
+    assert relayed.resp_type == wire.RESP_NOTIFY
+    assert relayed.json()["method"] == "sampling/createMessage"
+
+
+def test_a_session_outside_an_era_router_is_opened_by_a_modern_request_itself(child):
+    c = child()  # no era: the request decides
+    reply = only(c.run({"jsonrpc": "2.0", "id": "m", "method": "tools/list",
+                        "params": {"_meta": {META: MODERN_ERA}}}))
+    assert "tools" in reply.json()["result"]
+    assert [(m["method"], m["meta"]) for m in c.received()] == [("tools/list", True)]
+
+
+def test_a_replayed_handshake_caches_the_childs_own_result_for_connectors(child):
+    c = child()
+    only(c.run(call(1, input="x")))
+    reply = only(c.run(initialize("late")))
+    assert reply.json()["result"]["serverInfo"]["name"] == "mcp-stub"
+    assert [m["method"] for m in c.received()].count("initialize") == 1
+
