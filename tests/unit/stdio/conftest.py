@@ -1,4 +1,5 @@
 import os
+import signal
 import threading
 
 import pytest
@@ -45,15 +46,30 @@ def _children():
     return pids
 
 
+def _ran_over(signum, frame):
+    raise TimeoutError("a stdio room test ran over %d s" % TEST_LIMIT)
+
+
+TEST_LIMIT = 15  # none needs more than a second or two; a hang fails instead of stalling
+
+
 @pytest.fixture(autouse=True)
-def no_child_outlives_its_test():
-    """Every server process a test started is gone once the test has stopped what it
-    made: a child left running would outlive the daemon that should have stopped it."""
+def bounded_and_tidy():
+    """A test that hangs fails at TEST_LIMIT (the mutation check meets many that would
+    hang forever), and every server process a test started is gone once the test has
+    stopped what it made: a child left running would outlive the daemon that should have
+    stopped it."""
     before = _children()
-    yield
-    deadline = wire.Deadline.after(5)
-    left = _children() - before
-    while left and not deadline.expired():
-        threading.Event().wait(0.02)
+    previous = signal.signal(signal.SIGALRM, _ran_over)
+    signal.setitimer(signal.ITIMER_REAL, TEST_LIMIT)
+    try:
+        yield
+        deadline = wire.Deadline.after(5)
         left = _children() - before
-    assert not left, "child processes still running after the test: %s" % sorted(left)
+        while left and not deadline.expired():
+            threading.Event().wait(0.02)
+            left = _children() - before
+        assert not left, "child processes still running after the test: %s" % sorted(left)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
