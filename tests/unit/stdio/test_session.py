@@ -4,6 +4,7 @@ notifications, cancels and typed failures."""
 
 import logging
 import os
+import sys
 import threading
 
 import pytest
@@ -498,3 +499,24 @@ def test_a_replayed_handshake_caches_the_childs_own_result_for_connectors(child)
     assert reply.json()["result"]["serverInfo"]["name"] == "mcp-stub"
     assert [m["method"] for m in c.received()].count("initialize") == 1
 
+
+
+# Stays up but closes its input, then says so: every later write to it fails.
+DEAF = ("import os, signal\nos.close(0)\n"
+        "print('{\"jsonrpc\": \"2.0\", \"method\": \"notifications/deaf\"}', flush=True)\n"
+        "signal.pause()\n")
+
+
+def test_a_request_to_a_child_that_closed_its_input_fails_as_a_closed_pipe(session):
+    s = session([sys.executable, "-c", DEAF], era=MODERN_ERA, stop_grace=0.1)
+    said = s.session.metrics.stdio_unrouted_notifications
+    deadline = wire.Deadline.after(5)
+    while not said.value(channel="main", method="notifications/deaf") and \
+            not deadline.expired():
+        threading.Event().wait(0.01)
+    msg = {"jsonrpc": "2.0", "id": "m", "method": "tools/list",
+           "params": {"_meta": {META: MODERN_ERA}}}
+    for _ in range(2):  # the second finds the child free to open again, not still busy
+        reply = only(s.run(msg, timeout=0.3))
+        assert reply.json()["id"] == "m"
+        assert reply.failure == wire.TunnelFailure("transport_closed", "closed_pipe", False)
