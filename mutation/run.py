@@ -234,12 +234,16 @@ def main(argv: List[str] = None) -> int:
         if tally["survivors"]:
             print("   diffs: %s" % os.path.relpath(os.path.join(WORK, name, "survivors.diff"),
                                                   ROOT))
-    print("\n| module group | killed | survived | no tests | equivalent | score |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    print("\n| module group | mutants | killed | survived | no tests | equivalent | score "
+          "| minutes |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for name, tally in rows:
-        print("| %s | %d | %d | %d | %d | %.0f%% |" % (
-            name, tally["killed"] + tally["timeout"], tally["survived"], tally["no tests"],
-            tally["equivalent"], tally["score"]))
+        mutants = sum(tally[k] for k in ("killed", "timeout", "survived", "no tests",
+                                          "equivalent", "other"))
+        print("| %s | %d | %d | %d | %d | %d | %.0f%% | %.1f |" % (
+            name, mutants, tally["killed"] + tally["timeout"], tally["survived"],
+            tally["no tests"], tally["equivalent"], tally["score"], tally["minutes"]))
+    print("\ntotal: %.1f min" % sum(tally["minutes"] for _name, tally in rows))
     weak = [name for name, tally in rows if tally["score"] < TARGET]
     if weak:
         print("\nbelow %d%%: %s" % (TARGET, ", ".join(weak)))
