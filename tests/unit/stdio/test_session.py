@@ -507,7 +507,7 @@ DEAF = ("import os, signal\nos.close(0)\n"
         "signal.pause()\n")
 
 
-def test_a_request_to_a_child_that_closed_its_input_fails_as_a_closed_pipe(session):
+def test_a_child_that_closed_its_input_fails_requests_and_refuses_notifications(session):
     s = session([sys.executable, "-c", DEAF], era=MODERN_ERA, stop_grace=0.1)
     said = s.session.metrics.stdio_unrouted_notifications
     deadline = wire.Deadline.after(5)
@@ -520,3 +520,5 @@ def test_a_request_to_a_child_that_closed_its_input_fails_as_a_closed_pipe(sessi
         reply = only(s.run(msg, timeout=0.3))
         assert reply.json()["id"] == "m"
         assert reply.failure == wire.TunnelFailure("transport_closed", "closed_pipe", False)
+    ack = only(s.run({"jsonrpc": "2.0", "method": "notifications/message", "params": {}}))
+    assert (ack.resp_type, ack.resp_code) == (wire.RESP_NOTIFY_ACK, 502)
