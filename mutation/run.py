@@ -36,8 +36,8 @@ class Group(NamedTuple):
     # Functions that run once at import, before mutmut switches a mutant on: their mutants
     # can never be selected by a test in process (a broken one breaks every test at import).
     import_time: Tuple[str, ...] = ()
-    # Test processes at once. The stdio tests mostly wait on their children (a reply, an
-    # exit), not on the CPU, so that group runs more of them than there are cores.
+    # Test processes at once. Tests that mostly wait (on a child's reply or exit, on a
+    # Retry-After, on a loopback server) run more of them than there are cores.
     children: int = 0  # 0: --children
 
 
@@ -47,11 +47,11 @@ GROUPS: Dict[str, Group] = {
     "wire": Group(("tunnel_client/wire.py",),
                   ("tests/unit/test_wire.py", "tests/unit/test_wire_exact.py")),
     "controlplane": Group(("tunnel_client/controlplane.py",),
-                          ("tests/unit/test_controlplane.py",)),
+                          ("tests/unit/test_controlplane.py",), children=4),
     "stdio": Group(("tunnel_client/mcp/stdio*",),
                    ("tests/unit/stdio", "tests/fuzz/test_stdio_lines.py"), children=4),
     "http": Group(("tunnel_client/mcp/http.py",),
-                  ("tests/unit/test_http_binding.py",)),
+                  ("tests/unit/test_http_binding.py",), children=3),
     "harpoon": Group(("tunnel_client/mcp/harpoon.py", "tunnel_client/mcp/targets.py"),
                      ("tests/unit/test_harpoon.py",)),
     "config": Group(("tunnel_client/config/loader.py",),
