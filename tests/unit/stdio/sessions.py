@@ -120,3 +120,20 @@ class Session:
     def close(self):
         self.session.stop()
         self.scheduler.stop()
+
+
+# Stays up but closes its input, then says so: every later write to it fails.
+DEAF = ("import os, signal\nos.close(0)\n"
+        "print('{\"jsonrpc\": \"2.0\", \"method\": \"notifications/deaf\"}', flush=True)\n"
+        "signal.pause()\n")
+
+
+def deaf(session, **kw):
+    """A session (from the ``session`` fixture) over a child that has closed its input."""
+    s = session([sys.executable, "-c", DEAF], stop_grace=0.1, **kw)
+    said = s.session.metrics.stdio_unrouted_notifications
+    deadline = wire.Deadline.after(5)
+    while not said.value(channel="main", method="notifications/deaf") and \
+            not deadline.expired():
+        threading.Event().wait(0.01)
+    return s

@@ -11,7 +11,7 @@ import pytest
 from tunnel_client import CLIENT_NAME, __version__, wire
 from tunnel_client.mcp import protocol as mcp
 from tunnel_client.mcp.stdio.handshake_steps import MODERN_ERA
-from tests.unit.stdio.sessions import call, initialize, only
+from tests.unit.stdio.sessions import call, deaf, initialize, only
 
 META = mcp.MODERN_VERSION_KEY
 
@@ -186,3 +186,10 @@ def test_a_child_that_dies_under_the_handshake_and_is_not_replaced_fails_the_cal
     reply = only(s.run(call("c", input="x")))
     assert reply.json()["id"] == "c"
     assert reply.failure == wire.TunnelFailure("transport_closed", "closed_pipe", False)
+
+
+def test_a_child_that_cannot_take_the_handshake_is_not_sent_the_request(session):
+    s = deaf(session)
+    # The replayed initialize cannot be written; the caller's deadline passes while
+    # waiting for a replacement, and nothing is answered after it.
+    assert s.run(call("c", input="x"), timeout=0.3) == []

@@ -4,7 +4,6 @@ notifications, cancels and typed failures."""
 
 import logging
 import os
-import sys
 import threading
 
 import pytest
@@ -16,7 +15,7 @@ from tunnel_client.mcp.stdio.handshake_steps import MODERN_ERA, modern_probe, op
 from tunnel_client.mcp.stdio.policy import StdioPolicy
 from tunnel_client.mcp.stdio.session import StdioSession
 
-from tests.unit.stdio.sessions import call, initialize, only, paused
+from tests.unit.stdio.sessions import call, deaf, initialize, only, paused
 
 META = "io.modelcontextprotocol/protocolVersion"
 
@@ -501,19 +500,8 @@ def test_a_replayed_handshake_caches_the_childs_own_result_for_connectors(child)
 
 
 
-# Stays up but closes its input, then says so: every later write to it fails.
-DEAF = ("import os, signal\nos.close(0)\n"
-        "print('{\"jsonrpc\": \"2.0\", \"method\": \"notifications/deaf\"}', flush=True)\n"
-        "signal.pause()\n")
-
-
 def test_a_child_that_closed_its_input_fails_requests_and_refuses_notifications(session):
-    s = session([sys.executable, "-c", DEAF], era=MODERN_ERA, stop_grace=0.1)
-    said = s.session.metrics.stdio_unrouted_notifications
-    deadline = wire.Deadline.after(5)
-    while not said.value(channel="main", method="notifications/deaf") and \
-            not deadline.expired():
-        threading.Event().wait(0.01)
+    s = deaf(session, era=MODERN_ERA)
     msg = {"jsonrpc": "2.0", "id": "m", "method": "tools/list",
            "params": {"_meta": {META: MODERN_ERA}}}
     for _ in range(2):  # the second finds the child free to open again, not still busy
