@@ -9,6 +9,7 @@ are listed in ``mutation/equivalent.txt`` with the reason and left out of the sc
     python -m mutation.run                 # every group
     python -m mutation.run wire health     # some groups
     python -m mutation.run --list          # the groups, their sources and tests
+    python -m mutation.run --report stdio  # score the last run again (equivalents edited)
 """
 
 import argparse
@@ -159,7 +160,13 @@ def score(codes: Dict[str, Tuple[int, str]], equivalent: Dict[str, str]) -> dict
     return tally
 
 
-def run_group(name: str, group: Group, children: int, equivalent: Dict[str, str]) -> dict:
+def run_group(name: str, group: Group, children: int, equivalent: Dict[str, str],
+              report_only: bool = False) -> dict:
+    if report_only:  # the last run's results, scored with the current equivalents
+        where = os.path.join(WORK, name)
+        tally = score(results(where, group), equivalent)
+        tally["minutes"] = 0.0
+        return tally
     if not any(os.path.exists(os.path.join(ROOT, test)) for test in group.tests):
         # Without a selection mutmut would run the whole suite, end-to-end tests included.
         return dict(score(({}), equivalent), minutes=0.0,
@@ -203,6 +210,8 @@ def main(argv: List[str] = None) -> int:
     parser.add_argument("groups", nargs="*", help="groups to run (default: all)")
     parser.add_argument("--children", type=int, default=2, help="parallel test processes")
     parser.add_argument("--list", action="store_true", help="show the groups and exit")
+    parser.add_argument("--report", action="store_true",
+                        help="score the last run of each group again, without running it")
     args = parser.parse_args(argv)
     unknown = [g for g in args.groups if g not in GROUPS]
     if unknown:
@@ -217,7 +226,7 @@ def main(argv: List[str] = None) -> int:
     rows = []
     for name in args.groups or list(GROUPS):
         tally = run_group(name, GROUPS[name], GROUPS[name].children or args.children,
-                          equivalent)
+                          equivalent, args.report)
         rows.append((name, tally))
         print("\n== %s: %.1f%% killed (%d killed, %d timeout, %d survived, %d no tests, "
               "%d equivalent) in %.1f min" % (

@@ -125,8 +125,8 @@ def test_a_rejected_handshake_is_logged_with_the_servers_error(child, stdio_log)
 def test_an_unanswered_opening_is_logged_and_requests_are_forwarded_anyway(
         session, tmp_path, stdio_log, era, opening):
     seen = tmp_path / "seen.jsonl"
-    s = session([sys.executable, "-c", SILENT, str(seen)], era=era, health_timeout=0.2,
-                ttl=0.2)
+    s = session([sys.executable, "-c", SILENT, str(seen)], era=era, health_timeout=0.1,
+                ttl=0.1)
     msg = {"jsonrpc": "2.0", "id": "q", "method": "tools/list"}
     reply = only(s.run(msg))
     assert reply.failure == wire.TunnelFailure("timeout", "timeout", False)
@@ -142,7 +142,7 @@ def test_an_unanswered_opening_is_logged_and_requests_are_forwarded_anyway(
 def test_a_connectors_initialize_after_an_unanswered_handshake_is_still_forwarded(
         session, tmp_path):
     seen = tmp_path / "seen.jsonl"
-    s = session([sys.executable, "-c", SILENT, str(seen)], health_timeout=0.2, ttl=0.2)
+    s = session([sys.executable, "-c", SILENT, str(seen)], health_timeout=0.1, ttl=0.1)
     only(s.run({"jsonrpc": "2.0", "id": "q", "method": "tools/list"}))
     reply = only(s.run(initialize("late")))  # no cached result to answer from
     assert reply.failure == wire.TunnelFailure("timeout", "timeout", False)
@@ -192,4 +192,4 @@ def test_a_child_that_cannot_take_the_handshake_is_not_sent_the_request(session)
     s = deaf(session)
     # The replayed initialize cannot be written; the caller's deadline passes while
     # waiting for a replacement, and nothing is answered after it.
-    assert s.run(call("c", input="x"), timeout=0.3) == []
+    assert s.run(call("c", input="x"), timeout=0.15) == []

@@ -223,8 +223,8 @@ def test_a_child_that_took_its_opening_without_answering_is_still_pinged(tmp_pat
     silent = "import sys\nwith open(sys.argv[1], 'a') as out:\n" \
              "    for line in sys.stdin:\n        out.write(line)\n        out.flush()\n"
     session = StdioSession("main", [sys.executable, "-c", silent, str(seen)],
-                           dict(os.environ), StdioPolicy(health_interval=0, health_timeout=0.2,
-                                                         ttl=0.2, stop_grace=0.5))
+                           dict(os.environ), StdioPolicy(health_interval=0, health_timeout=0.1,
+                                                         ttl=0.1, stop_grace=0.5))
     try:
         session.start(scheduler)
         cmd = wire.Command("r", "t", wire.CMD_JSONRPC, "main", 0.0, {},

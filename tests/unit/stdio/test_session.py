@@ -169,7 +169,7 @@ def test_a_child_that_exits_mid_call_gives_an_eof_failure(child):
 
 
 def test_a_call_the_child_never_answers_times_out_at_the_ttl_and_is_cancelled(child, caplog):
-    c = child("--test-tools", ttl=0.3)
+    c = child("--test-tools", ttl=0.1)
     with caplog.at_level(logging.INFO, logger="tunnel_client.stdio"):
         reply = only(c.run(call("d", name="drop"), timeout=10))
     ttl = [r for r in caplog.records if r.name == "tunnel_client.stdio"
@@ -505,7 +505,7 @@ def test_a_child_that_closed_its_input_fails_requests_and_refuses_notifications(
     msg = {"jsonrpc": "2.0", "id": "m", "method": "tools/list",
            "params": {"_meta": {META: MODERN_ERA}}}
     for _ in range(2):  # the second finds the child free to open again, not still busy
-        reply = only(s.run(msg, timeout=0.3))
+        reply = only(s.run(msg, timeout=0.15))
         assert reply.json()["id"] == "m"
         assert reply.failure == wire.TunnelFailure("transport_closed", "closed_pipe", False)
     ack = only(s.run({"jsonrpc": "2.0", "method": "notifications/message", "params": {}}))
