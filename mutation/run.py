@@ -62,7 +62,7 @@ GROUPS: Dict[str, Group] = {
                        ("tests/unit/test_observe.py",),
                        only=("Redactor", "RedactionFilter", "RawHttp", "_preview")),
     "health": Group(("tunnel_client/observe/health.py",),
-                    ("tests/unit/test_observe.py",)),
+                    ("tests/unit/test_observe.py", "tests/unit/test_health_signals.py")),
 }
 
 MUTMUT_CONFIG = """[mutmut]
