@@ -64,8 +64,9 @@ class Scripted:
 
         self.server = Quiet(("127.0.0.1", 0), H)
         self.server.daemon_threads = True
-        # A short poll interval: close() waits for one, and tests open many servers.
-        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
+        # A short poll interval: close() waits for one, tests open many servers, and the
+        # mutation check runs each test hundreds of times.
+        threading.Thread(target=self.server.serve_forever, args=(0.005,), daemon=True).start()
         self.url = "http://127.0.0.1:%d/mcp" % self.server.server_address[1]
 
     def close(self):

@@ -99,6 +99,7 @@ class StubServer:
             entry["capabilities"] = params.get("capabilities")
         if "requestId" in params:
             entry["requestId"] = params["requestId"]  # the request a cancellation names
+        entry["message"] = msg  # exactly what arrived, for tests of what a client sends
         line = json.dumps(entry)
         with self._lock, open(self.options.log_path, "a") as handle:
             handle.write(line + "\n")

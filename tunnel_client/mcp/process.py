@@ -102,6 +102,10 @@ class ChildProcess:
         self.started_at = 0.0
         self.returncode: Optional[int] = None
         self._write_lock = threading.Lock()
+        # start() and stop() in turn: a stop that lands while the supervisor is still
+        # starting this child must not leave it running with nobody to stop it.
+        self._life = threading.Lock()
+        self._stop_asked = False
         self._started = threading.Event()  # set once Popen returned (or failed)
         self._exited = threading.Event()
         self._fields = {"channel": channel, "generation": generation}
@@ -115,6 +119,14 @@ class ChildProcess:
         return self.proc is not None and not self._exited.is_set()
 
     def start(self):
+        with self._life:
+            if self._stop_asked:  # stopped before it ever ran: nothing to start
+                self._exited.set()
+                self._started.set()
+                return
+            self._start()
+
+    def _start(self):
         try:
             # A new session keeps the terminal's Ctrl-C away from the child: the daemon
             # stops it itself after draining in-flight calls.
@@ -270,6 +282,8 @@ class ChildProcess:
 
     def stop(self, grace: float):
         """Close stdin, then SIGTERM after ``grace``, then SIGKILL after ``grace`` more."""
+        with self._life:
+            self._stop_asked = True
         if self.proc is None:
             return
         try:

@@ -3,6 +3,7 @@ child with the call, a DELETE finds the child with the session, health and descr
 cover every child."""
 
 import json
+import logging
 import os
 import sys
 import threading
@@ -13,6 +14,7 @@ from tunnel_client import wire
 from tunnel_client.housekeeping import Housekeeping
 from tunnel_client.mcp.stdio.eras import StdioBinding
 from tunnel_client.mcp.stdio.policy import StdioPolicy
+from tunnel_client.observe.instruments import Instruments
 
 META = {"_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28"}}
 
@@ -22,10 +24,14 @@ class Channel:
         self.log_path = str(tmp_path / "stub.jsonl")
         self.scheduler = Housekeeping("test")
         self.scheduler.start()
+        self.metrics = Instruments()
+        self.fatal = []
         self.binding = StdioBinding(
             "main", [sys.executable, "-m", "tunnel_client.devtools.stub",
-                     "--log", self.log_path] + list(flags), dict(os.environ),
-            StdioPolicy(health_interval=0, restart_backoff=0.01, stop_grace=0.5))
+                     "--log", self.log_path] + list(flags),
+            dict(os.environ, STUB_MARK="from-the-binding"),
+            StdioPolicy(health_interval=0, restart_backoff=0.01, stop_grace=0.5),
+            self.metrics, self.fatal.append)
         self.binding.start(self.scheduler)
 
     def run(self, msg, session_id=None, timeout=10.0, ctype=wire.CMD_JSONRPC):
@@ -124,7 +130,8 @@ def test_a_cancel_reaches_the_era_child_holding_the_call(channel):
     replies = []
 
     def slow():
-        replies.extend(c.run(modern_call("slow-1", name="drop"), timeout=3))
+        # Long enough that no deadline cancel can stand in for the caller's.
+        replies.extend(c.run(modern_call("slow-1", name="drop"), timeout=30))
         done.set()
 
     worker = threading.Thread(target=slow)
@@ -144,13 +151,16 @@ def test_a_cancel_reaches_the_era_child_holding_the_call(channel):
         cmd = wire.Command("r", "tok", wire.CMD_JSONRPC, "main", 0.0, {}, cancel)
         assert c.binding.eras.owner_of_call(cmd) is owner
         assert only(c.run(cancel)).resp_code == 202
+        cancels = []
+        deadline = wire.Deadline.after(5)
+        while not cancels and not deadline.expired():
+            cancels = [m for m in c.received() if m["method"] == "notifications/cancelled"]
+            done.wait(0.01)
     finally:
+        c.binding.stop()  # ends the dropped call now rather than at its deadline
         worker.join(10)
-    # The first is the caller's; a second may follow when the abandoned call's deadline
-    # passes. Both go to the child with the call, never to the other era's.
-    cancels = [m for m in c.received() if m["method"] == "notifications/cancelled"]
-    assert cancels and {m["pid"] for m in cancels} == {owner.child.pid}
-    assert cancels[0]["requestId"] == call_id
+    # The cancel goes to the child with the call, never to the other era's.
+    assert [(m["pid"], m["requestId"]) for m in cancels] == [(owner.child.pid, call_id)]
 
 
 def test_a_cancel_naming_no_call_is_acknowledged_and_dropped(channel):
@@ -188,6 +198,7 @@ def test_a_stray_response_is_acknowledged(channel):
     c = channel()
     ack = only(c.run({"jsonrpc": "2.0", "id": "x", "result": {}}))
     assert (ack.resp_type, ack.resp_code) == (wire.RESP_NOTIFY_ACK, 202)
+    assert c.binding.primary.era == ""  # a response claims no child for any era
 
 
 def test_roots_reach_every_child_and_children_started_later(channel):
@@ -199,10 +210,22 @@ def test_roots_reach_every_child_and_children_started_later(channel):
     only(c.run(modern_call("b", input="y")))
     assert [s.roots for s in c.binding.sessions()] == [("file:///srv",)] * 2
     only(c.run(legacy_call("c", input="z")))
-    assert "notifications/roots/list_changed" in [m["method"] for m in c.received()]
+    assert [m["method"] for m in c.received()].count("notifications/roots/list_changed") == 1
+    c.binding.set_roots([])
+    c.binding.set_roots([])  # the second is no change: no notice
+    only(c.run(legacy_call("d", input="z")))
+    assert [m["method"] for m in c.received()].count("notifications/roots/list_changed") == 2
 
 
-def test_a_second_era_child_that_cannot_start_fails_that_request_only(tmp_path):
+def test_no_roots_at_start_are_no_change_to_announce(channel):
+    c = channel()
+    only(c.run(legacy_call("a", input="x")))
+    c.binding.set_roots([])
+    only(c.run(legacy_call("b", input="x")))
+    assert "notifications/roots/list_changed" not in [m["method"] for m in c.received()]
+
+
+def test_a_second_era_child_that_cannot_start_fails_that_request_only(tmp_path, caplog):
     scheduler = Housekeeping("test")
     scheduler.start()
     # The boot child starts through a link to Python that is then removed, so the second
@@ -231,5 +254,90 @@ def test_a_second_era_child_that_cannot_start_fails_that_request_only(tmp_path):
     assert only(first).json()["result"]["content"][0]["text"] == "x"
     assert only(second).failure == wire.TunnelFailure("connect", "dial", False)
     assert only(second).json()["id"] == "b"
+    # Once for the request, once for the notification.
+    record, _ = [r for r in caplog.records
+                 if r.getMessage() == "could not start a stdio server for another MCP era"]
+    assert record.channel == "main" and str(python) in record.error
     assert (only(third).resp_type, only(third).resp_code) == (wire.RESP_NOTIFY_ACK, 502)
     assert len(binding.sessions()) == 1
+
+
+def test_every_era_child_gets_the_bindings_environment_metrics_and_answers(channel):
+    c = channel()
+    only(c.run(legacy_call("a", input="x")))
+    only(c.run(modern_call("b", input="y")))
+    for session in c.binding.sessions():
+        with open("/proc/%d/environ" % session.child.pid, "rb") as handle:
+            assert b"STUB_MARK=from-the-binding" in handle.read().split(b"\0")
+        assert session.asks is c.binding.asks and session.metrics is c.metrics
+    gauge = c.metrics.stdio_generation
+    assert gauge.value(channel="main", era="legacy") == 1
+    assert gauge.value(channel="main", era="2026-07-28") == 1
+
+
+def test_the_dedicated_child_of_a_new_era_is_logged(channel, caplog):
+    c = channel()
+    only(c.run(legacy_call("a", input="x")))
+    with caplog.at_level(logging.INFO, logger="tunnel_client.stdio"):
+        only(c.run(modern_call("b", input="y")))
+    [record] = [r for r in caplog.records
+                if r.getMessage() == "started a dedicated process for the 2026-07-28 era"]
+    assert (record.channel, record.era) == ("main", "2026-07-28")
+
+
+def test_a_cancel_whose_params_are_not_an_object_is_acknowledged(channel):
+    c = channel()
+    ack = only(c.run({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": [1]}))
+    assert (ack.resp_type, ack.resp_code) == (wire.RESP_NOTIFY_ACK, 202)
+
+
+def test_a_cancel_reaches_the_call_of_its_own_session_when_callers_reuse_an_id(channel):
+    c = channel("--test-tools")
+    init = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {},
+        "clientInfo": {"name": "t", "version": "1"}}}
+    tokens = [only(c.run(init)).headers["Mcp-Session-Id"][0] for _ in range(2)]
+    workers = [threading.Thread(target=c.run, args=(legacy_call(5, name="drop"), token),
+                                kwargs={"timeout": 30}) for token in tokens]
+    for worker in workers:
+        worker.start()
+    try:
+        pause = threading.Event()
+        deadline = wire.Deadline.after(5)  # both calls are open once the child has both
+        while [m["name"] for m in c.received()].count("drop") < 2 and not deadline.expired():
+            pause.wait(0.01)
+        drops = {m["id"] for m in c.received() if m["name"] == "drop"}
+        mux = c.binding.primary.mux
+        theirs = [call.rpc_id for call in mux.find_by_caller_id(5, tokens[1])]
+        assert len(drops) == 2 and len(theirs) == 1
+        cancel = {"jsonrpc": "2.0", "method": "notifications/cancelled",
+                  "params": {"requestId": 5}}
+        assert only(c.run(cancel, tokens[1])).resp_code == 202
+        cancels = []
+        while not cancels and not deadline.expired():
+            pause.wait(0.01)
+            cancels = [m["requestId"] for m in c.received()
+                       if m["method"] == "notifications/cancelled"]
+    finally:
+        c.binding.stop()
+        for worker in workers:
+            worker.join(10)
+    assert cancels == theirs
+
+
+def test_a_channel_whose_server_keeps_exiting_reports_it_once(tmp_path):
+    scheduler = Housekeeping("test")
+    scheduler.start()
+    fatal = []
+    reported = threading.Event()
+    binding = StdioBinding("main", ["false"], dict(os.environ),
+                           StdioPolicy(health_interval=0, restart_limit=1,
+                                       restart_backoff=0.01),
+                           on_fatal=lambda exc: fatal.append(exc) or reported.set())
+    try:
+        binding.start(scheduler)  # the one restart needs the binding's scheduler
+        assert reported.wait(10)
+    finally:
+        binding.stop()
+        scheduler.stop()
+    assert len(fatal) == 1 and "restarted 1 times" in str(fatal[0])

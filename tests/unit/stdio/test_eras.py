@@ -1,7 +1,7 @@
 """EraRouter: the boot child serves the first era to arrive; the other era gets its own
 child on first need; decided by the request, whatever any server answers."""
 
-from tunnel_client.mcp.stdio.eras import Era, EraRouter, era_of
+from tunnel_client.mcp.stdio.eras import Era, EraRouter, StdioBinding, era_of
 
 MODERN_META = {"_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28"}}
 
@@ -60,3 +60,27 @@ def test_one_era_only_keeps_one_child():
     for _ in range(3):
         assert eras.child_for(Era.LEGACY) is made[0]
     assert len(made) == 1
+
+
+def test_the_router_starts_the_boot_child_with_its_scheduler_and_lists_it_first():
+    started_with = []
+
+    class Recording(FakeSession):
+        def start(self, scheduler):
+            started_with.append(scheduler)
+
+    made = []
+    eras = EraRouter("main", lambda era: made.append(Recording(era)) or made[-1])
+    assert eras.sessions() == []
+    eras.start("the-scheduler")
+    eras.child_for(Era.MODERN)
+    eras.child_for(Era.LEGACY)
+    assert started_with == ["the-scheduler", "the-scheduler"]
+    assert eras.sessions() == made  # the boot child stays first
+
+
+def test_a_binding_not_yet_started_is_unhealthy_and_describes_no_children():
+    binding = StdioBinding("main", ["true"], {})
+    check = binding.health()
+    assert check.ok is False and check.reason == "channel main: not started"
+    assert binding.describe() == {"name": "main", "transport_kind": "stdio", "children": []}

@@ -93,3 +93,44 @@ def test_each_initialize_opens_a_session_that_keeps_its_capabilities_until_ended
     assert hs.end_session(a) and not hs.end_session(a) and not hs.end_session("nope")
     assert hs.ended(a) and not hs.has_session(a)
     assert not hs.ended(b) and not hs.ended(None) and not hs.end_session(None)
+
+
+def test_session_ids_are_16_random_bytes_in_hex():
+    session_id = Handshake().open_session(init())
+    assert len(session_id) == 32 and int(session_id, 16) >= 0
+
+
+def test_open_and_ended_sessions_are_bounded_forgetting_the_oldest():
+    from tunnel_client.mcp.stdio.handshake import MAX_SESSIONS
+    hs = Handshake()
+    ids = ["s%d" % n for n in range(MAX_SESSIONS + 1)]
+    for session_id in ids:
+        hs.declare(session_id, init())
+    assert not hs.has_session(ids[0])
+    assert hs.has_session(ids[1]) and hs.has_session(ids[-1])
+    for session_id in ids[1:]:
+        assert hs.end_session(session_id)
+    hs.declare("late", init())
+    assert hs.end_session("late")  # one more ended than the bound holds
+    assert not hs.ended(ids[1])
+    assert hs.ended(ids[2]) and hs.ended("late")
+
+
+def test_initialize_params_that_are_not_an_object_replay_as_empty():
+    hs = Handshake()
+    hs.remember({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": [1, 2]})
+    assert hs.replay_params() == {}
+
+
+def test_the_state_of_each_childs_handshake():
+    hs = Handshake()
+    assert hs.state(1) == "pending"
+    hs.done(1, {"ok": 1})
+    assert (hs.state(1), hs.state(2)) == ("done", "pending")
+
+
+def test_an_unanswered_handshake_of_a_later_child_has_no_cached_result():
+    hs = Handshake()
+    hs.done(1, {"ok": 1})
+    hs.unanswered(2)
+    assert hs.ready(2) and hs.cached(2) is None and hs.cached(1) is None

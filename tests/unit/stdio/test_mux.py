@@ -132,3 +132,55 @@ def test_listen_stream_frames_reach_their_own_listen_call_under_the_callers_id()
                   {"jsonrpc": "2.0", "method": "notifications/message"}):
         assert not mux.deliver_subscription(stray)
     assert isinstance(first.next(0), Expired) and isinstance(second.next(0), Expired)
+
+
+def test_only_a_callers_call_on_that_child_makes_it_busy():
+    mux = PipeMux()
+    internal, _ = opened(mux, request(), 1, caller=None)
+    other_child, _ = opened(mux, request(), 2)
+    assert not mux.busy(1) and mux.busy(2)
+    opened(mux, request(), 1)
+    assert mux.busy(1)
+
+
+def test_an_exited_childs_calls_take_no_late_reply_or_progress():
+    mux = PipeMux()
+    call, line = opened(mux, request(token="t"), 1)
+    plain, plain_line = opened(mux, request(2), 1)
+    assert mux.fail_generation(1, GoneReason.CHILD_EXITED) == 2
+    assert not mux.deliver_response({"jsonrpc": "2.0", "id": line["id"], "result": {}})
+    assert not mux.deliver_response({"jsonrpc": "2.0", "id": plain_line["id"], "result": {}})
+    token = line["params"]["_meta"]["progressToken"]
+    assert not mux.deliver_progress({"jsonrpc": "2.0", "method": "notifications/progress",
+                                     "params": {"progressToken": token, "progress": 1}})
+    assert call.next(0) == Gone(GoneReason.CHILD_EXITED) and isinstance(call.next(0), Expired)
+
+
+def test_a_cancellation_tells_same_id_callers_apart_by_session_only_when_needed():
+    mux = PipeMux()
+    a, _ = opened(mux, request(7), caller=Caller(7, "session-a"))
+    assert mux.find_by_caller_id(7, "session-b") == [a]  # one call: the id is enough
+    b, _ = opened(mux, request(7), caller=Caller(7, "session-b"))
+    assert mux.find_by_caller_id(7, "session-a") == [a]
+    assert mux.find_by_caller_id(7, "session-b") == [b]
+    c, _ = opened(mux, request(7), caller=Caller(7, "session-c"))
+    assert mux.find_by_caller_id(7, "session-c") == [c]
+
+
+def test_a_listen_frame_keeps_its_other_params_and_meta():
+    mux = PipeMux()
+    listen, line = opened(mux, request("sub-1"), caller=Caller("sub-1"))
+    assert mux.deliver_subscription({"jsonrpc": "2.0", "method": "notifications/x", "params": {
+        "uri": "u", "_meta": {"io.modelcontextprotocol/subscriptionId": line["id"], "k": 1}}})
+    params = listen.next(0).message["params"]
+    assert params == {"uri": "u", "_meta": {"io.modelcontextprotocol/subscriptionId": "sub-1",
+                                            "k": 1}}
+
+
+def test_an_answered_calls_token_takes_no_more_progress():
+    mux = PipeMux()
+    call, line = opened(mux, request(token="t"))
+    assert mux.deliver_response({"jsonrpc": "2.0", "id": line["id"], "result": {}})
+    token = line["params"]["_meta"]["progressToken"]
+    assert not mux.deliver_progress({"jsonrpc": "2.0", "method": "notifications/progress",
+                                     "params": {"progressToken": token, "progress": 1}})

@@ -18,6 +18,7 @@ from tunnel_client.mcp.stdio.handshake_steps import MODERN_ERA
 from tunnel_client.mcp.stdio.pinger import HealthPinger
 from tunnel_client.mcp.stdio.policy import StdioPolicy
 from tunnel_client.mcp.stdio.session import StdioSession
+from tests.unit.stdio.sessions import paused
 
 META = {"_meta": {"io.modelcontextprotocol/protocolVersion": MODERN_ERA}}
 
@@ -101,10 +102,14 @@ def test_an_answering_legacy_child_gets_a_ping_and_stays(pinged):
     assert delay == 7.0 and name == "stdio-ping-check-main"
     p.wait_for_answer(before)
     assert [m["method"] for m in p.received()][-1] == "ping"
+    pid = p.session.child.pid
     check()
     assert p.session.supervisor.generation == 1
     assert p.session.supervisor.state is sup.ChildState.RUNNING
     assert p.pinger.tick() == 0 and len(p.recorder.jobs) == 2  # free to ping again
+    p.warm()  # the same child still answers: nothing killed it
+    assert p.session.child.pid == pid and p.session.supervisor.generation == 1
+    assert p.session.metrics.stdio_restarts.total() == 0
 
 
 def test_a_modern_child_is_probed_with_an_enveloped_discover_never_a_ping(pinged):
@@ -121,26 +126,26 @@ def test_a_modern_child_is_probed_with_an_enveloped_discover_never_a_ping(pinged
     assert p.session.supervisor.generation == 1
 
 
-def test_a_child_that_stops_answering_is_replaced(pinged):
+def test_a_child_that_stops_answering_is_replaced(pinged, caplog):
     p = pinged()
     p.warm()
     pid = p.session.child.pid
-    os.kill(pid, signal.SIGSTOP)
-    try:
+    with paused(pid):
         p.pinger.tick()
         [(_, check, _)] = p.recorder.jobs
         assert p.pinger.tick() == 0 and len(p.recorder.jobs) == 1  # one ping at a time
-        check()
-        assert p.session.supervisor.wait_replaced(1, wire.Deadline.after(10))
-    finally:
-        try:
-            os.kill(pid, signal.SIGCONT)
-        except ProcessLookupError:
-            pass
+        with caplog.at_level("WARNING", logger="tunnel_client.stdio"):
+            check()
+            assert p.session.supervisor.wait_replaced(1, wire.Deadline.after(10))
     assert p.session.supervisor.generation == 2
     assert p.session.supervisor.snapshot()["restarts"] == 1
     restarts = p.session.metrics.stdio_restarts
     assert restarts.value(channel="main", reason=sup.DownReason.HEALTH.value) == 1
+    records = [r for r in caplog.records if r.name == "tunnel_client.stdio"]
+    assert records[0].getMessage() == "stdio server did not answer a health ping; restarting it"
+    assert (records[0].channel, records[0].era, records[0].timeout_s) == ("main", "", 7.0)
+    down = [r for r in records if r.getMessage() == "stdio MCP server is down; restarting"]
+    assert down[0].reason == "did not answer a health ping within 7s"
 
 
 def test_a_missed_ping_from_an_older_generation_kills_nothing(pinged):
@@ -188,3 +193,55 @@ def test_start_schedules_the_first_tick_only_with_an_interval(pinged):
     pinger.start(recorder)
     [(delay, job, name)] = recorder.jobs
     assert delay == 3.0 and name == "stdio-health-main" and job == pinger.tick
+
+
+def test_the_ping_is_exactly_a_ping_request(pinged):
+    p = pinged()
+    p.warm()
+    before = p.session.inbound.idle_since()
+    p.pinger.tick()
+    p.wait_for_answer(before)
+    ping = p.received()[-1]["message"]
+    assert ping == {"jsonrpc": "2.0", "id": ping["id"], "method": "ping"}
+
+
+def test_a_child_active_within_the_interval_is_not_pinged_until_it_idles(pinged):
+    p = pinged()
+    p.warm()
+    p.pinger.policy = StdioPolicy(health_interval=30.0, health_timeout=7.0)
+    assert p.pinger.tick() == 30.0 and p.recorder.jobs == []
+    p.session.inbound.last_activity -= 31.0  # as if 31 s had passed without a message
+    assert p.pinger.tick() == 30.0
+    [(delay, _check, _name)] = p.recorder.jobs
+    assert delay == 7.0
+
+
+def test_a_child_that_took_its_opening_without_answering_is_still_pinged(tmp_path):
+    seen = tmp_path / "seen.jsonl"
+    scheduler = Housekeeping("test")
+    scheduler.start()
+    silent = "import sys\nwith open(sys.argv[1], 'a') as out:\n" \
+             "    for line in sys.stdin:\n        out.write(line)\n        out.flush()\n"
+    session = StdioSession("main", [sys.executable, "-c", silent, str(seen)],
+                           dict(os.environ), StdioPolicy(health_interval=0, health_timeout=0.1,
+                                                         ttl=0.1, stop_grace=0.5))
+    try:
+        session.start(scheduler)
+        cmd = wire.Command("r", "t", wire.CMD_JSONRPC, "main", 0.0, {},
+                           {"jsonrpc": "2.0", "id": "q", "method": "tools/list"})
+        list(session.handle(cmd, wire.Deadline.after(10)))
+        assert session.handshake.ready(1) and session.inbound.replied_gen == 0
+        recorder = Recorder()
+        pinger = HealthPinger(session)
+        pinger.scheduler = recorder
+        pinger.tick()
+        assert len(recorder.jobs) == 1
+        deadline = wire.Deadline.after(5)
+        while "ping" not in seen.read_text() and not deadline.expired():
+            threading.Event().wait(0.01)
+        assert [json.loads(line)["method"] for line in seen.read_text().splitlines()][-1] \
+            == "ping"
+    finally:
+        session.stop()
+        scheduler.stop()
+

@@ -2,9 +2,8 @@
 ids, the handshake the child really received (the stub's --log), session termination,
 notifications, cancels and typed failures."""
 
-import json
+import logging
 import os
-import sys
 import threading
 
 import pytest
@@ -16,68 +15,9 @@ from tunnel_client.mcp.stdio.handshake_steps import MODERN_ERA, modern_probe, op
 from tunnel_client.mcp.stdio.policy import StdioPolicy
 from tunnel_client.mcp.stdio.session import StdioSession
 
+from tests.unit.stdio.sessions import call, deaf, initialize, only, paused
+
 META = "io.modelcontextprotocol/protocolVersion"
-
-
-class Child:
-    """A session over the stub server, with the log of what the stub received."""
-
-    def __init__(self, tmp_path, *flags, era="", **policy):
-        self.log_path = str(tmp_path / "stub.jsonl")
-        argv = [sys.executable, "-m", "tunnel_client.devtools.stub", "--log", self.log_path]
-        self.scheduler = Housekeeping("test")
-        self.scheduler.start()
-        self.session = StdioSession(
-            "main", argv + list(flags), dict(os.environ),
-            StdioPolicy(**dict({"health_interval": 0, "restart_backoff": 0.01,
-                                "stop_grace": 0.5}, **policy)), era=era)
-        self.session.start(self.scheduler)
-
-    def run(self, msg, session_id=None, timeout=10.0, ctype=wire.CMD_JSONRPC):
-        headers = {"Mcp-Session-Id": [session_id]} if session_id else {}
-        cmd = wire.Command("r-%s" % (msg or {}).get("id"), "tok", ctype, "main", 0.0,
-                           headers, msg)
-        return list(self.session.handle(cmd, wire.Deadline.after(timeout)))
-
-    def received(self):
-        try:
-            with open(self.log_path) as handle:
-                return [json.loads(line) for line in handle]
-        except FileNotFoundError:
-            return []
-
-    def close(self):
-        self.session.stop()
-        self.scheduler.stop()
-
-
-@pytest.fixture
-def child(tmp_path):
-    made = []
-
-    def make(*flags, **kw):
-        made.append(Child(tmp_path, *flags, **kw))
-        return made[-1]
-
-    yield make
-    for each in made:
-        each.close()
-
-
-def initialize(rpc_id="init-1", version="2025-06-18"):
-    return {"jsonrpc": "2.0", "id": rpc_id, "method": "initialize", "params": {
-        "protocolVersion": version, "capabilities": {},
-        "clientInfo": {"name": "tester", "version": "1"}}}
-
-
-def call(rpc_id, name="echo", **arguments):
-    return {"jsonrpc": "2.0", "id": rpc_id, "method": "tools/call",
-            "params": {"name": name, "arguments": arguments}}
-
-
-def only(replies):
-    assert len(replies) == 1, replies
-    return replies[0]
 
 
 def test_a_request_before_any_initialize_gets_a_replayed_handshake_first(child):
@@ -117,6 +57,8 @@ def test_the_connectors_initialized_notification_is_answered_locally(child):
     assert ack.resp_type == wire.RESP_NOTIFY_ACK and ack.resp_code == 202 and ack.body is None
     only(c.run(call(9, input="sync")))
     assert [m["method"] for m in c.received()].count("notifications/initialized") == 1
+    assert c.session.metrics.stdio_local_answers.value(
+        channel="main", method="notifications/initialized") == 1
 
 
 def test_session_termination_ends_a_known_session_once(child):
@@ -172,7 +114,8 @@ def test_a_cancel_is_translated_to_the_childs_id_of_the_open_call(child):
     done = threading.Event()
 
     def slow():
-        replies.extend(c.run(call("slow-1", name="drop"), timeout=3))
+        # Long enough that no deadline cancel can stand in for the caller's.
+        replies.extend(c.run(call("slow-1", name="drop"), timeout=30))
         done.set()
 
     worker = threading.Thread(target=slow)
@@ -191,10 +134,11 @@ def test_a_cancel_is_translated_to_the_childs_id_of_the_open_call(child):
         assert translated == {"jsonrpc": "2.0", "method": "notifications/cancelled",
                               "params": {"requestId": found[0].rpc_id, "reason": "user"}}
         assert only(c.run(msg)).resp_code == 202
+        cancels = c.wait_received("notifications/cancelled")
     finally:
+        c.session.stop()  # ends the dropped call now rather than at its deadline
         worker.join(10)
-    cancels = [m for m in c.received() if m["method"] == "notifications/cancelled"]
-    assert [m["requestId"] for m in cancels][0] == found[0].rpc_id
+    assert [m["requestId"] for m in cancels] == [found[0].rpc_id]
 
 
 def test_a_response_that_answers_no_server_request_is_acknowledged_and_dropped(child):
@@ -224,20 +168,32 @@ def test_a_child_that_exits_mid_call_gives_an_eof_failure(child):
     assert reply.failure == wire.TunnelFailure("transport_closed", "eof", False)
 
 
-def test_a_call_the_child_never_answers_times_out_at_the_ttl_and_is_cancelled(child):
-    c = child("--test-tools", ttl=0.3)
-    reply = only(c.run(call("d", name="drop"), timeout=10))
+def test_a_call_the_child_never_answers_times_out_at_the_ttl_and_is_cancelled(child, caplog):
+    c = child("--test-tools", ttl=0.1)
+    with caplog.at_level(logging.INFO, logger="tunnel_client.stdio"):
+        reply = only(c.run(call("d", name="drop"), timeout=10))
+    ttl = [r for r in caplog.records if r.name == "tunnel_client.stdio"
+           and r.getMessage() == "MCP connection TTL reached; answering with a timeout"]
+    assert [(r.levelno, r.channel, r.request_id) for r in ttl] == \
+        [(logging.WARNING, "main", "r-d")]
     assert reply.failure == wire.TunnelFailure("timeout", "timeout", False)
     assert reply.json()["id"] == "d"
     only(c.run(call(2, input="after")))
-    cancels = [m for m in c.received() if m["method"] == "notifications/cancelled"]
-    assert len(cancels) == 1
+    dropped = [m for m in c.received() if m["method"] == "tools/call"][0]
+    cancels = [m["message"] for m in c.received() if m["method"] == "notifications/cancelled"]
+    assert cancels == [{"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {
+        "requestId": dropped["id"], "reason": "deadline reached"}}]
 
 
-def test_a_call_past_its_own_deadline_yields_nothing(child):
+def test_a_call_past_its_own_deadline_yields_nothing(child, caplog):
     c = child("--test-tools")
     only(c.run(call(1, input="warm")))
-    assert c.run(call("d", name="drop"), timeout=0.3) == []
+    with caplog.at_level(logging.INFO, logger="tunnel_client.stdio"):
+        assert c.run(call("d", name="drop"), timeout=0.3) == []
+    [record] = [r for r in caplog.records if r.name == "tunnel_client.stdio"]
+    assert record.getMessage() == ("command response deadline reached; dropping without "
+                                   "posting a response")
+    assert (record.channel, record.request_id) == ("main", "r-d")
 
 
 def test_modern_era_child_is_opened_by_the_callers_enveloped_request(child):
@@ -302,18 +258,24 @@ def test_health_and_describe_tell_the_running_child(child):
     assert info["era"] is None and info["generation"] == 1 and "since" not in info
     c.session.stop()
     down = c.session.health()
-    assert not down.ok and down.reason.startswith("channel main: ")
+    assert down.ok is False and down.reason == "channel main: stopped"
+    assert down.since == c.session.supervisor.since
 
 
-def test_new_roots_are_announced_to_an_initialized_child_once(child):
+def test_new_roots_are_announced_to_an_initialized_child_once(child, caplog):
     c = child()
     only(c.run(call(1, input="x")))
-    c.session.set_roots(["file:///a"])
-    c.session.set_roots(["file:///a"])  # unchanged: no second notice
+    with caplog.at_level(logging.INFO, logger="tunnel_client.stdio"):
+        c.session.set_roots(["file:///a", "file:///b"])
+        c.session.set_roots(["file:///a", "file:///b"])  # unchanged: no second notice
     only(c.run(call(2, input="y")))
-    methods = [m["method"] for m in c.received()]
-    assert methods.count("notifications/roots/list_changed") == 1
-    assert c.session.roots == ("file:///a",)
+    notices = [m["message"] for m in c.received()
+               if m["method"] == "notifications/roots/list_changed"]
+    assert notices == [{"jsonrpc": "2.0", "method": "notifications/roots/list_changed"}]
+    assert c.session.roots == ("file:///a", "file:///b")
+    [record] = [r for r in caplog.records if r.name == "tunnel_client.stdio"]
+    assert record.getMessage() == "told the stdio server its roots changed"
+    assert (record.channel, record.era, record.roots) == ("main", "", 2)
 
 
 def test_with_roots_the_replayed_initialize_declares_the_roots_capability(child):
@@ -335,7 +297,9 @@ def test_write_refuses_a_stale_generation(child):
     assert "notifications/x" in methods and "notifications/y" not in methods
 
 
-def test_a_child_that_keeps_exiting_gives_an_unavailable_failure():
+@pytest.mark.parametrize("msg", [call("x", input="1"), initialize("x")],
+                         ids=["request", "initialize"])
+def test_a_child_that_keeps_exiting_gives_an_unavailable_failure(msg):
     gave_up = threading.Event()
     scheduler = Housekeeping("test")
     scheduler.start()
@@ -346,7 +310,7 @@ def test_a_child_that_keeps_exiting_gives_an_unavailable_failure():
     try:
         session.start(scheduler)
         assert gave_up.wait(10)  # once given up, every request meets the same answer
-        cmd = wire.Command("r", "t", wire.CMD_JSONRPC, "main", 0.0, {}, call("x", input="1"))
+        cmd = wire.Command("r", "t", wire.CMD_JSONRPC, "main", 0.0, {}, msg)
         replies = list(session.handle(cmd, wire.Deadline.after(10)))
         state = session.state
     finally:
@@ -356,3 +320,193 @@ def test_a_child_that_keeps_exiting_gives_an_unavailable_failure():
     assert reply.json()["id"] == "x" and reply.json()["error"]["code"] == -32603
     assert reply.failure == wire.TunnelFailure("connect", "dial", False)
     assert state == sup.ChildState.GAVE_UP.value
+
+
+def relayed_ask(c, method, caps):
+    """A caller with ``caps`` calls the stub's ask_client tool after another caller that
+    declared nothing; returns the caller's session id and the reply stream (paused)."""
+    only(c.run(initialize("other")))
+    init = initialize("i")
+    init["params"]["capabilities"] = caps
+    token = only(c.run(init)).headers["Mcp-Session-Id"][0]
+    cmd = wire.Command("r-ask", "tok", wire.CMD_JSONRPC, "main", 0.0,
+                       {"Mcp-Session-Id": [token]}, call("ask", name="ask_client", method=method))
+    # A short deadline: a child left without its answer waits much longer than that.
+    replies = c.session.handle(cmd, wire.Deadline.after(3))
+    return token, replies
+
+
+def test_a_server_request_is_relayed_and_the_callers_answer_reaches_the_child(child, caplog):
+    c = child("--test-tools")
+    token, replies = relayed_ask(c, "sampling/createMessage", {"sampling": {}})
+    try:
+        relayed = next(replies)
+        assert relayed.resp_type == wire.RESP_NOTIFY
+        request = relayed.json()
+        assert request["method"] == "sampling/createMessage"
+        with caplog.at_level(logging.INFO, logger="tunnel_client.stdio"):
+            ack = only(c.run({"jsonrpc": "2.0", "id": request["id"],
+                              "result": {"content": {"type": "text", "text": "yes"}}}, token))
+        assert (ack.resp_type, ack.resp_code) == (wire.RESP_NOTIFY_ACK, 202)
+        assert [r.getMessage() for r in caplog.records
+                if r.name == "tunnel_client.stdio"] == []  # not dropped
+        final = only(list(replies))
+    finally:
+        c.session.stop()
+    answer = final.json()["result"]["structuredContent"]["answer"]
+    assert answer["result"] == {"content": {"type": "text", "text": "yes"}}
+    assert answer["id"].startswith("srv-") and answer["jsonrpc"] == "2.0"
+    # Answered once: a second answer under the same relay id finds nothing open.
+    assert c.session.asks.take(request["id"]) is None
+
+
+def test_a_callers_answer_to_nothing_open_is_dropped_with_a_log_line(child, caplog):
+    c = child()
+    with caplog.at_level(logging.INFO, logger="tunnel_client.stdio"):
+        ack = only(c.run({"jsonrpc": "2.0", "id": "tc-ask-0-1", "result": {}}))
+    assert (ack.resp_type, ack.resp_code) == (wire.RESP_NOTIFY_ACK, 202)
+    [record] = [r for r in caplog.records if r.name == "tunnel_client.stdio"]
+    assert record.getMessage() == ("dropping a response from the caller that answers no "
+                                   "open server request")
+    assert (record.channel, record.era) == ("main", "")
+
+
+def test_a_server_request_no_caller_can_answer_is_answered_once_at_once(child):
+    c = child("--test-tools")
+    reply = only(c.run(call("ask", name="ask_client", method="ping"), timeout=3))
+    answer = reply.json()["result"]["structuredContent"]["answer"]
+    assert answer["result"] == {} and answer["id"].startswith("srv-")
+    [job] = [j for j in c.scheduler.jobs if j[0] == "stdio-local-answer"]
+    deadline = wire.Deadline.after(5)
+    while job[2] == "not run" and not deadline.expired():  # the job returns after writing
+        threading.Event().wait(0.01)
+    assert job[1] == 0 and job[2] is None  # written now, and never again
+
+
+def test_a_notification_to_a_stopped_child_is_refused_with_502(child):
+    c = child()
+    only(c.run(call(1, input="x")))
+    c.session.stop()
+    ack = only(c.run({"jsonrpc": "2.0", "method": "notifications/roots/list_changed"}))
+    assert (ack.resp_type, ack.resp_code) == (wire.RESP_NOTIFY_ACK, 502)
+
+
+def test_a_cancel_whose_params_are_not_an_object_is_dropped(child):
+    c = child()
+    only(c.run(call(1, input="x")))
+    ack = only(c.run({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": [1]}))
+    assert (ack.resp_type, ack.resp_code) == (wire.RESP_NOTIFY_ACK, 202)
+
+
+def test_a_cancel_names_the_call_of_its_own_session_when_callers_reuse_an_id(child):
+    c = child("--test-tools")
+    tokens = [only(c.run(initialize(n))).headers["Mcp-Session-Id"][0] for n in ("a", "b")]
+    workers = [threading.Thread(target=c.run, args=(call(5, name="drop"), token),
+                                kwargs={"timeout": 10}) for token in tokens]
+    for worker in workers:
+        worker.start()
+    try:
+        deadline = wire.Deadline.after(5)  # both calls are open once the child has both
+        while [m["name"] for m in c.received()].count("drop") < 2 and not deadline.expired():
+            threading.Event().wait(0.01)
+        calls = {call_.caller.session_id: call_.rpc_id
+                 for call_ in c.session.mux.find_by_caller_id(5, tokens[0]) +
+                 c.session.mux.find_by_caller_id(5, tokens[1])}
+        assert len(calls) == 2
+        msg = {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 5}}
+        cmd = wire.Command("r", "tok", wire.CMD_JSONRPC, "main", 0.0,
+                           {"Mcp-Session-Id": [tokens[1]]}, msg)
+        assert c.session.translate_cancel(cmd, msg)["params"]["requestId"] == calls[tokens[1]]
+    finally:
+        c.session.stop()
+        for worker in workers:
+            worker.join(10)
+
+
+BIG = "x" * (4 << 20)  # more than a pipe holds: the write blocks on a child not reading
+
+
+def test_a_child_that_stops_reading_its_input_is_restarted_and_the_call_times_out(
+        child, caplog, monkeypatch):
+    from tunnel_client.mcp.stdio import session as session_module
+    monkeypatch.setattr(session_module, "WRITE_TIMEOUT", 0.3)
+    c = child(era=MODERN_ERA)
+    pid = c.session.supervisor.wait_running(wire.Deadline.after(10)).child.pid
+    with paused(pid):
+        msg = call("big", input=BIG)
+        msg["params"]["_meta"] = {META: MODERN_ERA}
+        with caplog.at_level(logging.WARNING, logger="tunnel_client.stdio"):
+            reply = only(c.run(msg, timeout=30))
+        assert c.session.supervisor.wait_replaced(1, wire.Deadline.after(10))
+    assert reply.failure == wire.TunnelFailure("timeout", "timeout", False)
+    assert reply.json()["id"] == "big"
+    record = [r for r in caplog.records if r.name == "tunnel_client.stdio"][0]
+    assert record.getMessage() == "stdio server stopped reading its input; restarting it"
+    assert record.channel == "main"
+    assert c.session.metrics.stdio_restarts.value(channel="main", reason="stuck") == 1
+
+
+def test_a_write_blocked_past_the_callers_deadline_yields_nothing_and_kills_nothing(child):
+    c = child(era=MODERN_ERA)
+    pid = c.session.supervisor.wait_running(wire.Deadline.after(10)).child.pid
+    with paused(pid):
+        msg = call("big", input=BIG)
+        msg["params"]["_meta"] = {META: MODERN_ERA}
+        assert c.run(msg, timeout=0.3) == []
+        assert c.session.supervisor.generation == 1
+        assert c.session.metrics.stdio_restarts.total() == 0
+
+
+def test_a_notification_a_stuck_child_does_not_read_is_refused_with_502(child, monkeypatch):
+    from tunnel_client.mcp.stdio import session as session_module
+    monkeypatch.setattr(session_module, "WRITE_TIMEOUT", 0.3)
+    c = child()
+    only(c.run(call(1, input="x")))
+    with paused(c.session.child.pid):
+        ack = only(c.run({"jsonrpc": "2.0", "method": "notifications/message",
+                          "params": {"data": BIG}}))
+    assert (ack.resp_type, ack.resp_code) == (wire.RESP_NOTIFY_ACK, 502)
+
+
+def test_a_modern_callers_request_declares_its_own_capabilities(child):
+    c = child("--test-tools", era=MODERN_ERA)
+    msg = call("ask", name="ask_client", method="sampling/createMessage")
+    msg["params"]["_meta"] = {META: MODERN_ERA,
+                              "io.modelcontextprotocol/clientCapabilities": {"sampling": {}}}
+    cmd = wire.Command("r", "tok", wire.CMD_JSONRPC, "main", 0.0, {}, msg)
+    replies = c.session.handle(cmd, wire.Deadline.after(3))
+    try:
+        relayed = next(replies)
+    finally:
+        c.session.stop()
+    assert relayed.resp_type == wire.RESP_NOTIFY
+    assert relayed.json()["method"] == "sampling/createMessage"
+
+
+def test_a_session_outside_an_era_router_is_opened_by_a_modern_request_itself(child):
+    c = child()  # no era: the request decides
+    reply = only(c.run({"jsonrpc": "2.0", "id": "m", "method": "tools/list",
+                        "params": {"_meta": {META: MODERN_ERA}}}))
+    assert "tools" in reply.json()["result"]
+    assert [(m["method"], m["meta"]) for m in c.received()] == [("tools/list", True)]
+
+
+def test_a_replayed_handshake_caches_the_childs_own_result_for_connectors(child):
+    c = child()
+    only(c.run(call(1, input="x")))
+    reply = only(c.run(initialize("late")))
+    assert reply.json()["result"]["serverInfo"]["name"] == "mcp-stub"
+    assert [m["method"] for m in c.received()].count("initialize") == 1
+
+
+
+def test_a_child_that_closed_its_input_fails_requests_and_refuses_notifications(session):
+    s = deaf(session, era=MODERN_ERA)
+    msg = {"jsonrpc": "2.0", "id": "m", "method": "tools/list",
+           "params": {"_meta": {META: MODERN_ERA}}}
+    for _ in range(2):  # the second finds the child free to open again, not still busy
+        reply = only(s.run(msg, timeout=0.15))
+        assert reply.json()["id"] == "m"
+        assert reply.failure == wire.TunnelFailure("transport_closed", "closed_pipe", False)
+    ack = only(s.run({"jsonrpc": "2.0", "method": "notifications/message", "params": {}}))
+    assert (ack.resp_type, ack.resp_code) == (wire.RESP_NOTIFY_ACK, 502)

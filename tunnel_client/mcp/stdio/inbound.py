@@ -100,8 +100,7 @@ class Inbound:
     def _server_request(self, generation: int, msg):
         method = msg["method"]
         capability = mcp.CAPABILITY_OF.get(method)
-        why = "ping is always answered locally" if method == mcp.PING else \
-            "no caller can answer %s" % method
+        why = "no caller can answer %s" % method  # logged for all but ping
         roots = self.session.roots if method == mcp.ROOTS_LIST else ()
         if roots:  # the operator's roots have the last word
             self.metrics.stdio_local_answers.inc(channel=self.channel, method=method)
