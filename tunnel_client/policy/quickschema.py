@@ -6,7 +6,7 @@ than the rest of the policy decision. Most argument schemas use a handful of key
 into plain Python checks. The quick check only ever *passes* a value: whatever it does not
 pass (a failure, a value it is unsure of, a schema with any other keyword) goes to
 jsonschema, which alone decides and names the error. So a value the quick check passes is
-one jsonschema passes too; tests/unit/test_policy_quickschema.py compares the two on
+one jsonschema passes too; tests/fuzz/test_policy_quickschema.py compares the two on
 generated schemas and values.
 """
 
