@@ -1,5 +1,6 @@
 """Redaction of structured log fields and the poll-health verdict behind /readyz."""
 
+import json
 import logging
 
 import pytest
@@ -228,3 +229,92 @@ def test_lists_are_redacted_item_by_item_under_their_key():
     assert redactor.value("items", [{"Authorization": "x"}, "Bearer abcdefgh12345678", 3]) == [
         {"Authorization": REDACTED}, "Bearer " + REDACTED, 3]
     assert redactor.value("items", ("a", "b")) == ["a", "b"]
+
+
+class RecordingLog:
+    def __init__(self):
+        self.lines = []
+
+    def info(self, msg, extra=None):
+        self.lines.append(("INFO", msg, extra))
+
+    def warning(self, msg, extra=None):
+        self.lines.append(("WARN", msg, extra))
+
+
+def test_readiness_transitions_are_logged_once_each_with_their_reason():
+    state = {"poll": Check(True, "polling"), "mcp": Check(True, "up")}
+    readiness = Readiness()
+    readiness.add("poll", lambda: state["poll"])
+    readiness.add("mcp", lambda: state["mcp"])
+    log = RecordingLog()
+    watch = health.ReadinessLog(readiness, log)
+    assert watch.observe() == Check(True, "ready")
+    assert watch.observe() == Check(True, "ready")
+    assert log.lines == [("INFO", "readiness: ready", {"ready": True})]
+
+    state["mcp"] = Check(False, "mcp server down for 5 s", 1.0)
+    state["poll"] = Check(False, "control plane unreachable for 61 s", 2.0)
+    assert watch.observe() == Check(False, "control plane unreachable for 61 s", 2.0)
+    assert log.lines[-1] == ("WARN", "readiness: not ready: control plane unreachable for 61 s",
+                             {"ready": False, "input": "poll",
+                              "reason": "control plane unreachable for 61 s"})
+    # the same words with new numbers: the same state, not a transition
+    state["poll"] = Check(False, "control plane unreachable for 75 s", 2.0)
+    assert watch.observe().reason == "control plane unreachable for 75 s"
+    assert len(log.lines) == 2
+    # the first failing input changes: a transition, even with the same words
+    state["poll"] = Check(True, "polling")
+    state["mcp"] = Check(False, "control plane unreachable for 75 s", 3.0)
+    watch.observe()
+    assert log.lines[-1][2]["input"] == "mcp" and len(log.lines) == 3
+    state["mcp"] = Check(False, "mcp server refused", 3.0)
+    watch.observe()
+    assert log.lines[-1][1] == "readiness: not ready: mcp server refused" and len(log.lines) == 4
+    state["mcp"] = Check(True, "up")
+    assert watch.observe() == Check(True, "ready")
+    assert log.lines[-1] == ("INFO", "readiness: ready", {"ready": True}) and len(log.lines) == 5
+    state["mcp"] = Check(False, "mcp server refused", 4.0)
+    watch.observe()  # the same reason as before recovery is a new outage: logged again
+    assert len(log.lines) == 6 and log.lines[-1][0] == "WARN"
+
+
+def test_raw_previews_hide_header_values_and_stop_at_the_preview_size():
+    from tunnel_client.observe import logs
+    assert logs._preview(None) is None
+    body = json.dumps({"commands": [{"headers": {"Authorization": "Bearer t0ken-value",
+                                                 "Content-Type": "application/json"},
+                                     "jsonrpc": {"id": 1}}],
+                       "resp_headers": {"Set-Cookie": "s=1", "Retry-After": "3"}})
+    for raw in (body, body.encode()):
+        shown = json.loads(logs._preview(raw))
+        assert shown["commands"][0]["headers"] == {"Authorization": logs.REDACTED,
+                                                   "Content-Type": "application/json"}
+        assert shown["resp_headers"] == {"Set-Cookie": logs.REDACTED, "Retry-After": "3"}
+        assert shown["commands"][0]["jsonrpc"] == {"id": 1}
+    assert logs._preview('{"headers": ["not", "a", "mapping"]}') == \
+        '{"headers": ["not", "a", "mapping"]}'
+    assert logs._preview("{not json") == "{not json"
+    assert logs._preview('{"text": "h\u00e9"}') == '{"text": "h\u00e9"}'  # not escaped
+    long = "x" * (logs.RAW_PREVIEW + 10)
+    assert logs._preview(long) == "x" * logs.RAW_PREVIEW
+    assert logs._preview(long.encode()) == "x" * logs.RAW_PREVIEW
+    huge = b"y" * (16 * logs.RAW_PREVIEW + 1)  # too big to decode whole: only its head is
+    assert logs._preview(huge) == "y" * logs.RAW_PREVIEW
+    exact = "z" * logs.RAW_PREVIEW
+    assert logs._preview(exact) == exact and logs._preview(exact.encode()) == exact
+
+
+def test_raw_previews_at_the_size_where_bodies_stop_being_parsed():
+    from tunnel_client.observe import logs
+    limit = 16 * logs.RAW_PREVIEW
+    head = b'{"headers": {"Authorization": "Bearer t0ken-value"}, "pad": "'
+    exact = head + b"p" * (limit - len(head) - 2) + b'"}'
+    assert len(exact) == limit  # still parsed: its headers are hidden
+    assert "t0ken-value" not in logs._preview(exact) and logs.REDACTED in logs._preview(exact)
+    # one byte more is only cut, never decoded whole: a two-byte character split by the cut
+    # reads as a replacement character
+    over = b"{" + "\u00e9".encode() * (limit // 2)
+    assert len(over) == limit + 1
+    assert logs._preview(over) == over[:logs.RAW_PREVIEW].decode("utf-8", "replace")
+    assert logs._preview(over).endswith("\ufffd")
