@@ -2,49 +2,10 @@
 once it has given an event id; the client resumes with GET + Last-Event-ID after the
 server's ``retry:`` delay and the caller sees one uninterrupted call."""
 
-import json
-
 from tests.support.calls import exchange, rpc, tool_call
+from tests.support.resume import (PROGRESS, SSE, PollingServer,
+                                  assert_one_resumption_as_a_get, priming, with_id)
 from tests.support.servers import result, sse
-
-SSE = {"Content-Type": "text/event-stream"}
-PROGRESS = {"jsonrpc": "2.0", "method": "notifications/progress",
-            "params": {"progressToken": "p", "progress": 1}}
-
-
-def priming(event_id, retry_ms=10):
-    return b"id: %s\nretry: %d\ndata:\n\n" % (event_id.encode(), retry_ms)
-
-
-def with_id(event_id, message):
-    return b"id: %s\nevent: message\ndata: %s\n\n" % (event_id.encode(),
-                                                       json.dumps(message).encode())
-
-
-class PollingServer:
-    """POST: a priming event (and a progress notification), then the stream ends. Each GET
-    answers with ``gets[n](last_event_id, call)``: the resumed stream's chunks."""
-
-    def __init__(self, scripted, gets, post_chunks=None):
-        self.gets = list(gets)
-        self.call = None
-        self.post_chunks = post_chunks
-        self.server = scripted(self.handle)
-        self.url = self.server.url
-
-    def handle(self, request):
-        if request["method"] == "POST" and (request["json"] or {}).get("id") != \
-                "tunnel-client-probe" and request["body"]:
-            self.call = request
-            return 200, SSE, self.post_chunks or [priming("ev-1"), with_id("ev-2", PROGRESS)]
-        if request["method"] == "GET" and "last-event-id" in request["headers"] and \
-                self.gets and self.call:  # not the OAuth discovery's well-known GETs
-            return self.gets.pop(0)(request["headers"].get("last-event-id"), self.call)
-        return 405, {}, b""
-
-    def resumptions(self):
-        return [r for r in self.server.requests if r["method"] == "GET" and
-                "last-event-id" in r["headers"]]
 
 
 def test_a_stream_ended_after_an_event_id_is_resumed_with_last_event_id(relay, daemon,
@@ -58,12 +19,7 @@ def test_a_stream_ended_after_an_event_id_is_resumed_with_last_event_id(relay, d
     assert [p["resp_type"] for p in payloads] == ["jsonrpc_notify", "jsonrpc_response"]
     assert payloads[-1]["resp_code"] == 200
     assert payloads[-1]["resp_json"] == {"jsonrpc": "2.0", "id": 5, "result": {"done": "ev-2"}}
-    (get,) = server.resumptions()
-    assert get["headers"]["last-event-id"] == "ev-2"
-    assert get["headers"]["accept"] == "text/event-stream"
-    assert get["headers"]["mcp-session-id"] == "s-1"
-    assert get["headers"]["mcp-protocol-version"] == "2025-11-25"
-    assert "mcp-method" not in get["headers"] and "content-type" not in get["headers"]
+    assert_one_resumption_as_a_get(server, "ev-2", "s-1", "2025-11-25")
 
 
 def test_resumed_streams_that_end_early_again_are_resumed_from_their_last_id(relay, daemon,

@@ -3,6 +3,7 @@
 import json
 import socket
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -31,7 +32,7 @@ class Scripted:
                 body = self.rfile.read(length) if length else b""
                 request = {"method": self.command, "path": self.path,
                            "headers": {k.lower(): v for k, v in self.headers.items()},
-                           "body": body}
+                           "body": body, "received": time.monotonic()}
                 try:
                     request["json"] = json.loads(body) if body else None
                 except ValueError:

@@ -528,3 +528,32 @@ def test_one_redirect_is_allowed_with_a_limit_of_one(harpoon):
     failed = call(binding, "api", max_redirects=0)
     assert failed["content"][0]["text"] == "label api: redirect limit exceeded"
     assert binding.calls()[-1]["outcome"] == "request_error"
+
+
+@pytest.mark.parametrize("arguments,message", [
+    ({"label": 5}, "Invalid params: label must be a string"),
+    ({"method": ["GET"]}, "Invalid params: method must be a string"),
+    ({"body": {}}, "Invalid params: body must be a string"),
+    ({"timeout_ms": 1.5}, "Invalid params: timeout_ms must be an integer"),
+    ({"max_response_bytes": "9"}, "Invalid params: max_response_bytes must be an integer"),
+    ({"max_redirects": None}, "Invalid params: max_redirects must be an integer"),
+    ({"follow_redirects": 1}, "Invalid params: follow_redirects must be a boolean"),
+    ({"headers": "X-A: b"}, "Invalid params: headers must be an object of strings"),
+    ({"headers": {"X A": "b"}}, 'Invalid params: headers: "X A" is not a valid header name'),
+    ({"headers": {"X-A": ["b", 2]}},
+     "Invalid params: headers: the value of X-A must be a string of visible Latin-1 characters"),
+])
+def test_each_bad_argument_is_named_exactly_and_nothing_is_sent(harpoon, arguments, message):
+    server, binding, _ = harpoon(answer())
+    reply = rpc(binding, "tools/call", {"name": "call_target",
+                                        "arguments": dict({"label": "api"}, **arguments)})
+    assert reply.json()["error"] == {"code": -32602, "message": message}
+    assert server.requests == []
+
+
+def test_repeated_header_values_are_joined_as_http_joins_them(harpoon):
+    server, binding, _ = harpoon(answer())
+    result = call(binding, "api", headers={"X-Many": ["a", "b"], "X-One": "c"})
+    assert not result.get("isError"), result
+    headers = {k.lower(): v for k, v in server.requests[0]["headers"].items()}
+    assert headers["x-many"] == "a, b" and headers["x-one"] == "c"
