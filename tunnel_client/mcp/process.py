@@ -106,6 +106,9 @@ class ChildProcess:
         # starting this child must not leave it running with nobody to stop it.
         self._life = threading.Lock()
         self._stop_asked = False
+        # A kill that lands before the process exists (the watchdog or the pinger acting on
+        # a generation still being started) is carried out as soon as it does.
+        self._kill_asked = False
         self._started = threading.Event()  # set once Popen returned (or failed)
         self._exited = threading.Event()
         self._fields = {"channel": channel, "generation": generation}
@@ -125,6 +128,8 @@ class ChildProcess:
                 self._started.set()
                 return
             self._start()
+            if self._kill_asked:
+                self._signal(signal.SIGKILL)
 
     def _start(self):
         try:
@@ -274,9 +279,14 @@ class ChildProcess:
     # --- stopping ------------------------------------------------------------------------
 
     def kill(self):
+        with self._life:
+            self._kill_asked = True
+        self._signal(signal.SIGKILL)
+
+    def _signal(self, signum: int):
         if self.proc is not None and self.proc.poll() is None:
             try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
+                os.killpg(self.proc.pid, signum)
             except OSError:
                 pass
 
@@ -292,11 +302,7 @@ class ChildProcess:
             pass
         if self._exited.wait(grace):
             return
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGTERM)
-            except OSError:
-                pass
+        self._signal(signal.SIGTERM)
         if self._exited.wait(grace):
             return
         log.warning("stdio server ignored SIGTERM; killing it", extra=self._fields)

@@ -153,6 +153,41 @@ def test_a_child_stopped_before_it_started_never_runs():
     assert child.pid is None and not child.alive and exits == []
 
 
+def test_a_child_killed_while_it_was_being_started_is_killed_once_it_runs():
+    from tunnel_client.mcp.process import ChildProcess
+    exited = threading.Event()
+    exits = []
+    child = ChildProcess(["sleep", "30"], {"PATH": "/usr/bin:/bin"}, "main", 1, 1 << 20,
+                         on_message=lambda msg: None,
+                         on_exit=lambda code: exits.append(code) or exited.set())
+    child.kill()  # the watchdog gave up on this generation before its process existed
+    child.start()
+    assert exited.wait(10), "the kill was lost: the child runs on"
+    assert exits == [-signal.SIGKILL]
+
+
+def test_a_kill_before_the_process_exists_reaches_the_supervisor_as_that_kill(story,
+                                                                              monkeypatch):
+    s = story(["sleep", "30"])
+    gate = threading.Event()
+    real_start = sup.ChildProcess.start
+
+    def held_start(child):  # the generation is registered; its process not yet started
+        gate.wait(10)
+        real_start(child)
+
+    monkeypatch.setattr(sup.ChildProcess, "start", held_start)
+    starter = threading.Thread(target=s.supervisor.start, args=(s.scheduler,))
+    starter.start()
+    assert soon(lambda: s.supervisor.child is not None)
+    s.supervisor.kill(1, sup.DownReason.STUCK, "did not read its input")
+    gate.set()
+    starter.join(10)
+    assert s.supervisor.wait_replaced(1, wire.Deadline.after(10))
+    restarts = s.supervisor.metrics.stdio_restarts
+    assert restarts.value(channel="main", reason="stuck") == 1
+
+
 def soon(check):
     """Bounded polling for something another thread brings about."""
     deadline = wire.Deadline.after(10)
