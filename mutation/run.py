@@ -19,6 +19,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from typing import Dict, List, NamedTuple, Tuple
 
@@ -26,6 +27,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORK = os.path.join(ROOT, ".cache", "mutation")
 EQUIVALENT = os.path.join(ROOT, "mutation", "equivalent.txt")
 TARGET = 80.0
+PATIENCE = "3"  # seconds a test waits for what should come at once (10 in the suite)
 
 
 class Group(NamedTuple):
@@ -40,6 +42,9 @@ class Group(NamedTuple):
     # Test processes at once. Tests that mostly wait (on a child's reply or exit, on a
     # Retry-After, on a loopback server) run more of them than there are cores.
     children: int = 0  # 0: --children
+    # Runs in a lane of its own, alongside the other groups one after another: its tests
+    # spend much of their time waiting on children, which leaves CPU for the others.
+    own_lane: bool = False
 
 
 # The core rooms and the fast tests that cover them. A glob, not a file, for the stdio
@@ -50,7 +55,8 @@ GROUPS: Dict[str, Group] = {
     "controlplane": Group(("tunnel_client/controlplane.py",),
                           ("tests/unit/test_controlplane.py",), children=4),
     "stdio": Group(("tunnel_client/mcp/stdio*",),
-                   ("tests/unit/stdio", "tests/fuzz/test_stdio_lines.py"), children=4),
+                   ("tests/unit/stdio", "tests/fuzz/test_stdio_lines.py"), children=4,
+                   own_lane=True),
     "http": Group(("tunnel_client/mcp/http.py",),
                   ("tests/unit/test_http_binding.py", "tests/unit/test_http_resume.py"),
                   children=3),
@@ -73,6 +79,8 @@ only_mutate =
 pytest_add_cli_args_test_selection =
 {tests}
 pytest_add_cli_args = -p no:cacheprovider -q -x
+also_copy =
+    conftest.py
 use_git_change_detection = false
 timeout_multiplier = 5
 
@@ -108,6 +116,8 @@ def prepare(name: str, group: Group) -> str:
             tests="\n".join("    " + test for test in group.tests
                             if os.path.exists(os.path.join(ROOT, test)))))
         handle.write(pytest_section)
+    # The copy's root conftest runs each mutant's tests quickest first.
+    shutil.copy(os.path.join(ROOT, "mutation", "ordering.py"), os.path.join(where, "conftest.py"))
     return where
 
 
@@ -179,7 +189,10 @@ def run_group(name: str, group: Group, children: int, equivalent: Dict[str, str]
     with open(log_path, "w") as log:
         # pytest starts once per mutant: no scan of installed plugins (anyio's, hypothesis's,
         # which these tests do not use) at each start.
-        env = dict(os.environ, PYTEST_DISABLE_PLUGIN_AUTOLOAD="1")
+        # A mutant that loses a reply makes the tests wait for it to their bound: a short
+        # bound there (tests/support/patience.py) is most of the difference in run time.
+        env = dict(os.environ, PYTEST_DISABLE_PLUGIN_AUTOLOAD="1",
+                   TUNNEL_CLIENT_TEST_PATIENCE=PATIENCE)
         code = subprocess.call([mutmut, "run", "--max-children", str(children)], cwd=where,
                                stdout=log, stderr=subprocess.STDOUT, env=env)
     tally = score(results(where, group), equivalent)
@@ -206,10 +219,35 @@ for line in sys.stdin:
 """
 
 
+def summary(name: str, tally: dict) -> str:
+    """The report of one group: its score, survivors and where their diffs are."""
+    lines = ["\n== %s: %.1f%% killed (%d killed, %d timeout, %d survived, %d no tests, "
+             "%d equivalent) in %.1f min" % (
+                 name, tally["score"], tally["killed"], tally["timeout"], tally["survived"],
+                 tally["no tests"], tally["equivalent"], tally["minutes"])]
+    if tally.get("error"):
+        lines.append("   " + tally["error"])
+    untested: Dict[str, int] = {}
+    for mutant, status, _source in tally["survivors"]:
+        if status == "survived":
+            lines.append("   survived  %s" % mutant)
+        else:
+            untested[function_of(mutant)] = untested.get(function_of(mutant), 0) + 1
+    if untested:
+        lines.append("   no tests reach: %s" % ", ".join(
+            "%s (%d)" % item for item in sorted(untested.items())))
+    if tally["survivors"]:
+        lines.append("   diffs: %s" % os.path.relpath(
+            os.path.join(WORK, name, "survivors.diff"), ROOT))
+    return "\n".join(lines)
+
+
 def main(argv: List[str] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("groups", nargs="*", help="groups to run (default: all)")
     parser.add_argument("--children", type=int, default=2, help="parallel test processes")
+    parser.add_argument("--one-by-one", action="store_true",
+                        help="run the groups one after another, none in a lane of its own")
     parser.add_argument("--list", action="store_true", help="show the groups and exit")
     parser.add_argument("--report", action="store_true",
                         help="score the last run of each group again, without running it")
@@ -224,29 +262,29 @@ def main(argv: List[str] = None) -> int:
                                                  " ".join(group.tests)))
         return 0
     equivalent = equivalents()
-    rows = []
-    for name in args.groups or list(GROUPS):
-        tally = run_group(name, GROUPS[name], GROUPS[name].children or args.children,
-                          equivalent, args.report)
-        rows.append((name, tally))
-        print("\n== %s: %.1f%% killed (%d killed, %d timeout, %d survived, %d no tests, "
-              "%d equivalent) in %.1f min" % (
-                  name, tally["score"], tally["killed"], tally["timeout"], tally["survived"],
-                  tally["no tests"], tally["equivalent"], tally["minutes"]), flush=True)
-        if tally.get("error"):
-            print("   " + tally["error"])
-        untested: Dict[str, int] = {}
-        for mutant, status, _source in tally["survivors"]:
-            if status == "survived":
-                print("   survived  %s" % mutant)
-            else:
-                untested[function_of(mutant)] = untested.get(function_of(mutant), 0) + 1
-        if untested:
-            print("   no tests reach: %s" % ", ".join(
-                "%s (%d)" % item for item in sorted(untested.items())))
-        if tally["survivors"]:
-            print("   diffs: %s" % os.path.relpath(os.path.join(WORK, name, "survivors.diff"),
-                                                  ROOT))
+    chosen = args.groups or list(GROUPS)
+    tallies: Dict[str, dict] = {}
+    printing = threading.Lock()
+
+    def run_lane(names: List[str]):
+        for name in names:
+            tally = run_group(name, GROUPS[name], GROUPS[name].children or args.children,
+                              equivalent, args.report)
+            tallies[name] = tally
+            with printing:
+                print(summary(name, tally), flush=True)
+
+    alone = args.one_by_one or args.report or len(chosen) == 1
+    lanes = [[name] for name in chosen if GROUPS[name].own_lane and not alone]
+    lanes.append([name for name in chosen if [name] not in lanes])
+    started = time.monotonic()
+    threads = [threading.Thread(target=run_lane, args=(lane,)) for lane in lanes if lane]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    wall = (time.monotonic() - started) / 60
+    rows = [(name, tallies[name]) for name in chosen]
     print("\n| module group | mutants | killed | survived | no tests | equivalent | score "
           "| minutes |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
@@ -256,11 +294,13 @@ def main(argv: List[str] = None) -> int:
         print("| %s | %d | %d | %d | %d | %d | %.0f%% | %.1f |" % (
             name, mutants, tally["killed"] + tally["timeout"], tally["survived"],
             tally["no tests"], tally["equivalent"], tally["score"], tally["minutes"]))
-    print("\ntotal: %.1f min" % sum(tally["minutes"] for _name, tally in rows))
+    print("\ntotal: %.1f min (%s)" % (wall, "one group after another" if len(threads) == 1
+                                       else "%s alongside the rest" % ", ".join(
+                                           lane[0] for lane in lanes[:-1])))
     weak = [name for name, tally in rows if tally["score"] < TARGET]
     if weak:
         print("\nbelow %d%%: %s" % (TARGET, ", ".join(weak)))
-    return 0
+    return 1 if any(tally.get("error") for _name, tally in rows) else 0
 
 
 if __name__ == "__main__":

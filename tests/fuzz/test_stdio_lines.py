@@ -19,6 +19,7 @@ from tests.fuzz.strategies import JSON, dumps, rpc_messages
 from tunnel_client.housekeeping import Housekeeping
 from tunnel_client.mcp.process import ChildProcess
 from tunnel_client.mcp.stdio import StdioPolicy, StdioSession
+from tests.support.patience import PATIENCE
 
 MAX_LINE = 64
 LINES = st.one_of(
@@ -90,7 +91,7 @@ def test_reader_delivers_exactly_the_json_lines_within_the_limit(trouble, data):
         child = ChildProcess(["cat", path], dict(os.environ), "main", 1, MAX_LINE,
                              on_message=received.append, on_exit=lambda code: exited.set())
         child.start()
-        assert exited.wait(10), "the reader never reached the end of the output"
+        assert exited.wait(PATIENCE), "the reader never reached the end of the output"
     finally:
         os.unlink(path)
     assert canonical(received) == canonical(expected_messages(data, MAX_LINE))
@@ -115,7 +116,7 @@ def test_stdio_session_survives_anything_its_server_prints(trouble, data):
         binding.child.send(b"go\n", timeout=5)
         # restart_limit=0: the server's exit at end of file is final, which proves the
         # reader read everything and supervision ran.
-        assert fatal.wait(10), "the session never saw its server exit"
+        assert fatal.wait(PATIENCE), "the session never saw its server exit"
     finally:
         binding.stop()
         housekeeping.stop()
@@ -131,7 +132,7 @@ def test_deeply_nested_line_is_skipped_like_any_other_bad_line(trouble):
         child = ChildProcess(["cat", path], dict(os.environ), "main", 1, 1 << 20,
                              on_message=received.append, on_exit=lambda code: exited.set())
         child.start()
-        assert exited.wait(10)
+        assert exited.wait(PATIENCE)
     finally:
         os.unlink(path)
     assert received == [{"jsonrpc": "2.0", "method": "x"}]

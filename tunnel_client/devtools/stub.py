@@ -17,12 +17,10 @@ import itertools
 import json
 import os
 import queue
-import secrets
 import sys
 import threading
 import time
-from dataclasses import dataclass
-from typing import Callable, Dict, Optional
+from typing import Callable, Dict, NamedTuple, Optional
 from urllib.parse import urlsplit
 
 LEGACY_VERSIONS = ("2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25")
@@ -62,8 +60,7 @@ TEST_TOOLS = [
 ]
 
 
-@dataclass
-class StubOptions:
+class StubOptions(NamedTuple):
     name: str = "mcp-stub"
     version: str = "0.1.0"
     strict_init: bool = False
@@ -252,7 +249,7 @@ class StubServer:
         if name == "ask_client":
             if self.ask is None:
                 raise _RpcError(-32603, "this transport cannot ask the client")
-            request = {"jsonrpc": "2.0", "id": "srv-%s" % secrets.token_hex(4),
+            request = {"jsonrpc": "2.0", "id": "srv-%s" % os.urandom(4).hex(),
                        "method": args.get("method", "roots/list"), "params": {}}
             answer = self.ask(request)
             return _text(json.dumps(answer), {"answer": answer})
@@ -350,7 +347,7 @@ def make_http_server(options: StubOptions, host: str = "127.0.0.1", port: int = 
     from tunnel_client.httpd import Handler, Server
 
     sessions: Dict[str, StubServer] = {}
-    shared = StubServer(StubOptions(**dict(vars(options), strict_init=False)))
+    shared = StubServer(options._replace(strict_init=False))
     counter = itertools.count(1)
 
     class StubHandler(Handler):
@@ -379,7 +376,7 @@ def make_http_server(options: StubOptions, host: str = "127.0.0.1", port: int = 
             sid = self.headers.get("Mcp-Session-Id")
             headers = {}
             if msg.get("method") == "initialize":
-                sid = "stub-%d-%s" % (next(counter), secrets.token_hex(8))
+                sid = "stub-%d-%s" % (next(counter), os.urandom(8).hex())
                 sessions[sid] = StubServer(options)
                 headers["Mcp-Session-Id"] = sid
             elif sid is not None and sid not in sessions:

@@ -6,6 +6,7 @@ import pytest
 
 from tunnel_client import wire
 from tests.unit.stdio.sessions import Child, Session
+from tests.support.patience import PATIENCE
 
 
 @pytest.fixture
@@ -64,7 +65,7 @@ def bounded_and_tidy():
     signal.setitimer(signal.ITIMER_REAL, TEST_LIMIT)
     try:
         yield
-        deadline = wire.Deadline.after(5)
+        deadline = wire.Deadline.after(PATIENCE / 2)
         left = _children() - before
         while left and not deadline.expired():
             threading.Event().wait(0.02)

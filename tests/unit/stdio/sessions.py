@@ -12,6 +12,7 @@ from tunnel_client import wire
 from tunnel_client.housekeeping import Housekeeping
 from tunnel_client.mcp.stdio.policy import StdioPolicy
 from tunnel_client.mcp.stdio.session import StdioSession
+from tests.support.patience import PATIENCE
 
 
 class Scheduler(Housekeeping):
@@ -45,7 +46,7 @@ class Child:
                                 "stop_grace": 0.5}, **policy)), era=era)
         self.session.start(self.scheduler)
 
-    def run(self, msg, session_id=None, timeout=10.0, ctype=wire.CMD_JSONRPC):
+    def run(self, msg, session_id=None, timeout=PATIENCE, ctype=wire.CMD_JSONRPC):
         headers = {"Mcp-Session-Id": [session_id]} if session_id else {}
         cmd = wire.Command("r-%s" % (msg or {}).get("id"), "tok", ctype, "main", 0.0,
                            headers, msg)
@@ -58,7 +59,7 @@ class Child:
         except FileNotFoundError:
             return []
 
-    def wait_received(self, method, timeout=5.0):
+    def wait_received(self, method, timeout=PATIENCE / 2):
         """What the stub logged once ``method`` is among it (bounded polling)."""
         deadline = wire.Deadline.after(timeout)
         while not deadline.expired():
@@ -113,7 +114,7 @@ class Session:
             era=era)
         self.session.start(self.scheduler)
 
-    def run(self, msg, timeout=10.0):
+    def run(self, msg, timeout=PATIENCE):
         cmd = wire.Command("r", "tok", wire.CMD_JSONRPC, "main", 0.0, {}, msg)
         return list(self.session.handle(cmd, wire.Deadline.after(timeout)))
 
@@ -132,7 +133,7 @@ def deaf(session, **kw):
     """A session (from the ``session`` fixture) over a child that has closed its input."""
     s = session([sys.executable, "-c", DEAF], stop_grace=0.1, **kw)
     said = s.session.metrics.stdio_unrouted_notifications
-    deadline = wire.Deadline.after(5)
+    deadline = wire.Deadline.after(PATIENCE / 2)
     while not said.value(channel="main", method="notifications/deaf") and \
             not deadline.expired():
         threading.Event().wait(0.01)

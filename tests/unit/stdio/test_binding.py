@@ -15,6 +15,7 @@ from tunnel_client.housekeeping import Housekeeping
 from tunnel_client.mcp.stdio.eras import StdioBinding
 from tunnel_client.mcp.stdio.policy import StdioPolicy
 from tunnel_client.observe.instruments import Instruments
+from tests.support.patience import PATIENCE
 
 META = {"_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28"}}
 
@@ -34,7 +35,7 @@ class Channel:
             self.metrics, self.fatal.append)
         self.binding.start(self.scheduler)
 
-    def run(self, msg, session_id=None, timeout=10.0, ctype=wire.CMD_JSONRPC):
+    def run(self, msg, session_id=None, timeout=PATIENCE, ctype=wire.CMD_JSONRPC):
         headers = {"Mcp-Session-Id": [session_id]} if session_id else {}
         cmd = wire.Command("r", "tok", ctype, "main", 0.0, headers, msg)
         return list(self.binding.handle(cmd, wire.Deadline.after(timeout)))
@@ -138,7 +139,7 @@ def test_a_cancel_reaches_the_era_child_holding_the_call(channel):
     worker.start()
     try:
         owner = None
-        deadline = wire.Deadline.after(5)
+        deadline = wire.Deadline.after(PATIENCE / 2)
         while owner is None and not deadline.expired():
             found = [s for s in c.binding.sessions()
                      if s.mux.find_by_caller_id("slow-1", None)]
@@ -152,13 +153,13 @@ def test_a_cancel_reaches_the_era_child_holding_the_call(channel):
         assert c.binding.eras.owner_of_call(cmd) is owner
         assert only(c.run(cancel)).resp_code == 202
         cancels = []
-        deadline = wire.Deadline.after(5)
+        deadline = wire.Deadline.after(PATIENCE / 2)
         while not cancels and not deadline.expired():
             cancels = [m for m in c.received() if m["method"] == "notifications/cancelled"]
             done.wait(0.01)
     finally:
         c.binding.stop()  # ends the dropped call now rather than at its deadline
-        worker.join(10)
+        worker.join(PATIENCE)
     # The cancel goes to the child with the call, never to the other era's.
     assert [(m["pid"], m["requestId"]) for m in cancels] == [(owner.child.pid, call_id)]
 
@@ -241,13 +242,13 @@ def test_a_second_era_child_that_cannot_start_fails_that_request_only(tmp_path, 
         python.unlink()  # the running child was started from it already
         cmd = wire.Command("r", "t", wire.CMD_JSONRPC, "main", 0.0, {},
                            legacy_call("a", input="x"))
-        first = list(binding.handle(cmd, wire.Deadline.after(10)))
+        first = list(binding.handle(cmd, wire.Deadline.after(PATIENCE)))
         cmd = wire.Command("r", "t", wire.CMD_JSONRPC, "main", 0.0, {},
                            modern_call("b", input="y"))
-        second = list(binding.handle(cmd, wire.Deadline.after(10)))
+        second = list(binding.handle(cmd, wire.Deadline.after(PATIENCE)))
         note = wire.Command("r", "t", wire.CMD_JSONRPC, "main", 0.0, {},
                             {"jsonrpc": "2.0", "method": "notifications/x", "params": META})
-        third = list(binding.handle(note, wire.Deadline.after(10)))
+        third = list(binding.handle(note, wire.Deadline.after(PATIENCE)))
     finally:
         binding.stop()
         scheduler.stop()
@@ -303,7 +304,7 @@ def test_a_cancel_reaches_the_call_of_its_own_session_when_callers_reuse_an_id(c
         worker.start()
     try:
         pause = threading.Event()
-        deadline = wire.Deadline.after(5)  # both calls are open once the child has both
+        deadline = wire.Deadline.after(PATIENCE / 2)  # both calls are open once the child has both
         while [m["name"] for m in c.received()].count("drop") < 2 and not deadline.expired():
             pause.wait(0.01)
         drops = {m["id"] for m in c.received() if m["name"] == "drop"}
@@ -321,7 +322,7 @@ def test_a_cancel_reaches_the_call_of_its_own_session_when_callers_reuse_an_id(c
     finally:
         c.binding.stop()
         for worker in workers:
-            worker.join(10)
+            worker.join(PATIENCE)
     assert cancels == theirs
 
 
@@ -336,7 +337,7 @@ def test_a_channel_whose_server_keeps_exiting_reports_it_once(tmp_path):
                            on_fatal=lambda exc: fatal.append(exc) or reported.set())
     try:
         binding.start(scheduler)  # the one restart needs the binding's scheduler
-        assert reported.wait(10)
+        assert reported.wait(PATIENCE)
     finally:
         binding.stop()
         scheduler.stop()

@@ -5,11 +5,11 @@ import threading
 from tunnel_client import wire
 from tunnel_client.mcp import protocol as mcp
 from tunnel_client.mcp.stdio.handshake import Handshake, Turn
-
+from tests.support.patience import PATIENCE
 
 
 def soon():
-    return wire.Deadline.after(5)
+    return wire.Deadline.after(PATIENCE / 2)
 
 
 def init(caps=None, version="2025-06-18"):
@@ -25,7 +25,7 @@ def test_one_caller_handshakes_with_a_child_while_the_others_wait_for_it():
     other.start()
     hs.done(1, {"serverInfo": {"name": "s"}})
     hs.end(1)
-    other.join(5)
+    other.join(PATIENCE / 2)
     assert waited == [Turn.READY]
     assert hs.cached(1) == (1, {"serverInfo": {"name": "s"}})
 

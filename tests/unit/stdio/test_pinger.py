@@ -19,6 +19,7 @@ from tunnel_client.mcp.stdio.pinger import HealthPinger
 from tunnel_client.mcp.stdio.policy import StdioPolicy
 from tunnel_client.mcp.stdio.session import StdioSession
 from tests.unit.stdio.sessions import paused
+from tests.support.patience import PATIENCE
 
 META = {"_meta": {"io.modelcontextprotocol/protocolVersion": MODERN_ERA}}
 
@@ -49,7 +50,7 @@ class Pinged:
 
     def run(self, msg):
         cmd = wire.Command("r", "t", wire.CMD_JSONRPC, "main", 0.0, {}, msg)
-        return list(self.session.handle(cmd, wire.Deadline.after(10)))
+        return list(self.session.handle(cmd, wire.Deadline.after(PATIENCE)))
 
     def warm(self):
         replies = self.run({"jsonrpc": "2.0", "id": "w", "method": "tools/call",
@@ -58,7 +59,7 @@ class Pinged:
         assert replies[-1].json()["id"] == "w"
 
     def wait_for_answer(self, before):
-        deadline = wire.Deadline.after(10)
+        deadline = wire.Deadline.after(PATIENCE)
         pause = threading.Event()
         while self.session.inbound.idle_since() == before and not deadline.expired():
             pause.wait(0.01)
@@ -88,7 +89,7 @@ def pinged(tmp_path):
 
 def test_a_child_that_never_answered_is_not_pinged(pinged):
     p = pinged()
-    assert p.session.supervisor.wait_running(wire.Deadline.after(10)).generation == 1
+    assert p.session.supervisor.wait_running(wire.Deadline.after(PATIENCE)).generation == 1
     assert p.pinger.tick() == 0
     assert p.recorder.jobs == []
 
@@ -136,7 +137,7 @@ def test_a_child_that_stops_answering_is_replaced(pinged, caplog):
         assert p.pinger.tick() == 0 and len(p.recorder.jobs) == 1  # one ping at a time
         with caplog.at_level("WARNING", logger="tunnel_client.stdio"):
             check()
-            assert p.session.supervisor.wait_replaced(1, wire.Deadline.after(10))
+            assert p.session.supervisor.wait_replaced(1, wire.Deadline.after(PATIENCE))
     assert p.session.supervisor.generation == 2
     assert p.session.supervisor.snapshot()["restarts"] == 1
     restarts = p.session.metrics.stdio_restarts
@@ -155,7 +156,7 @@ def test_a_missed_ping_from_an_older_generation_kills_nothing(pinged):
     p.pinger.tick()
     [(_, check, _)] = p.recorder.jobs
     p.session.supervisor.kill(1, sup.DownReason.HEALTH, "replaced by the test")
-    assert p.session.supervisor.wait_replaced(1, wire.Deadline.after(10))
+    assert p.session.supervisor.wait_replaced(1, wire.Deadline.after(PATIENCE))
     check()
     assert p.session.supervisor.generation == 2
     assert p.session.supervisor.snapshot()["restarts"] == 1
@@ -229,14 +230,14 @@ def test_a_child_that_took_its_opening_without_answering_is_still_pinged(tmp_pat
         session.start(scheduler)
         cmd = wire.Command("r", "t", wire.CMD_JSONRPC, "main", 0.0, {},
                            {"jsonrpc": "2.0", "id": "q", "method": "tools/list"})
-        list(session.handle(cmd, wire.Deadline.after(10)))
+        list(session.handle(cmd, wire.Deadline.after(PATIENCE)))
         assert session.handshake.ready(1) and session.inbound.replied_gen == 0
         recorder = Recorder()
         pinger = HealthPinger(session)
         pinger.scheduler = recorder
         pinger.tick()
         assert len(recorder.jobs) == 1
-        deadline = wire.Deadline.after(5)
+        deadline = wire.Deadline.after(PATIENCE / 2)
         while "ping" not in seen.read_text() and not deadline.expired():
             threading.Event().wait(0.01)
         assert [json.loads(line)["method"] for line in seen.read_text().splitlines()][-1] \

@@ -16,6 +16,7 @@ from tunnel_client.mcp.stdio.policy import StdioPolicy
 from tunnel_client.mcp.stdio.session import StdioSession
 
 from tests.unit.stdio.sessions import call, deaf, initialize, only, paused
+from tests.support.patience import PATIENCE
 
 META = "io.modelcontextprotocol/protocolVersion"
 
@@ -122,7 +123,7 @@ def test_a_cancel_is_translated_to_the_childs_id_of_the_open_call(child):
     worker.start()
     try:
         found = []
-        deadline = wire.Deadline.after(5)
+        deadline = wire.Deadline.after(PATIENCE / 2)
         while not found and not deadline.expired():
             found = c.session.mux.find_by_caller_id("slow-1", None)
             done.wait(0.01)
@@ -137,7 +138,7 @@ def test_a_cancel_is_translated_to_the_childs_id_of_the_open_call(child):
         cancels = c.wait_received("notifications/cancelled")
     finally:
         c.session.stop()  # ends the dropped call now rather than at its deadline
-        worker.join(10)
+        worker.join(PATIENCE)
     assert [m["requestId"] for m in cancels] == [found[0].rpc_id]
 
 
@@ -309,9 +310,9 @@ def test_a_child_that_keeps_exiting_gives_an_unavailable_failure(msg):
                            on_fatal=lambda exc: gave_up.set())
     try:
         session.start(scheduler)
-        assert gave_up.wait(10)  # once given up, every request meets the same answer
+        assert gave_up.wait(PATIENCE)  # once given up, every request meets the same answer
         cmd = wire.Command("r", "t", wire.CMD_JSONRPC, "main", 0.0, {}, msg)
-        replies = list(session.handle(cmd, wire.Deadline.after(10)))
+        replies = list(session.handle(cmd, wire.Deadline.after(PATIENCE)))
         state = session.state
     finally:
         session.stop()
@@ -377,7 +378,7 @@ def test_a_server_request_no_caller_can_answer_is_answered_once_at_once(child):
     answer = reply.json()["result"]["structuredContent"]["answer"]
     assert answer["result"] == {} and answer["id"].startswith("srv-")
     [job] = [j for j in c.scheduler.jobs if j[0] == "stdio-local-answer"]
-    deadline = wire.Deadline.after(5)
+    deadline = wire.Deadline.after(PATIENCE / 2)
     while job[2] == "not run" and not deadline.expired():  # the job returns after writing
         threading.Event().wait(0.01)
     assert job[1] == 0 and job[2] is None  # written now, and never again
@@ -406,7 +407,7 @@ def test_a_cancel_names_the_call_of_its_own_session_when_callers_reuse_an_id(chi
     for worker in workers:
         worker.start()
     try:
-        deadline = wire.Deadline.after(5)  # both calls are open once the child has both
+        deadline = wire.Deadline.after(PATIENCE / 2)  # both calls are open once the child has both
         while [m["name"] for m in c.received()].count("drop") < 2 and not deadline.expired():
             threading.Event().wait(0.01)
         calls = {call_.caller.session_id: call_.rpc_id
@@ -420,7 +421,7 @@ def test_a_cancel_names_the_call_of_its_own_session_when_callers_reuse_an_id(chi
     finally:
         c.session.stop()
         for worker in workers:
-            worker.join(10)
+            worker.join(PATIENCE)
 
 
 BIG = "x" * (4 << 20)  # more than a pipe holds: the write blocks on a child not reading
@@ -429,15 +430,15 @@ BIG = "x" * (4 << 20)  # more than a pipe holds: the write blocks on a child not
 def test_a_child_that_stops_reading_its_input_is_restarted_and_the_call_times_out(
         child, caplog, monkeypatch):
     from tunnel_client.mcp.stdio import session as session_module
-    monkeypatch.setattr(session_module, "WRITE_TIMEOUT", 0.3)
+    monkeypatch.setattr(session_module, "WRITE_TIMEOUT", 0.1)
     c = child(era=MODERN_ERA)
-    pid = c.session.supervisor.wait_running(wire.Deadline.after(10)).child.pid
+    pid = c.session.supervisor.wait_running(wire.Deadline.after(PATIENCE)).child.pid
     with paused(pid):
         msg = call("big", input=BIG)
         msg["params"]["_meta"] = {META: MODERN_ERA}
         with caplog.at_level(logging.WARNING, logger="tunnel_client.stdio"):
             reply = only(c.run(msg, timeout=30))
-        assert c.session.supervisor.wait_replaced(1, wire.Deadline.after(10))
+        assert c.session.supervisor.wait_replaced(1, wire.Deadline.after(PATIENCE))
     assert reply.failure == wire.TunnelFailure("timeout", "timeout", False)
     assert reply.json()["id"] == "big"
     record = [r for r in caplog.records if r.name == "tunnel_client.stdio"][0]
@@ -448,7 +449,7 @@ def test_a_child_that_stops_reading_its_input_is_restarted_and_the_call_times_ou
 
 def test_a_write_blocked_past_the_callers_deadline_yields_nothing_and_kills_nothing(child):
     c = child(era=MODERN_ERA)
-    pid = c.session.supervisor.wait_running(wire.Deadline.after(10)).child.pid
+    pid = c.session.supervisor.wait_running(wire.Deadline.after(PATIENCE)).child.pid
     with paused(pid):
         msg = call("big", input=BIG)
         msg["params"]["_meta"] = {META: MODERN_ERA}
@@ -459,7 +460,7 @@ def test_a_write_blocked_past_the_callers_deadline_yields_nothing_and_kills_noth
 
 def test_a_notification_a_stuck_child_does_not_read_is_refused_with_502(child, monkeypatch):
     from tunnel_client.mcp.stdio import session as session_module
-    monkeypatch.setattr(session_module, "WRITE_TIMEOUT", 0.3)
+    monkeypatch.setattr(session_module, "WRITE_TIMEOUT", 0.1)
     c = child()
     only(c.run(call(1, input="x")))
     with paused(c.session.child.pid):
@@ -510,3 +511,4 @@ def test_a_child_that_closed_its_input_fails_requests_and_refuses_notifications(
         assert reply.failure == wire.TunnelFailure("transport_closed", "closed_pipe", False)
     ack = only(s.run({"jsonrpc": "2.0", "method": "notifications/message", "params": {}}))
     assert (ack.resp_type, ack.resp_code) == (wire.RESP_NOTIFY_ACK, 502)
+

@@ -14,6 +14,7 @@ from tunnel_client.housekeeping import Housekeeping
 from tunnel_client.mcp.stdio import supervisor as sup
 from tunnel_client.mcp.stdio.policy import StdioPolicy
 from tunnel_client.observe.instruments import Instruments
+from tests.support.patience import PATIENCE
 
 
 class Story:
@@ -27,7 +28,7 @@ class Story:
         self.supervisor = sup.Supervisor(
             "main", argv, {"PATH": "/usr/bin:/bin"},
             StdioPolicy(**dict({"restart_backoff": 0.01, "health_interval": 0,
-                                "stop_grace": 0.2}, **policy)),
+                                "stop_grace": 0.05}, **policy)),
             Instruments(), on_message=lambda gen, msg: None,
             on_down=lambda gen: self.down.append(gen) or 0, on_fatal=self._fatal)
 
@@ -56,7 +57,7 @@ def story():
 def test_a_running_child_is_handed_out_with_its_generation(story):
     s = story(["sleep", "30"])
     s.supervisor.start(s.scheduler)
-    running = s.supervisor.wait_running(wire.Deadline.after(5))
+    running = s.supervisor.wait_running(wire.Deadline.after(PATIENCE / 2))
     assert isinstance(running, sup.Running) and running.generation == 1
     assert s.supervisor.state is sup.ChildState.RUNNING
 
@@ -66,7 +67,7 @@ def test_a_killed_child_is_replaced_by_the_next_generation(story):
     s.supervisor.start(s.scheduler)
     assert soon(lambda: s.supervisor.child.pid)  # spawned, not only registered
     s.supervisor.kill(1, sup.DownReason.HEALTH, "did not answer")
-    assert s.supervisor.wait_replaced(1, wire.Deadline.after(10))
+    assert s.supervisor.wait_replaced(1, wire.Deadline.after(PATIENCE))
     assert s.supervisor.generation == 2 and s.down == [1]
     assert s.supervisor.snapshot()["restarts"] == 1
 
@@ -82,7 +83,7 @@ def test_news_about_an_old_generation_changes_nothing(story):
 def test_a_child_that_keeps_exiting_ends_in_gave_up_with_one_fatal_report(story):
     s = story(["false"], restart_limit=2, restart_window=60)
     s.supervisor.start(s.scheduler)
-    assert s.fatal_seen.wait(10)
+    assert s.fatal_seen.wait(PATIENCE)
     assert s.supervisor.state is sup.ChildState.GAVE_UP
     assert "restarted 2 times" in s.supervisor.reason and len(s.fatal) == 1
     assert isinstance(s.supervisor.wait_running(wire.Deadline.after(1)), sup.Unavailable)
@@ -135,7 +136,7 @@ def test_a_restart_that_cannot_start_the_program_counts_as_a_failed_spawn(story,
     program.unlink()  # the first child is running; every restart now fails to start
     assert soon(lambda: s.supervisor.child.pid)  # spawned, not only registered
     s.supervisor.kill(1, sup.DownReason.HEALTH, "replaced by the test")
-    assert s.fatal_seen.wait(10)
+    assert s.fatal_seen.wait(PATIENCE)
     restarts = s.supervisor.metrics.stdio_restarts
     assert restarts.value(channel="main", reason="spawn_failed") == 1
     assert s.supervisor.state is sup.ChildState.GAVE_UP
@@ -162,7 +163,7 @@ def test_a_child_killed_while_it_was_being_started_is_killed_once_it_runs():
                          on_exit=lambda code: exits.append(code) or exited.set())
     child.kill()  # the watchdog gave up on this generation before its process existed
     child.start()
-    assert exited.wait(10), "the kill was lost: the child runs on"
+    assert exited.wait(PATIENCE), "the kill was lost: the child runs on"
     assert exits == [-signal.SIGKILL]
 
 
@@ -173,7 +174,7 @@ def test_a_kill_before_the_process_exists_reaches_the_supervisor_as_that_kill(st
     real_start = sup.ChildProcess.start
 
     def held_start(child):  # the generation is registered; its process not yet started
-        gate.wait(10)
+        gate.wait(PATIENCE)
         real_start(child)
 
     monkeypatch.setattr(sup.ChildProcess, "start", held_start)
@@ -182,15 +183,15 @@ def test_a_kill_before_the_process_exists_reaches_the_supervisor_as_that_kill(st
     assert soon(lambda: s.supervisor.child is not None)
     s.supervisor.kill(1, sup.DownReason.STUCK, "did not read its input")
     gate.set()
-    starter.join(10)
-    assert s.supervisor.wait_replaced(1, wire.Deadline.after(10))
+    starter.join(PATIENCE)
+    assert s.supervisor.wait_replaced(1, wire.Deadline.after(PATIENCE))
     restarts = s.supervisor.metrics.stdio_restarts
     assert restarts.value(channel="main", reason="stuck") == 1
 
 
 def soon(check):
     """Bounded polling for something another thread brings about."""
-    deadline = wire.Deadline.after(10)
+    deadline = wire.Deadline.after(PATIENCE)
     while not check() and not deadline.expired():
         threading.Event().wait(0.01)
     return check()
@@ -215,7 +216,7 @@ def test_each_restart_is_logged_with_why_and_when_and_waits_twice_as_long(story,
         for generation in (1, 2):
             assert soon(lambda: s.supervisor.child.pid)  # spawned, not only registered
             os.kill(s.supervisor.child.pid, signal.SIGKILL)
-            assert s.supervisor.wait_replaced(generation, wire.Deadline.after(10))
+            assert s.supervisor.wait_replaced(generation, wire.Deadline.after(PATIENCE))
     first, second = down_records(caplog)
     assert (first.channel, first.reason, first.generation, first.era, first.retry_in_ms,
             first.in_flight_failed) == ("main", "was killed by signal 9", 1, "", 10, 0)
@@ -243,7 +244,7 @@ def test_a_restart_that_takes_too_long_is_no_child_for_the_caller(story, monkeyp
     s = story(["true"], restart_backoff=100.0)
     s.supervisor.start(s.scheduler)
     assert soon(lambda: s.supervisor.state is sup.ChildState.RESTARTING)
-    waited = s.supervisor.wait_running(wire.Deadline.after(10))
+    waited = s.supervisor.wait_running(wire.Deadline.after(PATIENCE))
     assert waited == sup.Unavailable(wire.TunnelFailure("connect", "dial", False))
 
 
@@ -253,7 +254,7 @@ def test_restarts_older_than_the_window_no_longer_count(story):
     s.supervisor.restarts.append(time.monotonic() - 61)  # one restart, long ago
     assert soon(lambda: s.supervisor.child.pid)  # spawned, not only registered
     s.supervisor.kill(1, sup.DownReason.HEALTH, "replaced by the test")
-    assert s.supervisor.wait_replaced(1, wire.Deadline.after(10))
+    assert s.supervisor.wait_replaced(1, wire.Deadline.after(PATIENCE))
     assert s.fatal == [] and len(s.supervisor.restarts) == 1
 
 
@@ -261,7 +262,7 @@ def test_giving_up_says_why_in_the_state_the_log_and_the_fatal_report(story, cap
     s = story(["false"], restart_limit=2, restart_window=60)
     with caplog.at_level(logging.INFO, logger="tunnel_client.stdio"):
         s.supervisor.start(s.scheduler)
-        assert s.fatal_seen.wait(10)
+        assert s.fatal_seen.wait(PATIENCE)
     why = "stdio server exited with code 1 and was restarted 2 times within 60s; giving up"
     assert s.supervisor.reason == why
     assert str(s.fatal[0]) == "stdio MCP server for channel main: " + why
