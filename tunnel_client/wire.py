@@ -41,18 +41,37 @@ _COMPACT = (",", ":")
 
 
 _ENCODER = json.JSONEncoder(separators=_COMPACT, ensure_ascii=False)  # built once, not per call
+_ASCII_ENCODER = json.JSONEncoder(separators=_COMPACT)
 
 
 def dumps(obj) -> bytes:
     """Compact UTF-8 JSON, the one encoding used for everything we send."""
-    return _ENCODER.encode(obj).encode("utf-8")
+    try:
+        return _ENCODER.encode(obj).encode("utf-8")
+    except UnicodeEncodeError:
+        # A lone surrogate (JSON may carry one as an escape, "\ud800") has no UTF-8 form;
+        # escaped again, it goes on exactly as it came.
+        return _ASCII_ENCODER.encode(obj).encode("ascii")
+
+
+def _not_a_json_number(name: str) -> None:
+    """``NaN``, ``Infinity`` and ``-Infinity`` are not JSON, but Python's json module writes
+    them, so a Python MCP server may print them. They are read as null, which is what
+    JavaScript's JSON.stringify makes of them: everything we post stays JSON that any
+    parser reads, instead of a reply the control plane would refuse."""
+    return None
+
+
+_DECODER = json.JSONDecoder(parse_constant=_not_a_json_number)
 
 
 def loads(data):
     """json.loads for anything that came from the network: malformed input of every kind,
     a document nested deeper than the interpreter's stack included, is a ValueError."""
     try:
-        return json.loads(data)
+        if isinstance(data, (bytes, bytearray)):
+            data = data.decode(json.detect_encoding(data), "surrogatepass")
+        return _DECODER.decode(data)
     except RecursionError:
         raise ValueError("JSON nested too deeply") from None
 

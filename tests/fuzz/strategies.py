@@ -5,13 +5,14 @@ import threading
 
 from hypothesis import strategies as st
 
+# JSON has no NaN or Infinity (wire.loads reads them as null), so neither do the values here.
 SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-2 ** 70, 2 ** 70),
-                    st.floats(allow_nan=False), st.text(max_size=20))
+                    st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=20))
 JSON = st.recursive(SCALARS, lambda inner: st.one_of(
     st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=8), inner, max_size=4)),
     max_leaves=12)
 RPC_IDS = st.one_of(st.integers(-3, 2 ** 64), st.text(max_size=6), st.none(), st.booleans(),
-                    st.floats(allow_nan=False), JSON)
+                    st.floats(allow_nan=False, allow_infinity=False), JSON)
 METHODS = st.one_of(st.sampled_from(["tools/call", "tools/list", "initialize", "ping",
                                      "notifications/initialized", "notifications/progress",
                                      "notifications/cancelled", "roots/list",

@@ -56,7 +56,8 @@ def trouble():
 
 def expected_messages(data: bytes, max_line: int):
     """The reader's contract, written independently: lines are split at \\n; a line whose
-    content exceeds max_line is dropped whole; the rest is stripped and parsed as JSON."""
+    content exceeds max_line is dropped whole; the rest is stripped and parsed as JSON, with
+    NaN and Infinity (not JSON, but written by Python's json) read as null."""
     lines = data.split(b"\n")
     if lines and lines[-1] == b"":
         lines.pop()
@@ -65,7 +66,7 @@ def expected_messages(data: bytes, max_line: int):
         if len(line) > max_line or not line.strip():
             continue
         try:
-            found.append(json.loads(line.strip()))
+            found.append(json.loads(line.strip(), parse_constant=lambda name: None))
         except ValueError:
             continue
     return found

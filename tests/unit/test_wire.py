@@ -22,6 +22,26 @@ def test_response_timeout_is_fail_open_for_anything_else(value):
     assert wire.parse_response_timeout(value) is None
 
 
+def test_nan_and_infinity_are_read_as_null_and_every_other_value_as_it_is():
+    text = '{"a":NaN,"b":[Infinity,-Infinity],"c":-0.5,"d":12,"e":"NaN","\u00e9":null}'
+    expected = {"a": None, "b": [None, None], "c": -0.5, "d": 12, "e": "NaN", "\u00e9": None}
+    assert wire.loads(text) == wire.loads(text.encode("utf-8")) == expected
+    assert wire.loads(text.encode("utf-16")) == expected  # the encodings json.loads detects
+    assert wire.dumps(wire.loads(text)) == (
+        b'{"a":null,"b":[null,null],"c":-0.5,"d":12,"e":"NaN","\xc3\xa9":null}')
+    with pytest.raises(ValueError):
+        wire.loads(b"\xff{}")
+
+
+def test_a_lone_surrogate_goes_on_escaped_as_it_came():
+    escaped = b'{"t":"\\ud800 and \xc3\xa9"}'  # a valid JSON escape with no UTF-8 form
+    raw = b'"\xed\xa0\x80"'  # the same surrogate as bytes, as json.loads reads them
+    assert wire.loads(escaped) == {"t": "\ud800 and \u00e9"}
+    assert wire.loads(raw) == "\ud800"
+    assert wire.dumps(wire.loads(escaped)) == b'{"t":"\\ud800 and \\u00e9"}'
+    assert wire.dumps(wire.loads(raw)) == b'"\\ud800"'
+
+
 def test_deadline_is_anchored_on_receipt_time():
     received = time.monotonic() - 5
     cmd = wire.parse_command(_command(response_timeout="3s"), received)

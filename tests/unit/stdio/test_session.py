@@ -2,8 +2,10 @@
 ids, the handshake the child really received (the stub's --log), session termination,
 notifications, cancels and typed failures."""
 
+import json
 import logging
 import os
+import sys
 import threading
 
 import pytest
@@ -512,3 +514,28 @@ def test_a_child_that_closed_its_input_fails_requests_and_refuses_notifications(
     ack = only(s.run({"jsonrpc": "2.0", "method": "notifications/message", "params": {}}))
     assert (ack.resp_type, ack.resp_code) == (wire.RESP_NOTIFY_ACK, 502)
 
+
+# A Python server answering with floats json.dumps writes but JSON does not have, and a
+# string with a lone surrogate (valid JSON as an escape, with no UTF-8 form).
+NOT_JSON_NUMBERS = (
+    "import json, sys\n"
+    "for line in sys.stdin:\n"
+    "    msg = json.loads(line)\n"
+    "    if 'id' in msg:\n"
+    "        result = {'ratio': float('nan'), 'limits': [float('inf'), -float('inf')], 'n': 2,\n"
+    "                  'half': '\\ud800'}\n"
+    "        print(json.dumps({'jsonrpc': '2.0', 'id': msg['id'], 'result': result}),\n"
+    "              flush=True)\n")
+
+
+def test_nan_infinity_and_lone_surrogates_from_a_python_server_reach_the_caller_as_json(
+        session):
+    def refuse(name):
+        raise ValueError("%s is not JSON" % name)
+
+    s = session([sys.executable, "-c", NOT_JSON_NUMBERS])
+    reply = only(s.run(call(7)))
+    posted = json.loads(reply.body, parse_constant=refuse)  # what any strict parser reads
+    assert posted == {"jsonrpc": "2.0", "id": 7,
+                      "result": {"ratio": None, "limits": [None, None], "n": 2,
+                                 "half": "\ud800"}}  # a lone surrogate, escaped as it came
