@@ -171,11 +171,33 @@ def score(codes: Dict[str, Tuple[int, str]], equivalent: Dict[str, str]) -> dict
     return tally
 
 
+def stale_equivalents(codes: Dict[str, Tuple[int, str]], equivalent: Dict[str, str],
+                      group: Group) -> List[str]:
+    """Entries of the equivalent list for this group's modules that no longer hold: the
+    mutant is gone (its function changed, so the numbering did) or a test now kills it."""
+    from mutmut.stats import status_by_exit_code
+
+    stale = []
+    for mutant in sorted(equivalent):
+        source = mutant.rsplit(".", 1)[0].replace(".", "/") + ".py"
+        if not any(fnmatch.fnmatch(source, glob) for glob in group.sources):
+            continue
+        if group.only and function_of(mutant).split(".")[0] not in group.only:
+            continue
+        if mutant not in codes:
+            stale.append("%s (no such mutant)" % mutant)
+        elif status_by_exit_code[codes[mutant][0]] == "killed":
+            stale.append("%s (killed)" % mutant)
+    return stale
+
+
 def run_group(name: str, group: Group, children: int, equivalent: Dict[str, str],
               report_only: bool = False) -> dict:
     if report_only:  # the last run's results, scored with the current equivalents
         where = os.path.join(WORK, name)
-        tally = score(results(where, group), equivalent)
+        codes = results(where, group)
+        tally = score(codes, equivalent)
+        tally["stale"] = stale_equivalents(codes, equivalent, group)
         tally["minutes"] = 0.0
         return tally
     if not any(os.path.exists(os.path.join(ROOT, test)) for test in group.tests):
@@ -195,7 +217,9 @@ def run_group(name: str, group: Group, children: int, equivalent: Dict[str, str]
                    TUNNEL_CLIENT_TEST_PATIENCE=PATIENCE)
         code = subprocess.call([mutmut, "run", "--max-children", str(children)], cwd=where,
                                stdout=log, stderr=subprocess.STDOUT, env=env)
-    tally = score(results(where, group), equivalent)
+    codes = results(where, group)
+    tally = score(codes, equivalent)
+    tally["stale"] = stale_equivalents(codes, equivalent, group)
     tally["minutes"] = (time.monotonic() - started) / 60
     if code != 0 or tally["other"]:
         # A run that stopped early leaves mutants unchecked: its score is not a result.
@@ -236,6 +260,8 @@ def summary(name: str, tally: dict) -> str:
     if untested:
         lines.append("   no tests reach: %s" % ", ".join(
             "%s (%d)" % item for item in sorted(untested.items())))
+    if tally.get("stale"):
+        lines.append("   out of date in mutation/equivalent.txt: %s" % ", ".join(tally["stale"]))
     if tally["survivors"]:
         lines.append("   diffs: %s" % os.path.relpath(
             os.path.join(WORK, name, "survivors.diff"), ROOT))
